@@ -1,0 +1,59 @@
+//! Registers of the devices the VMM emulates for the kernel.
+//!
+//! The console is a 16550 UART at the PC's COM1 address. The system-control block is this
+//! project's own: two 32-bit write-only I/O ports.
+//!
+//! * `SYSCTL_EXIT`: writing a status powers the machine off; the VMM exits with the low byte
+//!   of the status (so -1 becomes 255).
+//! * `SYSCTL_PANIC`: the kernel has put a [`PanicReport`] in the panic page and gives up; the
+//!   VMM prints it as `vmm: guest kernel panic: MESSAGE` and exits with status 125. The value
+//!   written is ignored.
+
+/// Interrupt vector of interrupt line 0. The machine has no PIC or IOAPIC: a device with
+/// interrupt line `irq` (see `BootInfo::devices`) raises vector `IRQ_VECTOR_BASE + irq` at
+/// the local APIC directly, as an edge-triggered MSI. The kernel acknowledges it with a
+/// LAPIC EOI.
+pub const IRQ_VECTOR_BASE: u8 = 0x20;
+
+/// First I/O port of the COM1 16550 UART.
+pub const SERIAL_PORT: u16 = 0x3f8;
+/// Number of UART registers (ports `SERIAL_PORT..SERIAL_PORT + 8`).
+pub const SERIAL_PORT_COUNT: u16 = 8;
+/// Interrupt line of the UART (vector `IRQ_VECTOR_BASE + SERIAL_IRQ`).
+pub const SERIAL_IRQ: u32 = 4;
+
+/// First I/O port of the system-control block.
+pub const SYSCTL_PORT: u16 = 0x500;
+/// Number of ports in the system-control block.
+pub const SYSCTL_PORT_COUNT: u16 = 8;
+/// Offset of the power-off register (32-bit write: the exit status).
+pub const SYSCTL_EXIT: u16 = 0;
+/// Offset of the panic register (32-bit write: report is in the panic page).
+pub const SYSCTL_PANIC: u16 = 4;
+
+/// Capacity of [`PanicReport::message`].
+pub const PANIC_MESSAGE_MAX: usize = 4096 - 8;
+
+/// The panic page: a length-prefixed UTF-8 message. The VMM treats every field as hostile:
+/// it clamps `len` to [`PANIC_MESSAGE_MAX`] and prints invalid bytes as replacement characters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PanicReport {
+    /// Number of valid bytes in `message`.
+    pub len: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// The message, without a trailing newline.
+    pub message: [u8; PANIC_MESSAGE_MAX],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_report_is_one_page() {
+        assert_eq!(size_of::<PanicReport>(), 4096);
+        assert_eq!(core::mem::offset_of!(PanicReport, message), 8);
+    }
+}

@@ -1,0 +1,50 @@
+//! CPU control and port I/O wrappers: the only places that execute these instructions.
+
+use x86_64::instructions::port::Port;
+
+/// Writes a byte to an I/O port.
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: the kernel only names ports of devices the VMM described (abi::devices);
+    // writing them has no memory-safety effect on the kernel.
+    unsafe { Port::<u8>::new(port).write(value) }
+}
+
+/// Reads a byte from an I/O port.
+pub fn inb(port: u16) -> u8 {
+    // SAFETY: as for `outb`; reads of the VMM's device registers have no side effect on
+    // kernel memory.
+    unsafe { Port::<u8>::new(port).read() }
+}
+
+/// Writes a 32-bit value to an I/O port.
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as for `outb`.
+    unsafe { Port::<u32>::new(port).write(value) }
+}
+
+/// Stops the CPU for good: interrupts off, then `hlt` in a loop.
+pub fn halt_forever() -> ! {
+    x86_64::instructions::interrupts::disable();
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Spins with interrupts off, never yielding the CPU (the VMM's timeout must catch it).
+pub fn spin_forever() -> ! {
+    x86_64::instructions::interrupts::disable();
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Control register 2: the faulting linear address of the last page fault.
+pub fn read_cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc reads a counter; it has no memory effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -1,0 +1,175 @@
+//! The IDT and the assembly entry stubs.
+//!
+//! Every vector's stub is 16 bytes long and placed at `trap_stubs + 16 * vector`, so the IDT
+//! is filled from one base address with no table of pointers. A stub pushes a zero error code
+//! if the CPU does not push one, then the vector number, and jumps to `trap_common`, which
+//! saves the general registers into a [`TrapFrame`] and calls [`super::trap::dispatch`].
+//!
+//! The IDT lives in `.bss`: an all-zero gate is "not present", so only the gates in use are
+//! written at boot (a few dozen stores instead of 4 KiB; ring-0 stores are expensive on
+//! emulating hosts). A vector with no gate raises #NP, which the #NP handler reports.
+
+use core::arch::global_asm;
+use core::ptr::addr_of;
+
+use x86_64::VirtAddr;
+use x86_64::instructions::tables::lidt;
+use x86_64::structures::DescriptorTablePointer;
+
+use super::gdt::DOUBLE_FAULT_IST;
+use super::trap::TrapFrame;
+
+/// Number of CPU exception vectors (0-31).
+pub const EXCEPTION_VECTORS: usize = 32;
+/// Bytes between consecutive stubs; must match `.align` in the assembly below.
+const STUB_SIZE: u64 = 16;
+/// Gate type: present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
+const GATE_INTERRUPT_DPL0: u8 = 0x8e;
+
+/// One 16-byte IDT gate.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attr: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+impl Gate {
+    const fn new(handler: u64, ist: u8, type_attr: u8) -> Self {
+        Gate {
+            offset_low: handler as u16,
+            selector: abi::gdt::KERNEL_CS,
+            ist,
+            type_attr,
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+#[repr(C, align(16))]
+struct Idt([Gate; 256]);
+
+// SAFETY (of the zero initialiser): all-zero gates are valid "not present" entries.
+static mut IDT: Idt = Idt([Gate {
+    offset_low: 0,
+    selector: 0,
+    ist: 0,
+    type_attr: 0,
+    offset_mid: 0,
+    offset_high: 0,
+    reserved: 0,
+}; 256]);
+
+unsafe extern "C" {
+    /// First byte of the stub block (vector 0's stub).
+    static trap_stubs: u8;
+}
+
+/// Bit `v` is set if the CPU pushes an error code for exception `v` (#DF, #TS, #NP, #SS,
+/// #GP, #PF, #AC, #CP, #VC, #SX). The stub assembly reads the same constant.
+const ERROR_CODE_VECTORS: u32 = 1 << 8
+    | 1 << 10
+    | 1 << 11
+    | 1 << 12
+    | 1 << 13
+    | 1 << 14
+    | 1 << 17
+    | 1 << 21
+    | 1 << 29
+    | 1 << 30;
+
+/// Address of the entry stub of `vector`.
+fn stub_address(vector: usize) -> u64 {
+    addr_of!(trap_stubs) as u64 + STUB_SIZE * vector as u64
+}
+
+/// Installs gates for all CPU exceptions and loads the IDT. Call once, interrupts off.
+pub fn init() {
+    for vector in 0..EXCEPTION_VECTORS {
+        let ist = if vector == 8 { DOUBLE_FAULT_IST } else { 0 };
+        set_gate(
+            vector,
+            Gate::new(stub_address(vector), ist, GATE_INTERRUPT_DPL0),
+        );
+    }
+    let pointer = DescriptorTablePointer {
+        limit: (size_of::<Idt>() - 1) as u16,
+        base: VirtAddr::from_ptr(addr_of!(IDT)),
+    };
+    // SAFETY: IDT is a static (lives forever) whose present gates all point at the stubs
+    // below, which follow the interrupt-frame protocol trap_common expects.
+    unsafe { lidt(&pointer) };
+}
+
+fn set_gate(vector: usize, gate: Gate) {
+    // SAFETY: single CPU; gates are written before `lidt` or, later, with interrupts off,
+    // and a 16-byte gate store cannot be observed half-done by this CPU.
+    unsafe { IDT.0[vector] = gate };
+}
+
+/// Replaces the IDT with an empty one, so that the next exception shuts the CPU down.
+/// Only the triple-fault test hook uses this.
+pub fn load_empty() {
+    let pointer = DescriptorTablePointer {
+        limit: 0,
+        base: VirtAddr::zero(),
+    };
+    // SAFETY: deliberately makes every interrupt fatal; the caller raises one at once.
+    unsafe { lidt(&pointer) };
+}
+
+// The stubs, one per exception vector, each padded to STUB_SIZE. `push imm32` (0x68) keeps
+// every stub the same length whatever the vector.
+global_asm!(
+    ".pushsection .text.trap, \"ax\"",
+    ".global trap_stubs",
+    ".align 16",
+    "trap_stubs:",
+    ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    ".align 16",
+    ".if (({mask} >> \\v) & 1) == 0",
+    "push 0",
+    ".endif",
+    ".byte 0x68",
+    ".long \\v",
+    "jmp {common}",
+    ".endr",
+    ".popsection",
+    mask = const ERROR_CODE_VECTORS,
+    common = sym trap_common,
+);
+
+/// Saves the interrupted context as a [`TrapFrame`], calls `dispatch`, restores, returns.
+#[unsafe(naked)]
+unsafe extern "C" fn trap_common() -> ! {
+    core::arch::naked_asm!(
+        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        // The frame is 22 quadwords (176 bytes) on a 16-byte aligned entry stack, so rsp is
+        // 16-byte aligned here, as the call needs.
+        "mov rdi, rsp",
+        "cld",
+        "call {dispatch}",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        // Drop the vector and the error code.
+        "add rsp, 16",
+        "iretq",
+        dispatch = sym dispatch_entry,
+    )
+}
+
+/// Called by `trap_common` with a pointer to the frame on the current stack.
+extern "C" fn dispatch_entry(frame: *mut TrapFrame) {
+    // SAFETY: trap_common passes the address of the frame it just pushed; it is aligned,
+    // fully initialised and exclusively ours until dispatch returns.
+    let frame = unsafe { &mut *frame };
+    super::trap::dispatch(frame);
+}

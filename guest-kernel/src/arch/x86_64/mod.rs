@@ -1,0 +1,12 @@
+//! x86-64: entry from the VMM, GDT/TSS, IDT and trap entry, port I/O, CPU control.
+pub mod cpu;
+pub mod entry;
+pub mod gdt;
+pub mod idt;
+pub mod trap;
+
+/// Loads the kernel's own GDT, TSS and IDT. Called once, first thing after `BootInfo`.
+pub fn init() {
+    gdt::init();
+    idt::init();
+}

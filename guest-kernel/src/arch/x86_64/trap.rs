@@ -1,0 +1,246 @@
+//! Trap handling: decoding what the CPU reports and deciding what to do.
+//!
+//! Kernel-mode exceptions are kernel bugs, with one exception: an instruction listed in the
+//! fixup table (the probes below) may fault on purpose; the handler then resumes at its
+//! fixup address with the vector in `rdx`. Everything else prints a register dump on the
+//! console and panics, which the VMM reports as `vmm: guest kernel panic: ...`.
+
+use core::arch::{global_asm, naked_asm};
+use core::ptr::addr_of;
+
+use super::{cpu, idt};
+use crate::console;
+
+/// The registers saved on a trap, lowest address first; `trap_common` builds it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Vector number pushed by the stub.
+    pub vector: u64,
+    /// Error code pushed by the CPU, or 0 pushed by the stub.
+    pub error_code: u64,
+    // The hardware interrupt frame.
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(size_of::<TrapFrame>() == 22 * 8);
+
+/// Vector numbers used by name.
+pub mod vector {
+    pub const INVALID_OPCODE: u64 = 6;
+    pub const PAGE_FAULT: u64 = 14;
+}
+
+/// Short mnemonic and name of an exception vector.
+pub fn exception_name(vector: u64) -> (&'static str, &'static str) {
+    match vector {
+        0 => ("#DE", "divide error"),
+        1 => ("#DB", "debug"),
+        2 => ("NMI", "non-maskable interrupt"),
+        3 => ("#BP", "breakpoint"),
+        4 => ("#OF", "overflow"),
+        5 => ("#BR", "bound range exceeded"),
+        6 => ("#UD", "invalid opcode"),
+        7 => ("#NM", "device not available"),
+        8 => ("#DF", "double fault"),
+        9 => ("#CSO", "coprocessor segment overrun"),
+        10 => ("#TS", "invalid TSS"),
+        11 => ("#NP", "segment not present"),
+        12 => ("#SS", "stack-segment fault"),
+        13 => ("#GP", "general protection fault"),
+        14 => ("#PF", "page fault"),
+        16 => ("#MF", "x87 floating-point error"),
+        17 => ("#AC", "alignment check"),
+        18 => ("#MC", "machine check"),
+        19 => ("#XM", "SIMD floating-point error"),
+        20 => ("#VE", "virtualization exception"),
+        21 => ("#CP", "control protection"),
+        28 => ("#HV", "hypervisor injection"),
+        29 => ("#VC", "VMM communication"),
+        30 => ("#SX", "security exception"),
+        _ => ("#??", "reserved vector"),
+    }
+}
+
+/// Entry from `trap_common` for every vector.
+pub fn dispatch(frame: &mut TrapFrame) {
+    if let Some(fixup) = fixup_for(frame.rip) {
+        frame.rdx = frame.vector;
+        frame.rip = fixup;
+        return;
+    }
+    kernel_fault(frame);
+}
+
+/// Reports an unexpected kernel-mode exception and panics. Never returns.
+fn kernel_fault(frame: &TrapFrame) -> ! {
+    let (mnemonic, name) = exception_name(frame.vector);
+    let cr2 = cpu::read_cr2();
+    // The dump bypasses the console lock: the fault may have hit while it was held.
+    let mut out = console::emergency_writer();
+    let _ = core::fmt::write(
+        &mut out,
+        format_args!(
+            "kernel fault: {mnemonic} {name} (vector {}), error {:#x}, rip {:#x}, cr2 {cr2:#x}\n\
+             rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n\
+             rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}\n\
+             r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}\n\
+             r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}\n\
+             rflags {:#x} cs {:#x} ss {:#x}\n",
+            frame.vector,
+            frame.error_code,
+            frame.rip,
+            frame.rax,
+            frame.rbx,
+            frame.rcx,
+            frame.rdx,
+            frame.rsi,
+            frame.rdi,
+            frame.rbp,
+            frame.rsp,
+            frame.r8,
+            frame.r9,
+            frame.r10,
+            frame.r11,
+            frame.r12,
+            frame.r13,
+            frame.r14,
+            frame.r15,
+            frame.rflags,
+            frame.cs,
+            frame.ss,
+        ),
+    );
+    panic!(
+        "kernel fault: {mnemonic} {name} (vector {}) at rip {:#x}, error {:#x}, cr2 {cr2:#x}",
+        frame.vector, frame.rip, frame.error_code
+    );
+}
+
+// Probes: instructions that may fault on purpose. Each `*_insn` label is listed in
+// `fixup_for` with the address to resume at; the fixup returns the vector in rdx.
+global_asm!(
+    ".pushsection .text.probe, \"ax\"",
+    // probe_read_u64(addr: u64) -> ProbeResult: reads *addr.
+    ".global probe_read_u64",
+    "probe_read_u64:",
+    "xor edx, edx",
+    ".global probe_read_u64_insn",
+    "probe_read_u64_insn:",
+    "mov rax, [rdi]",
+    ".global probe_read_u64_fixup",
+    "probe_read_u64_fixup:",
+    "ret",
+    // probe_invalid_opcode() -> ProbeResult: executes ud2.
+    ".global probe_invalid_opcode",
+    "probe_invalid_opcode:",
+    "xor edx, edx",
+    "xor eax, eax",
+    ".global probe_invalid_opcode_insn",
+    "probe_invalid_opcode_insn:",
+    "ud2",
+    ".global probe_invalid_opcode_fixup",
+    "probe_invalid_opcode_fixup:",
+    "ret",
+    ".popsection",
+);
+
+/// What a probe returns: the value read, and 0 or the vector of the exception it took.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeResult {
+    pub value: u64,
+    pub vector: u64,
+}
+
+unsafe extern "C" {
+    fn probe_read_u64(addr: u64) -> ProbeResult;
+    fn probe_invalid_opcode() -> ProbeResult;
+    static probe_read_u64_insn: u8;
+    static probe_read_u64_fixup: u8;
+    static probe_invalid_opcode_insn: u8;
+    static probe_invalid_opcode_fixup: u8;
+}
+
+/// The fixup address for a faulting instruction at `rip`, if it is a probe.
+fn fixup_for(rip: u64) -> Option<u64> {
+    let table = [
+        (
+            addr_of!(probe_read_u64_insn),
+            addr_of!(probe_read_u64_fixup),
+        ),
+        (
+            addr_of!(probe_invalid_opcode_insn),
+            addr_of!(probe_invalid_opcode_fixup),
+        ),
+    ];
+    table
+        .iter()
+        .find(|(insn, _)| *insn as u64 == rip)
+        .map(|(_, fixup)| *fixup as u64)
+}
+
+/// Reads the `u64` at kernel-virtual `addr`; `Err(vector)` if the read faulted.
+pub fn try_read_u64(addr: u64) -> Result<u64, u64> {
+    // SAFETY: the probe's only memory access is covered by the fixup table, so a fault
+    // resumes at the fixup instead of being fatal; a successful read has no side effect
+    // on kernel memory (callers pass addresses outside any device register range).
+    let r = unsafe { probe_read_u64(addr) };
+    if r.vector == 0 {
+        Ok(r.value)
+    } else {
+        Err(r.vector)
+    }
+}
+
+/// Executes an invalid instruction; returns the vector it raised (6 if the IDT works).
+pub fn try_invalid_opcode() -> u64 {
+    // SAFETY: the ud2 is covered by the fixup table; the probe touches no memory.
+    unsafe { probe_invalid_opcode() }.vector
+}
+
+/// Test hook: makes the next exception unrecoverable, so the CPU shuts down.
+pub fn force_triple_fault() -> ! {
+    idt::load_empty();
+    // SAFETY: deliberately raises #UD with no IDT: #UD -> #GP -> #DF -> shutdown.
+    unsafe { core::arch::asm!("ud2", options(noreturn)) }
+}
+
+/// Test hook: reads an unmapped kernel address outside any fixup, so the fault is fatal.
+pub fn force_kernel_page_fault() -> ! {
+    /// Canonical, page-aligned, and far beyond any RAM in the direct map.
+    const UNMAPPED: u64 = 0x7fff_dead_0000;
+    // SAFETY: deliberately faults; the #PF handler panics and never returns here.
+    unsafe { core::arch::asm!("mov rax, [{0}]", "ud2", in(reg) UNMAPPED, options(noreturn)) }
+}
+
+/// Test hook: takes a page fault with an unmapped stack. Delivering the #PF then faults
+/// too, which is a double fault; its handler runs on its own IST stack and reports.
+pub fn force_double_fault() -> ! {
+    // SAFETY: never returns (see above); nothing of the current stack is used again.
+    unsafe { double_fault_now() }
+}
+
+#[unsafe(naked)]
+unsafe extern "C" fn double_fault_now() -> ! {
+    naked_asm!("mov rsp, 0x7fffdead0000", "push rax", "ud2")
+}

@@ -1,0 +1,59 @@
+//! The guest kernel.
+//!
+//! The VMM loads this image at guest-physical `KERNEL_PHYS_BASE`, builds the first page
+//! tables (all RAM at `KERN_BASE`), and enters [`arch::x86_64::entry::_start`] in long mode
+//! with `rdi` holding the address of the `BootInfo` block. [`kmain`] brings the subsystems up
+//! in dependency order, then runs the self-tests or the command line's work and powers off.
+//!
+//! Ring-0 code is emulated instruction by instruction on some KVM hosts, so start-up does a
+//! fixed amount of work: nothing here touches memory in proportion to RAM size.
+#![no_std]
+#![no_main]
+
+mod arch;
+mod boot;
+mod console;
+mod drivers;
+mod panic;
+mod selftest;
+mod util;
+
+use abi::boot::TestHook;
+use boot::BootInfoExt;
+
+/// Entered once from `_start` on the boot stack, with interrupts off.
+///
+/// Never returns: the machine powers off at the end.
+extern "C" fn kmain(boot_info_gpa: u64) -> ! {
+    let info = boot::init(boot_info_gpa);
+    arch::x86_64::init();
+    console::init();
+
+    run_test_hook(TestHook::from_raw(info.test_hook));
+
+    if info.self_test() {
+        let failed = selftest::run_all();
+        drivers::sysctl::power_off(if failed == 0 { 0 } else { 1 });
+    }
+
+    let usable_kib: u64 = info.usable().iter().map(|r| r.len() / 1024).sum();
+    println!(
+        "kernel: booted with {} MiB of RAM ({} KiB usable), nothing to run",
+        info.ram_bytes >> 20,
+        usable_kib
+    );
+    drivers::sysctl::power_off(0);
+}
+
+/// Forces the failure a test asked for (see `abi::boot::TestHook`); returns for `None`.
+fn run_test_hook(hook: Option<TestHook>) {
+    match hook {
+        Some(TestHook::None | TestHook::FailSelfTest) => {}
+        Some(TestHook::Panic) => panic!("test hook: forced panic"),
+        Some(TestHook::TripleFault) => arch::x86_64::trap::force_triple_fault(),
+        Some(TestHook::Spin) => arch::x86_64::cpu::spin_forever(),
+        Some(TestHook::PageFault) => arch::x86_64::trap::force_kernel_page_fault(),
+        Some(TestHook::DoubleFault) => arch::x86_64::trap::force_double_fault(),
+        None => panic!("boot: unknown test hook"),
+    }
+}

@@ -1,0 +1,2 @@
+//! Small helpers with no home of their own.
+pub mod fixed_buf;

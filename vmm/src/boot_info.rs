@@ -1,0 +1,179 @@
+//! Filling in the `BootInfo` block the kernel starts from.
+
+use abi::boot::{
+    BootInfo, DeviceInfo, DeviceKind, FLAG_SELF_TEST, MAX_DEVICES, MAX_USABLE_RANGES, MemRange,
+    NO_IRQ, SPACE_PIO, TestHook,
+};
+use abi::devices::{SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SYSCTL_PORT, SYSCTL_PORT_COUNT};
+use abi::layout::{self, LOW_USABLE_START, PAGE_SIZE};
+use vm_memory::ByteValued;
+
+use crate::loader::KernelImage;
+
+/// `BootInfo` as bytes for guest memory.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct BootInfoBytes(pub BootInfo);
+
+// SAFETY: BootInfo is #[repr(C)], made only of integers and arrays of #[repr(C)] integer
+// structs, and has no padding (abi's layout test pins its size to the sum of its fields), so
+// every byte pattern is a valid value and no byte is uninitialised.
+unsafe impl ByteValued for BootInfoBytes {}
+
+/// What the boot block needs to know about this run.
+#[derive(Debug, Clone)]
+pub struct BootParams {
+    pub mem_mib: u64,
+    pub kernel: KernelImage,
+    pub cmdline_len: usize,
+    pub self_test: bool,
+    pub test_hook: TestHook,
+    pub tsc_khz: u64,
+}
+
+/// Builds the boot block for `params`.
+pub fn build(params: &BootParams) -> BootInfo {
+    let bytes = params.mem_mib << 20;
+    let mut info = BootInfo::new();
+    info.flags = if params.self_test { FLAG_SELF_TEST } else { 0 };
+    info.ram_bytes = bytes;
+    info.ram_top = layout::ram_top(bytes);
+    info.kernel = MemRange {
+        start: params.kernel.phys_start,
+        end: params.kernel.phys_end,
+    };
+    info.cmdline_gpa = layout::CMDLINE_GPA;
+    info.cmdline_len = params.cmdline_len as u64;
+    info.stats_gpa = layout::STATS_PAGE_GPA;
+    info.panic_gpa = layout::PANIC_PAGE_GPA;
+    info.tsc_khz = params.tsc_khz;
+    info.test_hook = params.test_hook as u32;
+
+    let usable = usable_ranges(&layout::ram_ranges(bytes), info.kernel);
+    info.num_usable = usable.len() as u32;
+    info.usable[..usable.len()].copy_from_slice(&usable);
+
+    let devices = [
+        DeviceInfo {
+            kind: DeviceKind::Serial as u32,
+            space: SPACE_PIO,
+            base: u64::from(SERIAL_PORT),
+            size: u64::from(SERIAL_PORT_COUNT),
+            irq: SERIAL_IRQ,
+            reserved: 0,
+        },
+        DeviceInfo {
+            kind: DeviceKind::SysCtl as u32,
+            space: SPACE_PIO,
+            base: u64::from(SYSCTL_PORT),
+            size: u64::from(SYSCTL_PORT_COUNT),
+            irq: NO_IRQ,
+            reserved: 0,
+        },
+    ];
+    const _: () = assert!(2 <= MAX_DEVICES);
+    info.num_devices = devices.len() as u32;
+    info.devices[..devices.len()].copy_from_slice(&devices);
+    info
+}
+
+/// RAM the kernel may use: each RAM range minus the reserved low megabyte and the kernel
+/// image, trimmed to whole pages. At most `MAX_USABLE_RANGES` entries.
+pub fn usable_ranges(ram: &[(u64, u64)], kernel: MemRange) -> Vec<MemRange> {
+    let mut out = Vec::new();
+    for &(start, end) in ram {
+        let start = start.max(LOW_USABLE_START);
+        let pieces = [(start, end.min(kernel.start)), (start.max(kernel.end), end)];
+        for (s, e) in pieces {
+            let s = s.next_multiple_of(PAGE_SIZE);
+            let e = e - e % PAGE_SIZE;
+            if s < e && out.len() < MAX_USABLE_RANGES {
+                out.push(MemRange { start: s, end: e });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::layout::{HIGH_RAM_START, HOLE_START, KERNEL_PHYS_BASE};
+
+    const MIB: u64 = 1 << 20;
+    const KERNEL: MemRange = MemRange {
+        start: KERNEL_PHYS_BASE,
+        end: KERNEL_PHYS_BASE + 0x8234,
+    };
+
+    #[test]
+    fn small_guest_has_two_ranges_around_the_kernel() {
+        let r = usable_ranges(&layout::ram_ranges(64 * MIB), KERNEL);
+        assert_eq!(
+            r,
+            vec![
+                MemRange {
+                    start: LOW_USABLE_START,
+                    end: KERNEL_PHYS_BASE
+                },
+                MemRange {
+                    start: KERNEL_PHYS_BASE + 0x9000,
+                    end: 64 * MIB
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn large_guest_adds_ram_above_the_hole() {
+        let r = usable_ranges(&layout::ram_ranges(4096 * MIB), KERNEL);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[1].end, HOLE_START);
+        assert_eq!(
+            r[2],
+            MemRange {
+                start: HIGH_RAM_START,
+                end: HIGH_RAM_START + 1024 * MIB
+            }
+        );
+    }
+
+    #[test]
+    fn ragged_ends_are_trimmed_to_pages() {
+        let r = usable_ranges(&[(0, 6 * MIB + 100)], KERNEL);
+        assert_eq!(r.last().unwrap().end, 6 * MIB);
+    }
+
+    #[test]
+    fn block_describes_the_run() {
+        let kernel = KernelImage {
+            entry: 0,
+            phys_start: KERNEL.start,
+            phys_end: KERNEL.end,
+        };
+        let params = BootParams {
+            mem_mib: 64,
+            kernel,
+            cmdline_len: 5,
+            self_test: true,
+            test_hook: TestHook::Spin,
+            tsc_khz: 2_000_000,
+        };
+        let info = build(&params);
+        assert_eq!(info.ram_bytes, 64 * MIB);
+        assert_eq!(info.ram_top, 64 * MIB);
+        assert_eq!(info.flags, FLAG_SELF_TEST);
+        assert_eq!(info.test_hook, TestHook::Spin as u32);
+        assert_eq!(
+            (info.cmdline_gpa, info.cmdline_len),
+            (layout::CMDLINE_GPA, 5)
+        );
+        assert_eq!(info.usable().len(), 2);
+        assert_eq!(
+            info.device(DeviceKind::Serial).map(|d| (d.base, d.irq)),
+            Some((0x3f8, 4))
+        );
+        assert_eq!(info.device(DeviceKind::SysCtl).map(|d| d.irq), Some(NO_IRQ));
+        assert_eq!(BootInfoBytes(info).as_slice().len(), size_of::<BootInfo>());
+    }
+}

@@ -1,0 +1,155 @@
+//! The `vmm` command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use abi::boot::TestHook;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::machine::MachineConfig;
+
+/// Boots the guest kernel on KVM.
+#[derive(Debug, Parser)]
+#[command(name = "vmm", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot the kernel and run until it powers off; exit with the guest's status.
+    Run(RunArgs),
+}
+
+/// Options of `vmm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Guest RAM in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub mem: u64,
+
+    /// Stop the guest after this many seconds of wall time (exit status 124); 0 means never.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+
+    /// Run the kernel's self-tests instead of a program; exit 0 only if all pass.
+    #[arg(long)]
+    pub self_test: bool,
+
+    /// Boot this kernel ELF instead of the one built into `vmm`.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// Make the kernel fail on purpose (for the VMM's own tests).
+    #[arg(long, value_enum, hide = true)]
+    pub test_hook: Option<TestHookArg>,
+
+    /// The KVM device (for the VMM's own tests).
+    #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
+    pub kvm_path: PathBuf,
+}
+
+/// `--test-hook` values (see `abi::boot::TestHook`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TestHookArg {
+    Panic,
+    TripleFault,
+    Spin,
+    PageFault,
+    DoubleFault,
+    FailSelfTest,
+}
+
+impl From<TestHookArg> for TestHook {
+    fn from(arg: TestHookArg) -> Self {
+        match arg {
+            TestHookArg::Panic => TestHook::Panic,
+            TestHookArg::TripleFault => TestHook::TripleFault,
+            TestHookArg::Spin => TestHook::Spin,
+            TestHookArg::PageFault => TestHook::PageFault,
+            TestHookArg::DoubleFault => TestHook::DoubleFault,
+            TestHookArg::FailSelfTest => TestHook::FailSelfTest,
+        }
+    }
+}
+
+impl RunArgs {
+    /// The machine these options describe.
+    pub fn machine_config(&self) -> MachineConfig {
+        MachineConfig {
+            kvm_path: self.kvm_path.clone(),
+            mem_mib: self.mem,
+            kernel: self.kernel.clone(),
+            cmdline: String::new(),
+            self_test: self.self_test,
+            test_hook: self.test_hook.map_or(TestHook::None, TestHook::from),
+            timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["vmm", "run"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Run(run) => run,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let config = run_args(&[]).machine_config();
+        assert_eq!(config.mem_mib, 64);
+        assert_eq!(config.timeout, Some(Duration::from_secs(60)));
+        assert!(!config.self_test);
+        assert_eq!(config.kernel, None);
+        assert_eq!(config.test_hook, TestHook::None);
+        assert_eq!(config.kvm_path, PathBuf::from("/dev/kvm"));
+    }
+
+    #[test]
+    fn options() {
+        let config = run_args(&[
+            "--mem",
+            "4096",
+            "--timeout",
+            "0",
+            "--self-test",
+            "--kernel",
+            "k.elf",
+            "--test-hook",
+            "triple-fault",
+        ])
+        .machine_config();
+        assert_eq!(config.mem_mib, 4096);
+        assert_eq!(config.timeout, None);
+        assert!(config.self_test);
+        assert_eq!(config.kernel, Some(PathBuf::from("k.elf")));
+        assert_eq!(config.test_hook, TestHook::TripleFault);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            &["--mem", "-1"][..],
+            &["--mem", "lots"],
+            &["--timeout", "1.5"],
+            &["--test-hook", "nope"],
+            &["--bogus"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["vmm", "run"].iter().chain(bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            Cli::try_parse_from(["vmm"]).is_err(),
+            "a subcommand is required"
+        );
+    }
+}

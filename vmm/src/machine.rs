@@ -1,0 +1,308 @@
+//! Assembling a machine from a [`MachineConfig`] and running it to its end.
+//!
+//! Building: check the request (RAM size, kernel image), create guest RAM, copy the kernel
+//! in, write the boot page tables, GDT, `BootInfo` and command line, create the VM (interrupt
+//! controller, timer, RAM slots) and vCPU, and put the devices on the buses.
+//!
+//! Running: the vCPU runs on its own thread. The calling thread is the watchdog: when the
+//! timeout passes it sets the stop flag and interrupts `KVM_RUN` with a signal, repeating
+//! until the vCPU thread notices (a signal that lands between two `KVM_RUN`s is lost).
+
+use std::os::unix::thread::JoinHandleExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use abi::boot::TestHook;
+use abi::devices::{SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SYSCTL_PORT, SYSCTL_PORT_COUNT};
+use abi::layout::{self, BOOT_GDT_GPA, BOOT_INFO_GPA, CMDLINE_GPA, KERNEL_MIN_FREE_BYTES};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::arch::x86_64::gdt::boot_gdt;
+use crate::arch::x86_64::page_tables::{BootPageTables, PageTableError};
+use crate::boot_info::{self, BootInfoBytes, BootParams};
+use crate::devices::bus::{Bus, BusError};
+use crate::devices::serial::SerialDevice;
+use crate::devices::sysctl::SysCtl;
+use crate::loader::{self, LoadError};
+use crate::vstate::kvm::{KvmContext, KvmError};
+use crate::vstate::memory::{self, MemoryError};
+use crate::vstate::vcpu::{Vcpu, VcpuError, VcpuStop};
+use crate::vstate::vm::{Vm, VmError};
+use crate::{Outcome, devices::GuestRequest};
+
+/// The kernel built with this VMM (see build.rs).
+static EMBEDDED_KERNEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest-kernel.elf"));
+
+/// Interval between signals while waiting for the vCPU thread to stop.
+const KICK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Everything that defines one run.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// The KVM device to open.
+    pub kvm_path: PathBuf,
+    /// RAM size.
+    pub mem_mib: u64,
+    /// A kernel ELF to use instead of the embedded one.
+    pub kernel: Option<PathBuf>,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Run the kernel's self-tests.
+    pub self_test: bool,
+    /// A failure for the kernel to force.
+    pub test_hook: TestHook,
+    /// Wall-clock limit; `None` for no limit.
+    pub timeout: Option<Duration>,
+}
+
+/// Why the machine could not be built or run. Each message says what went wrong and, where
+/// the user can act, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error(transparent)]
+    Kvm(#[from] KvmError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("--mem {mib} MiB is too small for the kernel: it needs at least {needed_mib} MiB")]
+    MemoryTooSmall { mib: u64, needed_mib: u64 },
+    #[error(
+        "kernel file {0} does not exist: pass an existing file to --kernel, or omit --kernel to use the built-in kernel"
+    )]
+    KernelMissing(PathBuf),
+    #[error("cannot read kernel file {0}: {1}")]
+    KernelRead(PathBuf, std::io::Error),
+    #[error("{0} is not an x86-64 ELF kernel: {1}")]
+    KernelInvalid(String, LoadError),
+    #[error("the command line is {0} bytes; the limit is {max}", max = layout::CMDLINE_MAX)]
+    CmdlineTooLong(usize),
+    #[error("building the boot page tables failed: {0}")]
+    PageTables(#[from] PageTableError),
+    #[error("writing boot data into guest memory failed: {0}")]
+    GuestWrite(vm_memory::GuestMemoryError),
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    #[error("placing a device failed: {0}")]
+    Bus(#[from] BusError),
+    #[error("cannot start the vCPU thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the vCPU thread died unexpectedly")]
+    VcpuThreadDied,
+}
+
+/// A built machine, ready to run.
+pub struct Machine {
+    // Field order is drop order: the vCPU goes before the VM, the VM before its memory.
+    vcpu: Vcpu,
+    pio: Bus,
+    mmio: Bus,
+    vm: Vm,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("pio", &self.pio)
+            .field("vm", &self.vm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Machine {
+    /// Builds the machine described by `config` (see the module documentation).
+    pub fn build(config: &MachineConfig) -> Result<Self, MachineError> {
+        let kvm = KvmContext::open(&config.kvm_path)?;
+
+        let (elf, elf_name) = match &config.kernel {
+            None => (
+                std::borrow::Cow::Borrowed(EMBEDDED_KERNEL),
+                "the built-in kernel".to_string(),
+            ),
+            Some(path) => (
+                std::borrow::Cow::Owned(read_kernel(path)?),
+                path.display().to_string(),
+            ),
+        };
+        let image =
+            loader::inspect(&elf).map_err(|e| MachineError::KernelInvalid(elf_name.clone(), e))?;
+
+        let needed_mib = (image.phys_end + KERNEL_MIN_FREE_BYTES)
+            .div_ceil(1 << 20)
+            .max(layout::MIN_MEM_MIB);
+        if config.mem_mib < needed_mib {
+            return Err(MachineError::MemoryTooSmall {
+                mib: config.mem_mib,
+                needed_mib,
+            });
+        }
+        if config.cmdline.len() > layout::CMDLINE_MAX {
+            return Err(MachineError::CmdlineTooLong(config.cmdline.len()));
+        }
+        let memory = memory::create(config.mem_mib)?;
+        loader::load(&memory, &elf).map_err(|e| MachineError::KernelInvalid(elf_name, e))?;
+        let tables = BootPageTables::build(&layout::ram_ranges(config.mem_mib << 20))?;
+        write_boot_tables(&memory, &tables)?;
+
+        let mut vm = Vm::new(&kvm, memory)?;
+        let vcpu = Vcpu::new(&kvm, &vm, image.entry, tables.pml4_gpa)?;
+        let params = BootParams {
+            mem_mib: config.mem_mib,
+            kernel: image,
+            cmdline_len: config.cmdline.len(),
+            self_test: config.self_test,
+            test_hook: config.test_hook,
+            tsc_khz: u64::from(vcpu.tsc_khz()?),
+        };
+        let info = BootInfoBytes(boot_info::build(&params));
+        vm.memory
+            .write_obj(info, GuestAddress(BOOT_INFO_GPA))
+            .map_err(MachineError::GuestWrite)?;
+        vm.memory
+            .write_slice(config.cmdline.as_bytes(), GuestAddress(CMDLINE_GPA))
+            .map_err(MachineError::GuestWrite)?;
+
+        let (pio, mmio) = attach_devices(&mut vm)?;
+        Ok(Machine {
+            vcpu,
+            pio,
+            mmio,
+            vm,
+            timeout: config.timeout,
+        })
+    }
+
+    /// Runs the guest until it powers off, fails, or the timeout passes.
+    pub fn run(self) -> Result<Outcome, MachineError> {
+        let Machine {
+            mut vcpu,
+            mut pio,
+            mut mmio,
+            vm,
+            timeout,
+        } = self;
+        install_kick_handler();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel();
+        let vcpu_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("vcpu0".into())
+            .spawn(move || {
+                let result = vcpu.run(&mut pio, &mut mmio, &vcpu_stop);
+                // The receiver outlives this thread unless the VMM is already exiting.
+                let _ = done_tx.send(result);
+            })
+            .map_err(MachineError::Thread)?;
+
+        let first = match timeout {
+            Some(limit) => done_rx.recv_timeout(limit),
+            None => done_rx
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        let result = match first {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(MachineError::VcpuThreadDied),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                stop.store(true, Ordering::Release);
+                loop {
+                    kick(&thread);
+                    match done_rx.recv_timeout(KICK_INTERVAL) {
+                        Ok(result) => break result,
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err(MachineError::VcpuThreadDied);
+                        }
+                    }
+                }
+            }
+        };
+        let _ = thread.join();
+        drop(vm);
+        Ok(match result? {
+            VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
+            VcpuStop::Guest(GuestRequest::Panic(message)) => Outcome::GuestPanic(message),
+            VcpuStop::Stopped => Outcome::Timeout(timeout.unwrap_or_default()),
+            VcpuStop::TripleFault(registers) => Outcome::TripleFault(registers),
+            VcpuStop::InternalError {
+                suberror,
+                rip,
+                data,
+            } => Outcome::InternalError {
+                suberror,
+                rip,
+                data,
+            },
+            VcpuStop::FailEntry { reason, rip } => Outcome::FailEntry { reason, rip },
+            VcpuStop::UnexpectedExit(what) => Outcome::UnexpectedExit(what),
+        })
+    }
+}
+
+fn read_kernel(path: &PathBuf) -> Result<Vec<u8>, MachineError> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => MachineError::KernelMissing(path.clone()),
+        _ => MachineError::KernelRead(path.clone(), e),
+    })
+}
+
+/// Writes the page tables and the GDT the vCPU starts with.
+fn write_boot_tables(
+    memory: &GuestMemoryMmap,
+    tables: &BootPageTables,
+) -> Result<(), MachineError> {
+    for page in &tables.pages {
+        let bytes: Vec<u8> = page.entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+        memory
+            .write_slice(&bytes, GuestAddress(page.gpa))
+            .map_err(MachineError::GuestWrite)?;
+    }
+    let gdt: Vec<u8> = boot_gdt().iter().flat_map(|e| e.to_le_bytes()).collect();
+    memory
+        .write_slice(&gdt, GuestAddress(BOOT_GDT_GPA))
+        .map_err(MachineError::GuestWrite)
+}
+
+/// Creates the devices and their buses: the UART (output to stdout, interrupt line
+/// `SERIAL_IRQ`) and the system-control block.
+fn attach_devices(vm: &mut Vm) -> Result<(Bus, Bus), MachineError> {
+    let mut pio = Bus::new();
+    let serial_irq = vm.connect_irq(SERIAL_IRQ)?;
+    pio.insert(
+        u64::from(SERIAL_PORT),
+        u64::from(SERIAL_PORT_COUNT),
+        "serial",
+        Box::new(SerialDevice::new(serial_irq, std::io::stdout())),
+    )?;
+    pio.insert(
+        u64::from(SYSCTL_PORT),
+        u64::from(SYSCTL_PORT_COUNT),
+        "sysctl",
+        Box::new(SysCtl::new(vm.memory.clone())),
+    )?;
+    Ok((pio, Bus::new()))
+}
+
+/// Signal used to interrupt `KVM_RUN` on the vCPU thread.
+fn kick_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+/// Installs a do-nothing handler for the kick signal, so that it interrupts `KVM_RUN`
+/// (which then returns `EINTR`) instead of killing the process.
+fn install_kick_handler() {
+    extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+    // Registering twice (several runs in one process) is harmless, and failure would only
+    // make the timeout unable to interrupt a spinning guest, so it is not fatal.
+    let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick);
+}
+
+fn kick(thread: &std::thread::JoinHandle<()>) {
+    // SAFETY: the pthread id comes from a JoinHandle that has not been joined, so the thread
+    // exists (or has exited but not been reaped, which pthread_kill tolerates).
+    unsafe { libc::pthread_kill(thread.as_pthread_t(), kick_signal()) };
+}

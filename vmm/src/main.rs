@@ -1,0 +1,37 @@
+//! `vmm`: parse the command line, run, and map the outcome to an exit status.
+//!
+//! Exit status: the guest's own status when it powers off (low byte: -1 becomes 255), 124
+//! when `--timeout` stops it, 125 when the VMM or the guest kernel fails. Every failure is
+//! one line on stderr starting with `vmm: `.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use vmm::cli::{Cli, Command};
+use vmm::machine::Machine;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => match Machine::build(&args.machine_config()).and_then(Machine::run) {
+            Ok(outcome) => {
+                if let Some(message) = outcome.message() {
+                    report(&message);
+                }
+                outcome.exit_code()
+            }
+            Err(error) => {
+                report(&error.to_string());
+                vmm::EXIT_VMM_FAILURE
+            }
+        },
+    };
+    ExitCode::from(code)
+}
+
+/// Prints `vmm: MESSAGE` on stderr, after anything the guest wrote to stdout.
+fn report(message: &str) {
+    let _ = std::io::stdout().flush();
+    eprintln!("vmm: {message}");
+}

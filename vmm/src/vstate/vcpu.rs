@@ -1,0 +1,210 @@
+//! The vCPU: its boot state and its run loop.
+//!
+//! The run loop knows no device. Port and MMIO exits go to the two buses; a device that
+//! asks for the machine to stop (power-off, panic) returns a [`GuestRequest`] through the
+//! bus, and the loop hands it back to the caller. The loop also stops when the shared `stop`
+//! flag is set (the watchdog sets it and then interrupts `KVM_RUN` with a signal).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_regs, kvm_sregs};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use super::kvm::KvmContext;
+use super::vm::Vm;
+use crate::arch::x86_64::regs;
+use crate::devices::GuestRequest;
+use crate::devices::bus::Bus;
+
+/// Why the vCPU could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuError {
+    #[error("KVM_CREATE_VCPU failed: {0}")]
+    Create(kvm_ioctls::Error),
+    #[error("reading the supported CPUID failed: {0}")]
+    GetSupportedCpuid(kvm_ioctls::Error),
+    #[error("setting the vCPU's CPUID failed: {0}")]
+    SetCpuid(kvm_ioctls::Error),
+    #[error("reading the vCPU's special registers failed: {0}")]
+    GetSregs(kvm_ioctls::Error),
+    #[error("setting the vCPU's special registers failed: {0}")]
+    SetSregs(kvm_ioctls::Error),
+    #[error("setting the vCPU's registers failed: {0}")]
+    SetRegs(kvm_ioctls::Error),
+    #[error("setting the vCPU's FPU state failed: {0}")]
+    SetFpu(kvm_ioctls::Error),
+    #[error("reading the TSC frequency failed: {0}")]
+    TscKhz(kvm_ioctls::Error),
+    #[error("KVM_RUN failed: {0}")]
+    Run(kvm_ioctls::Error),
+}
+
+/// Why the vCPU stopped running.
+#[derive(Debug)]
+pub enum VcpuStop {
+    /// A device relayed a request from the guest (power-off, panic).
+    Guest(GuestRequest),
+    /// The `stop` flag was set (the watchdog fired).
+    Stopped,
+    /// The guest triple-faulted; the text holds the vCPU's registers.
+    TripleFault(String),
+    /// KVM could not emulate or handle something (`KVM_EXIT_INTERNAL_ERROR`).
+    InternalError {
+        suberror: u32,
+        rip: u64,
+        data: Vec<u64>,
+    },
+    /// KVM refused to enter the guest (`KVM_EXIT_FAIL_ENTRY`).
+    FailEntry { reason: u64, rip: u64 },
+    /// An exit this VMM does not handle (the text names it).
+    UnexpectedExit(String),
+}
+
+/// The boot vCPU.
+pub struct Vcpu {
+    fd: VcpuFd,
+}
+
+impl std::fmt::Debug for Vcpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vcpu").finish_non_exhaustive()
+    }
+}
+
+impl Vcpu {
+    /// Creates vCPU 0 in 64-bit mode at `entry` with `pml4_gpa` in CR3, with the host's
+    /// supported CPUID (the kernel's `fxsave` needs it).
+    pub fn new(kvm: &KvmContext, vm: &Vm, entry: u64, pml4_gpa: u64) -> Result<Self, VcpuError> {
+        let fd = vm.fd.create_vcpu(0).map_err(VcpuError::Create)?;
+        let cpuid = kvm
+            .kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(VcpuError::GetSupportedCpuid)?;
+        fd.set_cpuid2(&cpuid).map_err(VcpuError::SetCpuid)?;
+        let current = fd.get_sregs().map_err(VcpuError::GetSregs)?;
+        fd.set_sregs(&regs::long_mode_sregs(&current, pml4_gpa))
+            .map_err(VcpuError::SetSregs)?;
+        fd.set_regs(&regs::entry_regs(entry))
+            .map_err(VcpuError::SetRegs)?;
+        fd.set_fpu(&regs::initial_fpu())
+            .map_err(VcpuError::SetFpu)?;
+        Ok(Vcpu { fd })
+    }
+
+    /// The guest's TSC frequency in kHz.
+    pub fn tsc_khz(&self) -> Result<u32, VcpuError> {
+        self.fd.get_tsc_khz().map_err(VcpuError::TscKhz)
+    }
+
+    /// Runs the guest until it stops (see [`VcpuStop`]).
+    pub fn run(
+        &mut self,
+        pio: &mut Bus,
+        mmio: &mut Bus,
+        stop: &AtomicBool,
+    ) -> Result<VcpuStop, VcpuError> {
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return Ok(VcpuStop::Stopped);
+            }
+            let request = match self.fd.run() {
+                Ok(VcpuExit::IoOut(port, data)) => pio.write(u64::from(port), data),
+                Ok(VcpuExit::IoIn(port, data)) => {
+                    pio.read(u64::from(port), data);
+                    None
+                }
+                Ok(VcpuExit::MmioWrite(addr, data)) => mmio.write(addr, data),
+                Ok(VcpuExit::MmioRead(addr, data)) => {
+                    mmio.read(addr, data);
+                    None
+                }
+                Ok(VcpuExit::Shutdown) => {
+                    return Ok(VcpuStop::TripleFault(self.describe_registers()));
+                }
+                Ok(VcpuExit::InternalError) => return Ok(self.internal_error()),
+                Ok(VcpuExit::FailEntry(reason, _cpu)) => {
+                    return Ok(VcpuStop::FailEntry {
+                        reason,
+                        rip: self.rip(),
+                    });
+                }
+                Ok(VcpuExit::Hlt) => {
+                    return Ok(VcpuStop::UnexpectedExit(
+                        "hlt (no interrupt controller to wake the vCPU)".into(),
+                    ));
+                }
+                Ok(other) => return Ok(VcpuStop::UnexpectedExit(format!("{other:?}"))),
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    self.fd.set_kvm_immediate_exit(0);
+                    None
+                }
+                Err(e) => return Err(VcpuError::Run(e)),
+            };
+            if let Some(request) = request {
+                return Ok(VcpuStop::Guest(request));
+            }
+        }
+    }
+
+    fn rip(&self) -> u64 {
+        self.fd.get_regs().map(|r| r.rip).unwrap_or(0)
+    }
+
+    fn internal_error(&mut self) -> VcpuStop {
+        let run = self.fd.get_kvm_run();
+        // SAFETY: KVM filled the `internal` member of the exit union because the exit
+        // reason is KVM_EXIT_INTERNAL_ERROR; it is plain integers.
+        let internal = unsafe { run.__bindgen_anon_1.internal };
+        let n = (internal.ndata as usize).min(internal.data.len());
+        VcpuStop::InternalError {
+            suberror: internal.suberror,
+            rip: self.rip(),
+            data: internal.data[..n].to_vec(),
+        }
+    }
+
+    /// The registers as one line of text, for crash reports.
+    fn describe_registers(&self) -> String {
+        match (self.fd.get_regs(), self.fd.get_sregs()) {
+            (Ok(r), Ok(s)) => format_registers(&r, &s),
+            (Err(e), _) | (_, Err(e)) => format!("registers unavailable: {e}"),
+        }
+    }
+}
+
+/// Formats the registers that matter for a crash report on one line.
+pub fn format_registers(r: &kvm_regs, s: &kvm_sregs) -> String {
+    format!(
+        "rip={:#x} rsp={:#x} rbp={:#x} rflags={:#x} rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} \
+         rsi={:#x} rdi={:#x} r8={:#x} r9={:#x} r10={:#x} r11={:#x} r12={:#x} r13={:#x} \
+         r14={:#x} r15={:#x} cs={:#x} ss={:#x} cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} \
+         efer={:#x} idt={:#x}/{:#x}",
+        r.rip,
+        r.rsp,
+        r.rbp,
+        r.rflags,
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15,
+        s.cs.selector,
+        s.ss.selector,
+        s.cr0,
+        s.cr2,
+        s.cr3,
+        s.cr4,
+        s.efer,
+        s.idt.base,
+        s.idt.limit
+    )
+}
