@@ -105,6 +105,9 @@ pub enum TestHook {
     DoubleFault = 5,
     /// In self-test mode, add one test that always fails (checks the failure path).
     FailSelfTest = 6,
+    /// Execute `xgetbv` in ring 0 with XSAVE off: an emulation failure on KVMs that emulate
+    /// ring 0 (PVM), an invalid-opcode fault (kernel panic) on hardware KVM.
+    EmulationFailure = 7,
 }
 
 impl TestHook {
@@ -118,6 +121,7 @@ impl TestHook {
             4 => Some(Self::PageFault),
             5 => Some(Self::DoubleFault),
             6 => Some(Self::FailSelfTest),
+            7 => Some(Self::EmulationFailure),
             _ => None,
         }
     }
@@ -279,6 +283,7 @@ mod tests {
             TestHook::PageFault,
             TestHook::DoubleFault,
             TestHook::FailSelfTest,
+            TestHook::EmulationFailure,
         ] {
             assert_eq!(TestHook::from_raw(hook as u32), Some(hook));
         }

@@ -36,11 +36,9 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
         drivers::sysctl::power_off(if failed == 0 { 0 } else { 1 });
     }
 
-    let usable_kib: u64 = info.usable().iter().map(|r| r.len() / 1024).sum();
     println!(
-        "kernel: booted with {} MiB of RAM ({} KiB usable), nothing to run",
-        info.ram_bytes >> 20,
-        usable_kib
+        "kernel: booted with {} MiB of RAM; no program to run",
+        info.ram_bytes >> 20
     );
     drivers::sysctl::power_off(0);
 }
@@ -54,6 +52,7 @@ fn run_test_hook(hook: Option<TestHook>) {
         Some(TestHook::Spin) => arch::x86_64::cpu::spin_forever(),
         Some(TestHook::PageFault) => arch::x86_64::trap::force_kernel_page_fault(),
         Some(TestHook::DoubleFault) => arch::x86_64::trap::force_double_fault(),
+        Some(TestHook::EmulationFailure) => arch::x86_64::trap::force_emulation_failure(),
         None => panic!("boot: unknown test hook"),
     }
 }

@@ -1,1 +1,119 @@
+//! Helpers for the end-to-end tests and benchmarks: find the `vmm` binary, check that KVM is
+//! usable, and run `vmm` capturing what it prints.
+//!
+//! The binary is the one `make` builds (`target/release/vmm`); set `VMM_BIN` to test another.
+//! Tests that need KVM call [`require_kvm`]: without a usable `/dev/kvm` they are skipped
+//! with a notice, except when `CI` is set, where they fail.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `vmm` binary under test.
+pub fn vmm_path() -> PathBuf {
+    let path = std::env::var_os("VMM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/vmm"));
+    assert!(
+        path.is_file(),
+        "{} does not exist: run the tests with `make test`, which builds it first",
+        path.display()
+    );
+    path
+}
+
+/// Whether `/dev/kvm` can be opened for reading and writing.
+pub fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// True if KVM tests can run. Without KVM: panics when `CI` is set (CI must run them),
+/// otherwise prints a notice and returns false so the caller can return early.
+pub fn require_kvm() -> bool {
+    if kvm_usable() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "/dev/kvm is missing or not read-write, and CI is set: KVM tests must run in CI"
+    );
+    eprintln!("skipping: /dev/kvm is missing or not read-write");
+    false
+}
+
+/// What one `vmm` run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Standard output split into lines.
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// Standard error split into lines.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+}
+
+/// Runs `vmm ARGS...` with no standard input and waits for it.
+pub fn vmm(args: &[&str]) -> Run {
+    vmm_in(args, None)
+}
+
+/// Runs `vmm ARGS...` in directory `dir` (if given).
+pub fn vmm_in(args: &[&str], dir: Option<&Path>) -> Run {
+    let mut command = Command::new(vmm_path());
+    command.args(args).stdin(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let start = Instant::now();
+    let output = command.output().expect("spawn vmm");
+    Run {
+        status: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// A fresh, empty directory for one test's files, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `$TMPDIR/vmm-test-NAME-PID`.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("vmm-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Path of the guest kernel ELF that `make` builds.
+pub fn kernel_elf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-none/release/guest-kernel")
+}

@@ -60,6 +60,7 @@ pub enum TestHookArg {
     PageFault,
     DoubleFault,
     FailSelfTest,
+    EmulationFailure,
 }
 
 impl From<TestHookArg> for TestHook {
@@ -71,6 +72,7 @@ impl From<TestHookArg> for TestHook {
             TestHookArg::PageFault => TestHook::PageFault,
             TestHookArg::DoubleFault => TestHook::DoubleFault,
             TestHookArg::FailSelfTest => TestHook::FailSelfTest,
+            TestHookArg::EmulationFailure => TestHook::EmulationFailure,
         }
     }
 }

@@ -33,6 +33,8 @@ pub enum KvmError {
     NoAccess(PathBuf),
     #[error("cannot open {0}: {1}")]
     Open(PathBuf, std::io::Error),
+    #[error("{0} is not a KVM device")]
+    NotKvm(PathBuf),
     #[error("KVM API version {0} is not the supported version {KVM_API_VERSION}")]
     ApiVersion(i32),
     #[error("KVM lacks a capability this VMM needs: {0:?} ({1})")]
@@ -64,6 +66,9 @@ impl KvmContext {
             }
         })?;
         let version = kvm.get_api_version();
+        if version < 0 {
+            return Err(KvmError::NotKvm(path.to_owned()));
+        }
         if version != KVM_API_VERSION {
             return Err(KvmError::ApiVersion(version));
         }

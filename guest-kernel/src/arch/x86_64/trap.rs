@@ -240,6 +240,13 @@ pub fn force_double_fault() -> ! {
     unsafe { double_fault_now() }
 }
 
+/// Test hook: executes an instruction that KVMs which emulate ring 0 cannot emulate
+/// (`xgetbv` with CR4.OSXSAVE clear). Hardware raises #UD instead, which is fatal here.
+pub fn force_emulation_failure() -> ! {
+    // SAFETY: deliberately stops the VM (emulation failure) or faults (#UD -> panic).
+    unsafe { core::arch::asm!("xor ecx, ecx", "xgetbv", "ud2", options(noreturn)) }
+}
+
 #[unsafe(naked)]
 unsafe extern "C" fn double_fault_now() -> ! {
     naked_asm!("mov rsp, 0x7fffdead0000", "push rax", "ud2")

@@ -1,0 +1,408 @@
+//! End-to-end tests of booting: the kernel's self-tests, a plain boot, and every way a run
+//! can fail, each checked by exit status and the exact lines printed.
+
+use std::time::Duration;
+
+use tests::{TempDir, kernel_elf, require_kvm, vmm, vmm_in};
+
+/// The kernel's self-tests, in the order they run.
+const SELF_TESTS: &[&str] = &[
+    "boot_info_consistent",
+    "direct_map_covers_usable_ram",
+    "direct_map_ends_at_ram_top",
+    "invalid_opcode_is_caught",
+    "page_fault_reports_address",
+    "tsc_advances",
+];
+
+fn expected_self_test_output(extra: &[&str], failed: usize) -> String {
+    let mut out = String::new();
+    for name in SELF_TESTS {
+        out.push_str(&format!("test {name} ... ok\n"));
+    }
+    for line in extra {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "self-test: {} passed, {failed} failed\n",
+        SELF_TESTS.len()
+    ));
+    out
+}
+
+#[test]
+fn self_tests_pass() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--self-test"]);
+    assert_eq!(run.stdout, expected_self_test_output(&[], 0), "{run:?}");
+    assert_eq!(run.stderr, "");
+    assert_eq!(run.status, Some(0));
+}
+
+#[test]
+fn self_tests_pass_with_ram_above_4_gib() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--self-test", "--mem", "4608"]);
+    assert_eq!(run.stdout, expected_self_test_output(&[], 0), "{run:?}");
+    assert_eq!(run.status, Some(0));
+}
+
+#[test]
+fn failing_self_test_is_reported_and_exits_1() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--self-test", "--test-hook", "fail-self-test"]);
+    let failure = "test forced_failure ... FAILED: forced by the fail-self-test hook";
+    assert_eq!(
+        run.stdout,
+        expected_self_test_output(&[failure], 1),
+        "{run:?}"
+    );
+    assert_eq!(run.stderr, "");
+    assert_eq!(run.status, Some(1));
+}
+
+#[test]
+fn plain_boot_powers_off_cleanly() {
+    if !require_kvm() {
+        return;
+    }
+    for mem in ["64", "4096"] {
+        let run = vmm(&["run", "--mem", mem]);
+        assert_eq!(
+            run.stdout,
+            format!("kernel: booted with {mem} MiB of RAM; no program to run\n"),
+            "{run:?}"
+        );
+        assert_eq!(run.stderr, "");
+        assert_eq!(run.status, Some(0));
+    }
+}
+
+#[test]
+fn runs_from_any_directory_with_the_built_in_kernel() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("anydir");
+    let run = vmm_in(&["run", "--self-test"], Some(dir.path()));
+    assert_eq!(run.stdout, expected_self_test_output(&[], 0), "{run:?}");
+    assert_eq!(run.status, Some(0));
+}
+
+#[test]
+fn kernel_option_boots_a_kernel_file() {
+    if !require_kvm() {
+        return;
+    }
+    let elf = kernel_elf();
+    let run = vmm(&["run", "--self-test", "--kernel", elf.to_str().unwrap()]);
+    assert_eq!(run.stdout, expected_self_test_output(&[], 0), "{run:?}");
+    assert_eq!(run.status, Some(0));
+}
+
+#[test]
+fn kernel_panic_is_reported_with_message_and_location() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--test-hook", "panic"]);
+    assert_eq!(run.stdout, "");
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(
+        lines[0].starts_with(
+            "vmm: guest kernel panic: test hook: forced panic (at guest-kernel/src/main.rs:"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn kernel_page_fault_dumps_registers_then_panics() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--test-hook", "page-fault"]);
+    let out = run.stdout_lines();
+    assert_eq!(out.len(), 6, "{run:?}");
+    assert!(
+        out[0].starts_with("kernel fault: #PF page fault (vector 14), error 0x0, rip 0x80042"),
+        "{run:?}"
+    );
+    assert!(out[0].ends_with(", cr2 0x7fffdead0000"), "{run:?}");
+    assert!(out[1].starts_with("rax 0x00007fffdead0000 rbx "), "{run:?}");
+    assert!(
+        out[5].starts_with("rflags ") && out[5].ends_with(" cs 0x8 ss 0x10"),
+        "{run:?}"
+    );
+    let err = run.stderr_lines();
+    assert_eq!(err.len(), 1, "{run:?}");
+    assert!(err[0].starts_with(
+        "vmm: guest kernel panic: kernel fault: #PF page fault (vector 14) at rip 0x80042"
+    ));
+    assert!(
+        err[0]
+            .contains(", error 0x0, cr2 0x7fffdead0000 (at guest-kernel/src/arch/x86_64/trap.rs:")
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn double_fault_is_handled_on_its_own_stack() {
+    if !require_kvm() {
+        return;
+    }
+    // The stack pointer is unusable, so only a handler on the IST stack can report this;
+    // without it the CPU would shut down (a triple fault).
+    let run = vmm(&["run", "--test-hook", "double-fault"]);
+    let out = run.stdout_lines();
+    assert!(
+        out[0].starts_with("kernel fault: #DF double fault (vector 8), error 0x0, rip "),
+        "{run:?}"
+    );
+    assert!(out[2].ends_with("rsp 0x00007fffdead0000"), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("vmm: guest kernel panic: kernel fault: #DF double fault (vector 8)")
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn triple_fault_is_reported_with_registers() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--test-hook", "triple-fault"]);
+    assert_eq!(run.stdout, "");
+    let err = run.stderr_lines();
+    assert_eq!(err.len(), 1, "{run:?}");
+    assert!(
+        err[0].starts_with("vmm: guest triple fault: rip=0x80042"),
+        "{run:?}"
+    );
+    for register in [" rsp=0x", " cr3=0x10000 ", " efer=0xd00 ", " idt=0x0/0x0"] {
+        assert!(err[0].contains(register), "{register} missing: {run:?}");
+    }
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn spinning_guest_is_stopped_by_the_timeout() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--test-hook", "spin", "--timeout", "1"]);
+    assert_eq!(run.stderr, "vmm: timeout after 1 s\n", "{run:?}");
+    assert_eq!(run.status, Some(124));
+    assert!(
+        run.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn missing_kernel_file() {
+    let run = vmm(&["run", "--kernel", "/nonexistent/kernel.elf"]);
+    assert_eq!(
+        run.stderr,
+        "vmm: kernel file /nonexistent/kernel.elf does not exist: pass an existing file to --kernel, \
+         or omit --kernel to use the built-in kernel\n"
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn kernel_file_that_is_not_an_x86_64_elf() {
+    let dir = TempDir::new("badelf");
+    let text = dir.path().join("kernel.txt");
+    std::fs::write(&text, "not a kernel\n").unwrap();
+    let run = vmm(&["run", "--kernel", text.to_str().unwrap()]);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "vmm: {} is not an x86-64 ELF kernel: not an ELF file\n",
+            text.display()
+        )
+    );
+    assert_eq!(run.status, Some(125));
+
+    // The real kernel with its machine field changed to AArch64 (183).
+    let mut elf = std::fs::read(kernel_elf()).unwrap();
+    elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let arm = dir.path().join("kernel.arm");
+    std::fs::write(&arm, elf).unwrap();
+    let run = vmm(&["run", "--kernel", arm.to_str().unwrap()]);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "vmm: {} is not an x86-64 ELF kernel: ELF machine 183 is not x86-64\n",
+            arm.display()
+        )
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn memory_too_small_for_the_kernel() {
+    if !require_kvm() {
+        return;
+    }
+    for mem in ["0", "2", "4"] {
+        let run = vmm(&["run", "--mem", mem]);
+        assert_eq!(
+            run.stderr,
+            format!("vmm: --mem {mem} MiB is too small for the kernel: it needs at least 5 MiB\n"),
+            "{run:?}"
+        );
+        assert_eq!(run.status, Some(125));
+    }
+}
+
+#[test]
+fn memory_too_large() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--mem", "65537"]);
+    assert_eq!(
+        run.stderr,
+        "vmm: --mem 65537 MiB is too large: the maximum is 65536 MiB\n"
+    );
+    assert_eq!(run.status, Some(125));
+
+    let host_mib = host_ram_mib();
+    if host_mib < 65536 {
+        let run = vmm(&["run", "--mem", "65536"]);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "vmm: --mem 65536 MiB is more than this host's {host_mib} MiB of RAM: choose a smaller --mem\n"
+            )
+        );
+        assert_eq!(run.status, Some(125));
+    }
+}
+
+#[test]
+fn missing_kvm_device() {
+    let run = vmm(&["run", "--kvm-path", "/nonexistent/kvm"]);
+    assert_eq!(
+        run.stderr,
+        "vmm: /nonexistent/kvm does not exist: this host has no KVM. Load the kvm_intel or kvm_amd \
+         module, or enable nested virtualisation for this VM\n"
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn a_file_that_is_not_a_kvm_device() {
+    let dir = TempDir::new("notkvm");
+    let fake = dir.path().join("kvm");
+    std::fs::write(&fake, "").unwrap();
+    let run = vmm(&["run", "--kvm-path", fake.to_str().unwrap()]);
+    assert_eq!(
+        run.stderr,
+        format!("vmm: {} is not a KVM device\n", fake.display())
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+#[test]
+fn kvm_device_without_access() {
+    // Root can open anything, so drop to an unprivileged user to see the permission error.
+    // The effective uid is read from /proc to avoid a libc dependency.
+    let uid_line = std::fs::read_to_string("/proc/self/status").unwrap();
+    let is_root = uid_line
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let dev = std::fs::metadata("/dev/kvm");
+    let world_rw = dev
+        .as_ref()
+        .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o006 == 0o006);
+    if !is_root
+        || dev.is_err()
+        || world_rw
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipping: needs root, setpriv and a /dev/kvm that other users cannot open");
+        return;
+    }
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(tests::vmm_path())
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "vmm: /dev/kvm is not readable and writable by this user: add the user to the group that \
+         owns it (often `kvm`), or run as root\n"
+    );
+    assert_eq!(output.status.code(), Some(125));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let run = vmm(&["run", "--mem", "lots"]);
+    assert!(
+        run.stderr
+            .contains("invalid value 'lots' for '--mem <MIB>'"),
+        "{run:?}"
+    );
+    assert_eq!(run.status, Some(2));
+}
+
+fn host_ram_mib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+#[test]
+fn kvm_emulation_failure_is_reported_with_suberror_and_rip() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--test-hook", "emulation-failure"]);
+    let err = run.stderr_lines();
+    assert_eq!(err.len(), 1, "{run:?}");
+    if std::path::Path::new("/sys/module/kvm_pvm").exists() {
+        // PVM emulates ring 0 and cannot emulate xgetbv: KVM_EXIT_INTERNAL_ERROR.
+        assert!(
+            err[0].starts_with(
+                "vmm: KVM internal error: suberror 1 (emulation failure) at rip 0x80042"
+            ),
+            "{run:?}"
+        );
+        assert!(
+            err[0].ends_with("; `dmesg | grep kvm` may say more"),
+            "{run:?}"
+        );
+    } else {
+        // Hardware runs xgetbv itself and raises #UD (XSAVE is off): a kernel fault.
+        assert!(
+            err[0].starts_with(
+                "vmm: guest kernel panic: kernel fault: #UD invalid opcode (vector 6)"
+            ),
+            "{run:?}"
+        );
+    }
+    assert_eq!(run.status, Some(125));
+}
