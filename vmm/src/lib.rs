@@ -21,6 +21,8 @@ pub mod vstate;
 
 use std::time::Duration;
 
+use vstate::vcpu::VcpuFault;
+
 /// Exit status for a run stopped by `--timeout` (as timeout(1) uses).
 pub const EXIT_TIMEOUT: u8 = 124;
 /// Exit status for any failure of the VMM or of the guest kernel itself.
@@ -35,18 +37,8 @@ pub enum Outcome {
     Timeout(Duration),
     /// The guest kernel panicked.
     GuestPanic(String),
-    /// The guest triple-faulted; the registers as text.
-    TripleFault(String),
-    /// KVM reported an internal error.
-    InternalError {
-        suberror: u32,
-        rip: u64,
-        data: Vec<u64>,
-    },
-    /// KVM could not enter the guest.
-    FailEntry { reason: u64, rip: u64 },
-    /// The vCPU exited for a reason this VMM does not handle.
-    UnexpectedExit(String),
+    /// The vCPU could not go on (triple fault, KVM error).
+    Fault(VcpuFault),
 }
 
 impl Outcome {
@@ -56,43 +48,18 @@ impl Outcome {
         match self {
             Outcome::PowerOff(status) => *status as u8,
             Outcome::Timeout(_) => EXIT_TIMEOUT,
-            _ => EXIT_VMM_FAILURE,
+            Outcome::GuestPanic(_) | Outcome::Fault(_) => EXIT_VMM_FAILURE,
         }
     }
 
     /// The line to print on stderr (after `vmm: `), if any.
     pub fn message(&self) -> Option<String> {
-        Some(match self {
-            Outcome::PowerOff(_) => return None,
-            Outcome::Timeout(limit) => format!("timeout after {} s", limit.as_secs()),
-            Outcome::GuestPanic(message) => format!("guest kernel panic: {message}"),
-            Outcome::TripleFault(registers) => format!("guest triple fault: {registers}"),
-            Outcome::InternalError {
-                suberror,
-                rip,
-                data,
-            } => format!(
-                "KVM internal error: suberror {suberror} ({}) at rip {rip:#x}, data {data:x?}; `dmesg | grep kvm` may say more",
-                internal_error_name(*suberror)
-            ),
-            Outcome::FailEntry { reason, rip } => {
-                format!(
-                    "KVM could not enter the guest: hardware entry failure reason {reason:#x} at rip {rip:#x}"
-                )
-            }
-            Outcome::UnexpectedExit(what) => format!("unexpected vCPU exit: {what}"),
-        })
-    }
-}
-
-/// Names of `KVM_INTERNAL_ERROR_*` suberrors.
-fn internal_error_name(suberror: u32) -> &'static str {
-    match suberror {
-        1 => "emulation failure",
-        2 => "exception while delivering an exception",
-        3 => "event delivery failure",
-        4 => "unexpected exit reason",
-        _ => "unknown",
+        match self {
+            Outcome::PowerOff(_) => None,
+            Outcome::Timeout(limit) => Some(format!("timeout after {} s", limit.as_secs())),
+            Outcome::GuestPanic(message) => Some(format!("guest kernel panic: {message}")),
+            Outcome::Fault(fault) => Some(fault.to_string()),
+        }
     }
 }
 
@@ -107,7 +74,10 @@ mod tests {
         assert_eq!(Outcome::PowerOff(256 + 3).exit_code(), 3);
         assert_eq!(Outcome::Timeout(Duration::from_secs(2)).exit_code(), 124);
         assert_eq!(Outcome::GuestPanic("x".into()).exit_code(), 125);
-        assert_eq!(Outcome::TripleFault(String::new()).exit_code(), 125);
+        assert_eq!(
+            Outcome::Fault(VcpuFault::TripleFault(String::new())).exit_code(),
+            125
+        );
     }
 
     #[test]
@@ -121,22 +91,10 @@ mod tests {
             Outcome::GuestPanic("oops".into()).message().unwrap(),
             "guest kernel panic: oops"
         );
-        assert!(
-            Outcome::TripleFault("rip=0x1".into())
-                .message()
-                .unwrap()
-                .starts_with("guest triple fault: rip=0x1")
-        );
-        let m = Outcome::InternalError {
-            suberror: 1,
-            rip: 0x10,
-            data: vec![],
-        }
-        .message()
-        .unwrap();
-        assert!(
-            m.contains("suberror 1 (emulation failure) at rip 0x10"),
-            "{m}"
+        let fault = VcpuFault::UnexpectedExit("Hlt".into());
+        assert_eq!(
+            Outcome::Fault(fault).message().unwrap(),
+            "unexpected vCPU exit: Hlt"
         );
     }
 }

@@ -227,18 +227,7 @@ impl Machine {
             VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
             VcpuStop::Guest(GuestRequest::Panic(message)) => Outcome::GuestPanic(message),
             VcpuStop::Stopped => Outcome::Timeout(timeout.unwrap_or_default()),
-            VcpuStop::TripleFault(registers) => Outcome::TripleFault(registers),
-            VcpuStop::InternalError {
-                suberror,
-                rip,
-                data,
-            } => Outcome::InternalError {
-                suberror,
-                rip,
-                data,
-            },
-            VcpuStop::FailEntry { reason, rip } => Outcome::FailEntry { reason, rip },
-            VcpuStop::UnexpectedExit(what) => Outcome::UnexpectedExit(what),
+            VcpuStop::Fault(fault) => Outcome::Fault(fault),
         })
     }
 }

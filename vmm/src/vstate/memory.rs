@@ -3,14 +3,12 @@
 //! The host maps pages on first touch, so creating a 4 GiB guest costs no more than a 64 MiB
 //! one; only pages the guest (or the VMM) touches ever get host memory.
 
-use abi::layout::{self, MAX_MEM_MIB, MIN_MEM_MIB};
+use abi::layout::{self, MAX_MEM_MIB};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 /// Why guest RAM could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
-    #[error("--mem {0} MiB is too small: the minimum is {MIN_MEM_MIB} MiB")]
-    BelowMinimum(u64),
     #[error("--mem {0} MiB is too large: the maximum is {MAX_MEM_MIB} MiB")]
     AboveMaximum(u64),
     #[error(
@@ -21,11 +19,9 @@ pub enum MemoryError {
     Map(u64, vm_memory::mmap::FromRangesError),
 }
 
-/// Checks `mib` against the fixed limits and the host's RAM.
+/// Checks `mib` against the fixed maximum and the host's RAM. (The minimum depends on the
+/// kernel image; the machine builder checks it.)
 pub fn check_size(mib: u64) -> Result<(), MemoryError> {
-    if mib < MIN_MEM_MIB {
-        return Err(MemoryError::BelowMinimum(mib));
-    }
     if mib > MAX_MEM_MIB {
         return Err(MemoryError::AboveMaximum(mib));
     }
@@ -64,12 +60,7 @@ mod tests {
 
     #[test]
     fn size_limits() {
-        assert!(matches!(check_size(0), Err(MemoryError::BelowMinimum(0))));
-        assert!(matches!(
-            check_size(MIN_MEM_MIB - 1),
-            Err(MemoryError::BelowMinimum(_))
-        ));
-        assert!(check_size(MIN_MEM_MIB).is_ok());
+        assert!(check_size(64).is_ok());
         assert!(matches!(
             check_size(MAX_MEM_MIB + 1),
             Err(MemoryError::AboveMaximum(_))

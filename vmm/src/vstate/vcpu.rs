@@ -46,18 +46,46 @@ pub enum VcpuStop {
     Guest(GuestRequest),
     /// The `stop` flag was set (the watchdog fired).
     Stopped,
+    /// The vCPU cannot go on.
+    Fault(VcpuFault),
+}
+
+/// A state the vCPU cannot continue from. The `Display` text is the report line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VcpuFault {
     /// The guest triple-faulted; the text holds the vCPU's registers.
+    #[error("guest triple fault: {0}")]
     TripleFault(String),
     /// KVM could not emulate or handle something (`KVM_EXIT_INTERNAL_ERROR`).
+    #[error(
+        "KVM internal error: suberror {suberror} ({}) at rip {rip:#x}, data {data:x?}; \
+         `dmesg | grep kvm` may say more",
+        internal_error_name(*suberror)
+    )]
     InternalError {
         suberror: u32,
         rip: u64,
         data: Vec<u64>,
     },
     /// KVM refused to enter the guest (`KVM_EXIT_FAIL_ENTRY`).
+    #[error(
+        "KVM could not enter the guest: hardware entry failure reason {reason:#x} at rip {rip:#x}"
+    )]
     FailEntry { reason: u64, rip: u64 },
     /// An exit this VMM does not handle (the text names it).
+    #[error("unexpected vCPU exit: {0}")]
     UnexpectedExit(String),
+}
+
+/// Names of `KVM_INTERNAL_ERROR_*` suberrors.
+fn internal_error_name(suberror: u32) -> &'static str {
+    match suberror {
+        1 => "emulation failure",
+        2 => "exception while delivering an exception",
+        3 => "event delivery failure",
+        4 => "unexpected exit reason",
+        _ => "unknown",
+    }
 }
 
 /// The boot vCPU.
@@ -119,21 +147,25 @@ impl Vcpu {
                     None
                 }
                 Ok(VcpuExit::Shutdown) => {
-                    return Ok(VcpuStop::TripleFault(self.describe_registers()));
+                    return Ok(VcpuStop::Fault(VcpuFault::TripleFault(
+                        self.describe_registers(),
+                    )));
                 }
-                Ok(VcpuExit::InternalError) => return Ok(self.internal_error()),
+                Ok(VcpuExit::InternalError) => return Ok(VcpuStop::Fault(self.internal_error())),
                 Ok(VcpuExit::FailEntry(reason, _cpu)) => {
-                    return Ok(VcpuStop::FailEntry {
+                    return Ok(VcpuStop::Fault(VcpuFault::FailEntry {
                         reason,
                         rip: self.rip(),
-                    });
+                    }));
                 }
                 Ok(VcpuExit::Hlt) => {
-                    return Ok(VcpuStop::UnexpectedExit(
-                        "hlt (no interrupt controller to wake the vCPU)".into(),
-                    ));
+                    let what = "hlt (no interrupt controller to wake the vCPU)".to_string();
+                    return Ok(VcpuStop::Fault(VcpuFault::UnexpectedExit(what)));
                 }
-                Ok(other) => return Ok(VcpuStop::UnexpectedExit(format!("{other:?}"))),
+                Ok(other) => {
+                    let what = format!("{other:?}");
+                    return Ok(VcpuStop::Fault(VcpuFault::UnexpectedExit(what)));
+                }
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                     self.fd.set_kvm_immediate_exit(0);
                     None
@@ -150,13 +182,13 @@ impl Vcpu {
         self.fd.get_regs().map(|r| r.rip).unwrap_or(0)
     }
 
-    fn internal_error(&mut self) -> VcpuStop {
+    fn internal_error(&mut self) -> VcpuFault {
         let run = self.fd.get_kvm_run();
         // SAFETY: KVM filled the `internal` member of the exit union because the exit
         // reason is KVM_EXIT_INTERNAL_ERROR; it is plain integers.
         let internal = unsafe { run.__bindgen_anon_1.internal };
         let n = (internal.ndata as usize).min(internal.data.len());
-        VcpuStop::InternalError {
+        VcpuFault::InternalError {
             suberror: internal.suberror,
             rip: self.rip(),
             data: internal.data[..n].to_vec(),
@@ -207,4 +239,36 @@ pub fn format_registers(r: &kvm_regs, s: &kvm_sregs) -> String {
         s.idt.base,
         s.idt.limit
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_reports() {
+        let m = VcpuFault::InternalError {
+            suberror: 1,
+            rip: 0x10,
+            data: vec![1, 0xab],
+        }
+        .to_string();
+        assert_eq!(
+            m,
+            "KVM internal error: suberror 1 (emulation failure) at rip 0x10, data [1, ab]; `dmesg | grep kvm` may say more"
+        );
+        assert_eq!(
+            VcpuFault::TripleFault("rip=0x1".into()).to_string(),
+            "guest triple fault: rip=0x1"
+        );
+        let m = VcpuFault::FailEntry {
+            reason: 0x21,
+            rip: 0x20,
+        }
+        .to_string();
+        assert_eq!(
+            m,
+            "KVM could not enter the guest: hardware entry failure reason 0x21 at rip 0x20"
+        );
+    }
 }
