@@ -16,6 +16,8 @@ pub const MAX_DEVICES: usize = 8;
 
 /// [`BootInfo::flags`] bit: run the kernel's self-tests instead of a program.
 pub const FLAG_SELF_TEST: u32 = 1 << 0;
+/// [`BootInfo::flags`] bit: run the kernel's micro-benchmarks instead of a program.
+pub const FLAG_BENCH: u32 = 1 << 1;
 
 /// A half-open guest-physical range `[start, end)`.
 #[repr(C)]

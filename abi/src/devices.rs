@@ -15,6 +15,10 @@
 /// LAPIC EOI.
 pub const IRQ_VECTOR_BASE: u8 = 0x20;
 
+/// Rate at which the local APIC timer counts with divide-by-1: KVM emulates an APIC bus
+/// cycle of 1 ns (measured here against the TSC: 999.7-999.8 MHz).
+pub const LAPIC_TIMER_HZ: u64 = 1_000_000_000;
+
 /// First I/O port of the COM1 16550 UART.
 pub const SERIAL_PORT: u16 = 0x3f8;
 /// Number of UART registers (ports `SERIAL_PORT..SERIAL_PORT + 8`).

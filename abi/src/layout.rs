@@ -12,7 +12,7 @@
 //! 0x0010_0000 .. 0x0020_0000   usable RAM
 //! 0x0020_0000 .. kernel end    kernel image           (KERNEL_PHYS_BASE)
 //! kernel end  .. 0xC000_0000   usable RAM (up to the RAM size)
-//! 0xC000_0000 .. 0x1_0000_0000 32-bit hole: virtio-mmio devices, IOAPIC, LAPIC
+//! 0xC000_0000 .. 0x1_0000_0000 32-bit hole: virtio-mmio devices, LAPIC (LAPIC_GPA)
 //! 0x1_0000_0000 ..             RAM beyond 3 GiB, if any
 //!
 //! kernel-virtual
@@ -59,6 +59,10 @@ pub const LOW_USABLE_START: u64 = BOOT_PT_END;
 pub const HOLE_START: u64 = 0xC000_0000;
 /// Where RAM beyond [`HOLE_START`] bytes is placed.
 pub const HIGH_RAM_START: u64 = 0x1_0000_0000;
+
+/// Guest-physical address of the local APIC's registers (xAPIC mode), in the hole. It is
+/// also the address an MSI to the APIC with ID 0 is written to.
+pub const LAPIC_GPA: u64 = 0xfee0_0000;
 
 /// Smallest RAM size the VMM accepts, whatever the kernel image size.
 pub const MIN_MEM_MIB: u64 = 4;

@@ -3,7 +3,7 @@
 //! Invariant: after [`init`] returns, [`info`] is a validated, immutable block that lives
 //! for the rest of the run (the VMM never rewrites it and the kernel never frees its page).
 
-use abi::boot::{BOOT_INFO_MAGIC, BOOT_INFO_VERSION, BootInfo, FLAG_SELF_TEST};
+use abi::boot::{BOOT_INFO_MAGIC, BOOT_INFO_VERSION, BootInfo, FLAG_BENCH, FLAG_SELF_TEST};
 use abi::layout::{self, PAGE_SIZE};
 use spin::Once;
 
@@ -65,6 +65,8 @@ pub fn info() -> &'static BootInfo {
 pub trait BootInfoExt {
     /// Whether the VMM asked for the self-tests.
     fn self_test(&self) -> bool;
+    /// Whether the VMM asked for the micro-benchmarks.
+    fn bench(&self) -> bool;
     /// The command line bytes.
     fn cmdline(&self) -> &'static [u8];
 }
@@ -72,6 +74,10 @@ pub trait BootInfoExt {
 impl BootInfoExt for BootInfo {
     fn self_test(&self) -> bool {
         self.flags & FLAG_SELF_TEST != 0
+    }
+
+    fn bench(&self) -> bool {
+        self.flags & FLAG_BENCH != 0
     }
 
     fn cmdline(&self) -> &'static [u8] {

@@ -1,15 +1,16 @@
 //! The kernel console: `print!`/`println!` to the serial port.
 //!
-//! Output goes through one lock so that each call's text stays in one piece. The fault dump
+//! Output goes through one lock (interrupts off) so that each call's text stays in one piece. The fault dump
 //! uses [`emergency_writer`], which skips the lock, because the fault may have struck while
 //! the lock was held.
 
 use abi::devices::SERIAL_PORT;
-use spin::Mutex;
 
 use crate::drivers::serial::Serial;
+use crate::sync::IrqSpinLock;
 
-static CONSOLE: Mutex<Serial> = Mutex::new(Serial::new(SERIAL_PORT));
+/// Interrupts stay off while a call's text goes out, so no other thread's text lands in it.
+static CONSOLE: IrqSpinLock<Serial> = IrqSpinLock::new("console", Serial::new(SERIAL_PORT));
 
 /// Initialises the UART. Call once at boot, before printing.
 pub fn init() {

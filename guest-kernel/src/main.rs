@@ -10,12 +10,18 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod arch;
+mod bench;
 mod boot;
 mod console;
 mod drivers;
+mod mm;
 mod panic;
 mod selftest;
+mod sync;
+mod thread;
 mod util;
 
 use abi::boot::TestHook;
@@ -28,11 +34,21 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let info = boot::init(boot_info_gpa);
     arch::x86_64::init();
     console::init();
-
     run_test_hook(TestHook::from_raw(info.test_hook));
 
+    mm::init(info);
+    thread::init();
+    arch::x86_64::lapic::init();
+    arch::x86_64::cpu::enable_interrupts();
+
+    if info.bench() {
+        bench::run_all();
+        arch::x86_64::lapic::stop_timer();
+        drivers::sysctl::power_off(0);
+    }
     if info.self_test() {
         let failed = selftest::run_all();
+        arch::x86_64::lapic::stop_timer();
         drivers::sysctl::power_off(if failed == 0 { 0 } else { 1 });
     }
 

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{kvm_usable, vmm_path};
+use tests::{kvm_kind, kvm_usable, vmm_path};
 
 const RUNS: usize = 20;
 const WARMUP_RUNS: usize = 2;
@@ -59,19 +59,5 @@ fn main() {
     }
     if missed {
         std::process::exit(1);
-    }
-}
-
-/// The kind of KVM, from the loaded modules.
-fn kvm_kind() -> &'static str {
-    let exists = |m: &str| std::path::Path::new("/sys/module").join(m).exists();
-    if exists("kvm_pvm") {
-        "PVM (software, nested)"
-    } else if exists("kvm_intel") {
-        "hardware (Intel VMX)"
-    } else if exists("kvm_amd") {
-        "hardware (AMD SVM)"
-    } else {
-        "unknown"
     }
 }

@@ -1,8 +1,8 @@
 //! Filling in the `BootInfo` block the kernel starts from.
 
 use abi::boot::{
-    BootInfo, DeviceInfo, DeviceKind, FLAG_SELF_TEST, MAX_DEVICES, MAX_USABLE_RANGES, MemRange,
-    NO_IRQ, SPACE_PIO, TestHook,
+    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_SELF_TEST, MAX_DEVICES, MAX_USABLE_RANGES,
+    MemRange, NO_IRQ, SPACE_PIO, TestHook,
 };
 use abi::devices::{SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SYSCTL_PORT, SYSCTL_PORT_COUNT};
 use abi::layout::{self, LOW_USABLE_START, PAGE_SIZE};
@@ -24,9 +24,11 @@ unsafe impl ByteValued for BootInfoBytes {}
 #[derive(Debug, Clone)]
 pub struct BootParams {
     pub mem_mib: u64,
+    pub user_pages: Option<u64>,
     pub kernel: KernelImage,
     pub cmdline_len: usize,
     pub self_test: bool,
+    pub bench: bool,
     pub test_hook: TestHook,
     pub tsc_khz: u64,
 }
@@ -35,7 +37,8 @@ pub struct BootParams {
 pub fn build(params: &BootParams) -> BootInfo {
     let bytes = params.mem_mib << 20;
     let mut info = BootInfo::new();
-    info.flags = if params.self_test { FLAG_SELF_TEST } else { 0 };
+    info.flags = if params.self_test { FLAG_SELF_TEST } else { 0 }
+        | if params.bench { FLAG_BENCH } else { 0 };
     info.ram_bytes = bytes;
     info.ram_top = layout::ram_top(bytes);
     info.kernel = MemRange {
@@ -47,6 +50,7 @@ pub fn build(params: &BootParams) -> BootInfo {
     info.stats_gpa = layout::STATS_PAGE_GPA;
     info.panic_gpa = layout::PANIC_PAGE_GPA;
     info.tsc_khz = params.tsc_khz;
+    info.user_page_limit = params.user_pages.unwrap_or(0);
     info.test_hook = params.test_hook as u32;
 
     let usable = usable_ranges(&layout::ram_ranges(bytes), info.kernel);
@@ -153,9 +157,11 @@ mod tests {
         };
         let params = BootParams {
             mem_mib: 64,
+            user_pages: Some(300),
             kernel,
             cmdline_len: 5,
             self_test: true,
+            bench: false,
             test_hook: TestHook::Spin,
             tsc_khz: 2_000_000,
         };
@@ -164,6 +170,7 @@ mod tests {
         assert_eq!(info.ram_top, 64 * MIB);
         assert_eq!(info.flags, FLAG_SELF_TEST);
         assert_eq!(info.test_hook, TestHook::Spin as u32);
+        assert_eq!(info.user_page_limit, 300);
         assert_eq!(
             (info.cmdline_gpa, info.cmdline_len),
             (layout::CMDLINE_GPA, 5)

@@ -34,9 +34,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
 
+    /// Cap the kernel's user frame pool at this many 4 KiB pages (default: half of the free
+    /// memory, as in Pintos).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub user_pages: Option<u64>,
+
     /// Run the kernel's self-tests instead of a program; exit 0 only if all pass.
     #[arg(long)]
     pub self_test: bool,
+
+    /// Run the kernel's micro-benchmarks and print their results.
+    #[arg(long, conflicts_with = "self_test")]
+    pub bench: bool,
 
     /// Boot this kernel ELF instead of the one built into `vmm`.
     #[arg(long, value_name = "PATH")]
@@ -83,9 +92,11 @@ impl RunArgs {
         MachineConfig {
             kvm_path: self.kvm_path.clone(),
             mem_mib: self.mem,
+            user_pages: self.user_pages,
             kernel: self.kernel.clone(),
             cmdline: String::new(),
             self_test: self.self_test,
+            bench: self.bench,
             test_hook: self.test_hook.map_or(TestHook::None, TestHook::from),
             timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
         }
@@ -111,6 +122,7 @@ mod tests {
         assert!(!config.self_test);
         assert_eq!(config.kernel, None);
         assert_eq!(config.test_hook, TestHook::None);
+        assert_eq!(config.user_pages, None);
         assert_eq!(config.kvm_path, PathBuf::from("/dev/kvm"));
     }
 
@@ -126,6 +138,8 @@ mod tests {
             "k.elf",
             "--test-hook",
             "triple-fault",
+            "--user-pages",
+            "512",
         ])
         .machine_config();
         assert_eq!(config.mem_mib, 4096);
@@ -133,6 +147,7 @@ mod tests {
         assert!(config.self_test);
         assert_eq!(config.kernel, Some(PathBuf::from("k.elf")));
         assert_eq!(config.test_hook, TestHook::TripleFault);
+        assert_eq!(config.user_pages, Some(512));
     }
 
     #[test]
@@ -143,6 +158,7 @@ mod tests {
             &["--timeout", "1.5"],
             &["--test-hook", "nope"],
             &["--bogus"],
+            &["--user-pages", "0"],
         ] {
             assert!(
                 Cli::try_parse_from(["vmm", "run"].iter().chain(bad)).is_err(),

@@ -46,12 +46,16 @@ pub struct MachineConfig {
     pub kvm_path: PathBuf,
     /// RAM size.
     pub mem_mib: u64,
+    /// Upper bound on the kernel's user frame pool, in pages.
+    pub user_pages: Option<u64>,
     /// A kernel ELF to use instead of the embedded one.
     pub kernel: Option<PathBuf>,
     /// The kernel command line.
     pub cmdline: String,
     /// Run the kernel's self-tests.
     pub self_test: bool,
+    /// Run the kernel's micro-benchmarks.
+    pub bench: bool,
     /// A failure for the kernel to force.
     pub test_hook: TestHook,
     /// Wall-clock limit; `None` for no limit.
@@ -152,9 +156,11 @@ impl Machine {
         let vcpu = Vcpu::new(&kvm, &vm, image.entry, tables.pml4_gpa)?;
         let params = BootParams {
             mem_mib: config.mem_mib,
+            user_pages: config.user_pages,
             kernel: image,
             cmdline_len: config.cmdline.len(),
             self_test: config.self_test,
+            bench: config.bench,
             test_hook: config.test_hook,
             tsc_khz: u64::from(vcpu.tsc_khz()?),
         };

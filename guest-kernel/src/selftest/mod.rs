@@ -3,13 +3,15 @@
 //! Each test is a plain function returning `Ok(())` or a failure message. The runner prints
 //! `test NAME ... ok` or `test NAME ... FAILED: reason` per test and then
 //! `self-test: N passed, M failed`; the caller powers off with status 0 only if M is 0.
-//! Tests run in ring 0 on the boot stack with interrupts off.
+//! Tests run in ring 0 on the boot thread with interrupts on and the timer running.
 //!
 //! A failure carries its message inline (no heap is needed to report one), which makes the
 //! `Err` variant large; test functions are not on any hot path, so that is fine.
 #![allow(clippy::result_large_err)]
 
 mod boot_tests;
+mod mm_tests;
+mod thread_tests;
 
 use crate::println;
 use crate::util::fixed_buf::FixedBuf;
@@ -53,7 +55,7 @@ pub struct Test {
 }
 
 /// Every self-test, in the order they run.
-const TESTS: &[&[Test]] = &[boot_tests::TESTS];
+const TESTS: &[&[Test]] = &[boot_tests::TESTS, mm_tests::TESTS, thread_tests::TESTS];
 
 /// Runs every test (plus the deliberately failing one if the test hook asks) and prints
 /// the results. Returns the number of failures.

@@ -8,6 +8,7 @@
 //! irqchip costs well under a millisecond for both.
 
 use abi::devices::IRQ_VECTOR_BASE;
+use abi::layout::LAPIC_GPA;
 use kvm_bindings::{
     KVM_CAP_SPLIT_IRQCHIP, KVM_IRQ_ROUTING_MSI, KvmIrqRouting, kvm_enable_cap,
     kvm_irq_routing_entry, kvm_userspace_memory_region,
@@ -21,8 +22,6 @@ use super::kvm::KvmContext;
 /// IOAPIC inputs KVM reserves for a user-space IOAPIC under the split irqchip. None is
 /// emulated; the number only bounds the interrupt lines (GSIs) devices may use.
 const SPLIT_IRQCHIP_PINS: u64 = 24;
-/// MSI address of the local APIC with ID 0 (the one vCPU), fixed destination mode.
-const MSI_ADDRESS_APIC0: u32 = 0xfee0_0000;
 
 /// Guest-physical address of the three pages Intel's VMX needs for real-mode emulation
 /// (`KVM_SET_TSS_ADDR`). It lies in the device hole, away from RAM and device registers,
@@ -114,7 +113,8 @@ impl Vm {
             type_: KVM_IRQ_ROUTING_MSI,
             ..Default::default()
         };
-        entry.u.msi.address_lo = MSI_ADDRESS_APIC0;
+        // The MSI address of the APIC with ID 0 (the one vCPU), physical destination mode.
+        entry.u.msi.address_lo = LAPIC_GPA as u32;
         // Fixed delivery, edge triggered: the data is just the vector.
         entry.u.msi.data = u32::from(IRQ_VECTOR_BASE) + irq;
         self.routes.push(entry);

@@ -48,3 +48,24 @@ pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc reads a counter; it has no memory effects.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// Turns interrupts off; returns whether they were on.
+#[inline]
+pub fn disable_interrupts() -> bool {
+    let was_enabled = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::disable();
+    was_enabled
+}
+
+/// Turns interrupts on.
+#[inline]
+pub fn enable_interrupts() {
+    x86_64::instructions::interrupts::enable();
+}
+
+/// Turns interrupts on and halts until the next one, atomically (no wake-up is lost
+/// between the two instructions, thanks to `sti`'s one-instruction delay).
+#[inline]
+pub fn enable_interrupts_and_halt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+}

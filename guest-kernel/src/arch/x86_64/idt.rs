@@ -16,11 +16,24 @@ use x86_64::VirtAddr;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 
+use abi::devices::IRQ_VECTOR_BASE;
+
 use super::gdt::DOUBLE_FAULT_IST;
+use super::lapic;
 use super::trap::TrapFrame;
+
+/// Device interrupt lines the VMM may route (vectors `IRQ_VECTOR_BASE..+IRQ_LINES`).
+pub const IRQ_LINES: usize = 24;
+const _: () = assert!(
+    (IRQ_VECTOR_BASE as usize) + IRQ_LINES <= lapic::TIMER_VECTOR as usize
+        && (lapic::SPURIOUS_VECTOR as usize) < STUB_VECTORS
+);
 
 /// Number of CPU exception vectors (0-31).
 pub const EXCEPTION_VECTORS: usize = 32;
+/// Vectors with an entry stub: exceptions, device lines, the timer and the spurious vector
+/// (see `lapic`). Must stay above every vector the kernel installs.
+pub const STUB_VECTORS: usize = 0x50;
 /// Bytes between consecutive stubs; must match `.align` in the assembly below.
 const STUB_SIZE: u64 = 16;
 /// Gate type: present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
@@ -90,9 +103,15 @@ fn stub_address(vector: usize) -> u64 {
     addr_of!(trap_stubs) as u64 + STUB_SIZE * vector as u64
 }
 
-/// Installs gates for all CPU exceptions and loads the IDT. Call once, interrupts off.
+/// Installs gates for all CPU exceptions, the device lines, the timer and the spurious
+/// vector, and loads the IDT. Call once, interrupts off.
 pub fn init() {
-    for vector in 0..EXCEPTION_VECTORS {
+    let device_lines = usize::from(IRQ_VECTOR_BASE)..usize::from(IRQ_VECTOR_BASE) + IRQ_LINES;
+    let vectors = (0..EXCEPTION_VECTORS).chain(device_lines).chain([
+        usize::from(lapic::TIMER_VECTOR),
+        usize::from(lapic::SPURIOUS_VECTOR),
+    ]);
+    for vector in vectors {
         let ist = if vector == 8 { DOUBLE_FAULT_IST } else { 0 };
         set_gate(
             vector,
@@ -125,23 +144,26 @@ pub fn load_empty() {
     unsafe { lidt(&pointer) };
 }
 
-// The stubs, one per exception vector, each padded to STUB_SIZE. `push imm32` (0x68) keeps
-// every stub the same length whatever the vector.
+// The stubs, one per vector below STUB_VECTORS, each padded to STUB_SIZE. `push imm32`
+// (0x68) keeps every stub the same length whatever the vector.
 global_asm!(
     ".pushsection .text.trap, \"ax\"",
     ".global trap_stubs",
     ".align 16",
     "trap_stubs:",
-    ".irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    ".set trap_vector, 0",
+    ".rept {count}",
     ".align 16",
-    ".if (({mask} >> \\v) & 1) == 0",
+    ".if trap_vector >= 32 || ((({mask} >> trap_vector) & 1) == 0)",
     "push 0",
     ".endif",
     ".byte 0x68",
-    ".long \\v",
+    ".long trap_vector",
     "jmp {common}",
+    ".set trap_vector, trap_vector + 1",
     ".endr",
     ".popsection",
+    count = const STUB_VECTORS,
     mask = const ERROR_CODE_VECTORS,
     common = sym trap_common,
 );

@@ -1,8 +1,10 @@
 //! x86-64: entry from the VMM, GDT/TSS, IDT and trap entry, port I/O, CPU control.
+pub mod context;
 pub mod cpu;
 pub mod entry;
 pub mod gdt;
 pub mod idt;
+pub mod lapic;
 pub mod trap;
 
 /// Loads the kernel's own GDT, TSS and IDT. Called once, first thing after `BootInfo`.

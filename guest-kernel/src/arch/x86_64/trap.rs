@@ -8,7 +8,7 @@
 use core::arch::{global_asm, naked_asm};
 use core::ptr::addr_of;
 
-use super::{cpu, idt};
+use super::{cpu, idt, lapic};
 use crate::console;
 
 /// The registers saved on a trap, lowest address first; `trap_common` builds it.
@@ -83,12 +83,32 @@ pub fn exception_name(vector: u64) -> (&'static str, &'static str) {
 
 /// Entry from `trap_common` for every vector.
 pub fn dispatch(frame: &mut TrapFrame) {
+    if frame.vector >= idt::EXCEPTION_VECTORS as u64 {
+        interrupt(frame.vector);
+        return;
+    }
     if let Some(fixup) = fixup_for(frame.rip) {
         frame.rdx = frame.vector;
         frame.rip = fixup;
         return;
     }
     kernel_fault(frame);
+}
+
+/// An external interrupt: acknowledge it, then act. Runs with interrupts off; the timer
+/// may switch threads from here (the thread resumes here later and returns from the trap).
+fn interrupt(vector: u64) {
+    match vector {
+        v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}
+        v if v == u64::from(lapic::TIMER_VECTOR) => {
+            lapic::eoi();
+            crate::thread::tick();
+        }
+        _ => {
+            // A device line nobody handles yet: acknowledge it so others still arrive.
+            lapic::eoi();
+        }
+    }
 }
 
 /// Reports an unexpected kernel-mode exception and panics. Never returns.

@@ -1,0 +1,103 @@
+//! Micro-benchmarks (`vmm run --bench`): the cost of kernel mechanisms measured with the
+//! TSC, printed as `bench NAME: VALUE UNIT` lines for `make bench` to collect.
+//!
+//! On hosts that emulate ring 0, these costs are dominated by the emulation, which is the
+//! point: they show what each mechanism costs the guest there.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::x86_64::{cpu, lapic};
+use crate::sync::Semaphore;
+use crate::{boot, println, thread};
+
+/// TSC cycles to nanoseconds.
+fn ns(cycles: u64) -> u64 {
+    cycles * 1_000_000 / boot::info().tsc_khz
+}
+
+/// Runs every benchmark and prints one line each.
+pub fn run_all() {
+    context_switch();
+    semaphore_round_trip();
+    timer_tick();
+}
+
+/// Two threads yielding to each other: each `yield_now` is one switch.
+fn context_switch() {
+    const SWITCHES: u64 = 2000;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let done = Arc::new(Semaphore::new(0));
+    let done2 = done.clone();
+    thread::spawn(move || {
+        while !stop2.load(Ordering::Relaxed) {
+            thread::yield_now();
+        }
+        done2.up();
+    });
+    thread::yield_now(); // let the partner start
+    let (switches0, tsc0) = (thread::context_switches(), cpu::rdtsc());
+    for _ in 0..SWITCHES / 2 {
+        thread::yield_now();
+    }
+    let (switches1, tsc1) = (thread::context_switches(), cpu::rdtsc());
+    stop.store(true, Ordering::Relaxed);
+    done.down();
+    println!(
+        "bench context_switch: {} ns",
+        ns(tsc1 - tsc0) / (switches1 - switches0).max(1)
+    );
+}
+
+/// A wake-up through two semaphores and back: two blocks, two unblocks, two switches.
+fn semaphore_round_trip() {
+    const ROUNDS: u64 = 500;
+    let ping = Arc::new(Semaphore::new(0));
+    let pong = Arc::new(Semaphore::new(0));
+    let (ping2, pong2) = (ping.clone(), pong.clone());
+    thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            ping2.down();
+            pong2.up();
+        }
+    });
+    let tsc0 = cpu::rdtsc();
+    for _ in 0..ROUNDS {
+        ping.up();
+        pong.down();
+    }
+    println!(
+        "bench semaphore_round_trip: {} ns",
+        ns(cpu::rdtsc() - tsc0) / ROUNDS
+    );
+}
+
+/// What a timer tick takes from a running thread: loop iterations in a fixed time with the
+/// timer running, against the same time with the timer stopped.
+fn timer_tick() {
+    const WINDOW_MS: u64 = 500;
+    let window = WINDOW_MS * boot::info().tsc_khz;
+    let spin = |window: u64| {
+        let count = AtomicU64::new(0);
+        let end = cpu::rdtsc() + window;
+        while cpu::rdtsc() < end {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        count.load(Ordering::Relaxed)
+    };
+    thread::sleep(1);
+    let ticks0 = thread::ticks();
+    let with_timer = spin(window);
+    let ticks = thread::ticks() - ticks0;
+    lapic::stop_timer();
+    let without_timer = spin(window);
+    lapic::init();
+    // Time lost per tick = window * (1 - with/without) / ticks.
+    let lost_ns = ns(window) as i128 * (without_timer as i128 - with_timer as i128)
+        / without_timer.max(1) as i128;
+    println!(
+        "bench timer_tick: {} ns ({ticks} ticks in {WINDOW_MS} ms)",
+        lost_ns / ticks.max(1) as i128
+    );
+}

@@ -1,0 +1,297 @@
+//! Self-tests of memory management: frame pools, zero tracking, the heap, page tables.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use abi::layout::PAGE_SIZE;
+
+use super::{Test, TestResult};
+use crate::arch::x86_64::trap;
+use crate::boot;
+use crate::mm::frame::{self, Frame, Pool, Zero};
+use crate::mm::page_table::{self, AddressSpace, MapError, PageFlags};
+use crate::{check, check_eq};
+
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "pools_split_as_configured",
+        run: pools_split_as_configured,
+    },
+    Test {
+        name: "user_pool_alloc_all_free_all",
+        run: user_pool_alloc_all_free_all,
+    },
+    Test {
+        name: "frames_zeroed_only_when_asked",
+        run: frames_zeroed_only_when_asked,
+    },
+    Test {
+        name: "heap_stress",
+        run: heap_stress,
+    },
+    Test {
+        name: "map_translate_unmap",
+        run: map_translate_unmap,
+    },
+    Test {
+        name: "user_window_below_kern_base",
+        run: user_window_below_kern_base,
+    },
+    Test {
+        name: "accessed_and_dirty_bits",
+        run: accessed_and_dirty_bits,
+    },
+];
+
+/// The user pool is half the usable frames, or the VMM's `--user-pages` if smaller; the
+/// kernel pool has the rest.
+fn pools_split_as_configured() -> TestResult {
+    let info = boot::info();
+    let usable: u64 = info.usable().iter().map(|r| r.len() / PAGE_SIZE).sum();
+    let limit = info.user_page_limit;
+    let expected_user = if limit != 0 && limit < usable / 2 {
+        limit
+    } else {
+        usable / 2
+    };
+    check_eq!(frame::stats(Pool::User).total, expected_user);
+    check_eq!(frame::stats(Pool::Kernel).total, usable - expected_user);
+    Ok(())
+}
+
+/// Index of `frame` in a bitmap over all RAM.
+fn bit(frame: Frame) -> (usize, u64) {
+    let n = (frame.gpa() / PAGE_SIZE) as usize;
+    (n / 64, 1 << (n % 64))
+}
+
+/// Allocates every user frame, checking none comes twice; returns them.
+fn take_all_user_frames(seen: &mut [u64]) -> Result<Vec<Frame>, super::Failure> {
+    seen.fill(0);
+    let mut frames = Vec::with_capacity(frame::stats(Pool::User).free as usize);
+    while let Some(f) = frame::alloc(Pool::User, Zero::No) {
+        let (word, mask) = bit(f);
+        check!(
+            seen[word] & mask == 0,
+            "frame {:#x} handed out twice",
+            f.gpa()
+        );
+        seen[word] |= mask;
+        frames.push(f);
+    }
+    Ok(frames)
+}
+
+/// Allocating every user frame gives exactly the pool's free count, each frame once;
+/// freeing them all restores the count, and a second round gives the same number.
+fn user_pool_alloc_all_free_all() -> TestResult {
+    let before = frame::stats(Pool::User);
+    let mut seen = vec![0u64; (boot::info().ram_top / PAGE_SIZE).div_ceil(64) as usize];
+    for round in 0..2 {
+        let frames = take_all_user_frames(&mut seen)?;
+        check!(
+            frames.len() as u64 == before.free,
+            "round {round}: got {} frames, pool had {}",
+            frames.len(),
+            before.free
+        );
+        check_eq!(frame::stats(Pool::User).free, 0);
+        for f in frames {
+            frame::free(f);
+        }
+        check_eq!(frame::stats(Pool::User).free, before.free);
+    }
+    check_eq!(frame::stats(Pool::User).fresh, 0);
+    Ok(())
+}
+
+fn words(f: Frame) -> &'static mut [u64] {
+    // SAFETY: the test owns the frame while it uses this slice; the direct map covers it.
+    unsafe { core::slice::from_raw_parts_mut(f.virt() as *mut u64, (PAGE_SIZE / 8) as usize) }
+}
+
+/// A never-used frame reads as zero without being cleared; a reused one keeps its old
+/// contents unless zeros are asked for.
+fn frames_zeroed_only_when_asked() -> TestResult {
+    let fresh = frame::alloc_fresh_run(Pool::Kernel, 1);
+    check!(fresh.is_some(), "no fresh kernel frame");
+    let f = fresh.unwrap_or(Frame::from_gpa(0));
+    check!(
+        words(f).iter().all(|&w| w == 0),
+        "fresh frame {:#x} is not zero",
+        f.gpa()
+    );
+    words(f).fill(0x5a5a_5a5a_5a5a_5a5a);
+    frame::free(f);
+    // The free list is last-in, first-out: the same frame comes back.
+    let again = frame::alloc(Pool::Kernel, Zero::No);
+    check_eq!(again, Some(f));
+    // Its first word holds the free-list link; the rest is untouched.
+    check!(
+        words(f)[1..].iter().all(|&w| w == 0x5a5a_5a5a_5a5a_5a5a),
+        "reused frame was cleared"
+    );
+    frame::free(f);
+    let zeroed = frame::alloc(Pool::Kernel, Zero::Yes);
+    check_eq!(zeroed, Some(f));
+    check!(
+        words(f).iter().all(|&w| w == 0),
+        "frame not zeroed on request"
+    );
+    frame::free(f);
+    Ok(())
+}
+
+/// Many allocations of many sizes and alignments keep their contents and can be freed in
+/// any order; a large one (128 KiB, beyond one growth step) makes the heap grow.
+fn heap_stress() -> TestResult {
+    let mut blocks: Vec<Box<[u8]>> = Vec::new();
+    for i in 0..200usize {
+        let size = 1 + (i * 37) % 500;
+        let mut block = vec![0u8; size].into_boxed_slice();
+        block.fill(i as u8);
+        blocks.push(block);
+    }
+    // Free every third block, then allocate again into the holes.
+    let mut i = 0;
+    blocks.retain(|_| {
+        i += 1;
+        i % 3 != 0
+    });
+    for j in 0..100usize {
+        blocks.push(vec![0xee; 8 + j * 13].into_boxed_slice());
+    }
+    let big = vec![7u64; 16 * 1024];
+    check!(big.iter().all(|&w| w == 7), "large block corrupted");
+    let aligned =
+        alloc::alloc::Layout::from_size_align(4096, 4096).map_err(|_| super::Failure::new());
+    if let Ok(layout) = aligned {
+        // SAFETY: non-zero size; freed right below with the same layout.
+        let p = unsafe { alloc::alloc::alloc(layout) };
+        check!(
+            !p.is_null() && (p as u64).is_multiple_of(4096),
+            "page-aligned allocation failed: {p:?}"
+        );
+        // SAFETY: `p` came from `alloc` with `layout`.
+        unsafe { alloc::alloc::dealloc(p, layout) };
+    }
+    let mut n = 0usize;
+    for (k, block) in blocks.iter().enumerate() {
+        let expected = block[0];
+        check!(block.iter().all(|&b| b == expected), "block {k} corrupted");
+        n += block.len();
+    }
+    check!(n > 0, "no blocks");
+    Ok(())
+}
+
+/// Maps a user page, sees it through the page tables and through its address, unmaps it,
+/// and frees the address space with nothing leaked.
+fn map_translate_unmap() -> TestResult {
+    let kernel_free = frame::stats(Pool::Kernel).free;
+    let user_frame = frame::alloc(Pool::User, Zero::Yes);
+    check!(user_frame.is_some(), "no user frame");
+    let user_frame = user_frame.unwrap_or(Frame::from_gpa(0));
+    {
+        let mut space = AddressSpace::new().ok_or_else(super::Failure::new)?;
+        let va = 0x40_0000;
+        check_eq!(space.translate(va), None);
+        check_eq!(
+            space.map(va, user_frame, PageFlags { writable: true }),
+            Ok(())
+        );
+        check_eq!(
+            space.map(va, user_frame, PageFlags { writable: true }),
+            Err(MapError::AlreadyMapped)
+        );
+        check_eq!(
+            space.map(va + 1, user_frame, PageFlags { writable: true }),
+            Err(MapError::NotUserPage)
+        );
+        let m = space.translate(va + 123);
+        check_eq!(m.map(|m| (m.frame, m.writable)), Some((user_frame, true)));
+
+        space.activate();
+        // SAFETY: the page is mapped writable in the active space.
+        unsafe { ((va + 8) as *mut u64).write_volatile(0x1234_5678) };
+        page_table::activate_kernel();
+        check_eq!(words(user_frame)[1], 0x1234_5678);
+
+        check_eq!(space.unmap(va), Some(user_frame));
+        check_eq!(space.translate(va), None);
+        check_eq!(space.unmap(va), None);
+        space.activate();
+        let after = trap::try_read_u64(va);
+        page_table::activate_kernel();
+        check_eq!(after, Err(trap::vector::PAGE_FAULT));
+    }
+    frame::free(user_frame);
+    check_eq!(frame::stats(Pool::Kernel).free, kernel_free);
+    Ok(())
+}
+
+/// A user page just below KERN_BASE (sharing PML4 slot 1 with the kernel) is private to
+/// its space: the kernel's tables and other spaces do not see it, and the kernel half still
+/// works in that space.
+fn user_window_below_kern_base() -> TestResult {
+    let kernel_free = frame::stats(Pool::Kernel).free;
+    let f = frame::alloc(Pool::User, Zero::Yes).ok_or_else(super::Failure::new)?;
+    {
+        let va = abi::layout::KERN_BASE - PAGE_SIZE;
+        let mut a = AddressSpace::new().ok_or_else(super::Failure::new)?;
+        let mut b = AddressSpace::new().ok_or_else(super::Failure::new)?;
+        check_eq!(a.map(va, f, PageFlags { writable: true }), Ok(()));
+        check_eq!(a.translate(va).map(|m| m.frame), Some(f));
+        check_eq!(b.translate(va), None);
+        a.activate();
+        let seen = trap::try_read_u64(va);
+        let kernel_still_mapped =
+            trap::try_read_u64(abi::layout::phys_to_virt(boot::info().kernel.start));
+        page_table::activate_kernel();
+        check_eq!(seen, Ok(0));
+        check!(
+            kernel_still_mapped.is_ok(),
+            "kernel image unmapped in the space"
+        );
+        check_eq!(trap::try_read_u64(va), Err(trap::vector::PAGE_FAULT));
+        check_eq!(a.unmap(va), Some(f));
+    }
+    frame::free(f);
+    check_eq!(frame::stats(Pool::Kernel).free, kernel_free);
+    Ok(())
+}
+
+/// Reading a page sets its accessed bit, writing sets dirty; taking the bits clears them.
+fn accessed_and_dirty_bits() -> TestResult {
+    let f = frame::alloc(Pool::User, Zero::Yes).ok_or_else(super::Failure::new)?;
+    let va = 0x1000_0000;
+    let result = (|| {
+        let mut space = AddressSpace::new().ok_or_else(super::Failure::new)?;
+        check_eq!(space.map(va, f, PageFlags { writable: true }), Ok(()));
+        check_eq!(
+            space.translate(va).map(|m| (m.accessed, m.dirty)),
+            Some((false, false))
+        );
+        space.activate();
+        let _ = trap::try_read_u64(va);
+        page_table::activate_kernel();
+        check_eq!(
+            space.translate(va).map(|m| (m.accessed, m.dirty)),
+            Some((true, false))
+        );
+        space.activate();
+        // SAFETY: mapped writable in the active space.
+        unsafe { (va as *mut u64).write_volatile(1) };
+        page_table::activate_kernel();
+        check_eq!(space.take_accessed_dirty(va), Some((true, true)));
+        check_eq!(
+            space.translate(va).map(|m| (m.accessed, m.dirty)),
+            Some((false, false))
+        );
+        check_eq!(space.unmap(va), Some(f));
+        Ok(())
+    })();
+    frame::free(f);
+    result
+}

@@ -1,0 +1,269 @@
+//! Kernel threads and the scheduler: preemptive round robin on one CPU.
+//!
+//! Ownership is the invariant that keeps this simple: a thread's `Box<Thread>` is always in
+//! exactly one place: `current` (running), the ready queue, the sleep list, a wait queue
+//! of a semaphore or condition (blocked), `idle`, or `dying` (exited, its stack still in use
+//! until the next switch completes). The address of a `Thread` never changes, so the
+//! contexts the switch code uses stay valid while the boxes move between queues.
+//!
+//! Every scheduler operation runs with interrupts off. The timer interrupt calls [`tick`],
+//! which wakes sleepers and, when the running thread's slice is used up, switches away
+//! from inside the interrupt handler; the thread continues from there when next chosen.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::x86_64::context::{self, Context, FpuState};
+use crate::arch::x86_64::cpu;
+use crate::sync::{IrqGuard, IrqSpinLock};
+
+/// Timer ticks a thread may run before another ready thread gets the CPU.
+pub const TIME_SLICE_TICKS: u32 = 4;
+/// Size of a kernel thread's stack.
+pub const STACK_SIZE: usize = 16 * 1024;
+
+/// Thread identifier; 1 is the boot thread.
+pub type Tid = u64;
+
+/// A kernel stack, freed with its thread. Its memory is not cleared: zeroing 16 KiB in
+/// emulated ring 0 would cost milliseconds, and a stack needs no initial contents.
+struct Stack(Box<[core::mem::MaybeUninit<u128>]>);
+
+impl Stack {
+    fn new() -> Self {
+        Stack(Box::new_uninit_slice(STACK_SIZE / 16))
+    }
+
+    fn top(&self) -> u64 {
+        self.0.as_ptr_range().end as u64
+    }
+}
+
+/// A kernel thread.
+pub struct Thread {
+    tid: Tid,
+    context: Context,
+    fpu: FpuState,
+    /// `None` for the boot thread, which runs on the boot stack.
+    _stack: Option<Stack>,
+    /// What the thread runs; taken when it starts.
+    entry: Option<Box<dyn FnOnce() + Send>>,
+    /// Tick at which a sleeping thread becomes ready.
+    wake_tick: u64,
+    is_idle: bool,
+}
+
+impl Thread {
+    fn new(entry: Option<Box<dyn FnOnce() + Send>>, is_idle: bool) -> Box<Thread> {
+        let stack = Stack::new();
+        let mut thread = Box::new(Thread {
+            tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
+            context: Context::default(),
+            fpu: FpuState::initial(),
+            _stack: None,
+            entry,
+            wake_tick: 0,
+            is_idle,
+        });
+        let arg = &*thread as *const Thread as u64;
+        thread.context = Context::new(stack.top(), thread_start, arg);
+        thread._stack = Some(stack);
+        thread
+    }
+}
+
+struct Scheduler {
+    current: Option<Box<Thread>>,
+    ready: VecDeque<Box<Thread>>,
+    /// Sorted by `wake_tick`, latest first, so the next to wake is popped from the end.
+    /// Boxed like everywhere else: a thread's
+    /// address must not change while it waits, because its saved context is used in place.
+    #[allow(clippy::vec_box)]
+    sleeping: Vec<Box<Thread>>,
+    idle: Option<Box<Thread>>,
+    dying: Option<Box<Thread>>,
+    slice_left: u32,
+}
+
+static SCHED: IrqSpinLock<Scheduler> = IrqSpinLock::new(
+    "scheduler",
+    Scheduler {
+        current: None,
+        ready: VecDeque::new(),
+        sleeping: Vec::new(),
+        idle: None,
+        dying: None,
+        slice_left: 0,
+    },
+);
+static NEXT_TID: AtomicU64 = AtomicU64::new(1);
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static CONTEXT_SWITCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Makes the running boot code thread 1 ("main") and creates the idle thread.
+pub fn init() {
+    let main = Box::new(Thread {
+        tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
+        context: Context::default(),
+        fpu: FpuState::initial(),
+        _stack: None,
+        entry: None,
+        wake_tick: 0,
+        is_idle: false,
+    });
+    let idle = Thread::new(Some(Box::new(idle_loop)), true);
+    let mut s = SCHED.lock();
+    s.current = Some(main);
+    s.idle = Some(idle);
+    s.slice_left = TIME_SLICE_TICKS;
+}
+
+/// Starts a thread running `f`; it is ready at once. Returns its id.
+pub fn spawn(f: impl FnOnce() + Send + 'static) -> Tid {
+    let thread = Thread::new(Some(Box::new(f)), false);
+    let tid = thread.tid;
+    unblock(thread);
+    tid
+}
+
+/// The running thread's id.
+pub fn current_tid() -> Tid {
+    SCHED.lock().current.as_ref().map_or(0, |t| t.tid)
+}
+
+/// Timer ticks since the timer started.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Context switches since boot.
+pub fn context_switches() -> u64 {
+    CONTEXT_SWITCHES.load(Ordering::Relaxed)
+}
+
+/// Makes a blocked thread ready (it runs when its turn comes).
+pub fn unblock(thread: Box<Thread>) {
+    SCHED.lock().ready.push_back(thread);
+}
+
+/// Gives the CPU to the next ready thread, if any; the caller stays ready.
+pub fn yield_now() {
+    reschedule(|s, me| {
+        if me.is_idle {
+            s.idle = Some(me);
+        } else {
+            s.ready.push_back(me);
+        }
+    });
+}
+
+/// Sleeps for at least `ticks` timer ticks (0 just yields).
+pub fn sleep(ticks: u64) {
+    if ticks == 0 {
+        yield_now();
+        return;
+    }
+    let wake = self::ticks() + ticks;
+    reschedule(|s, mut me| {
+        me.wake_tick = wake;
+        let at = s.sleeping.partition_point(|t| t.wake_tick > wake);
+        s.sleeping.insert(at, me);
+    });
+}
+
+/// Blocks the running thread: hands its box to `park` (which puts it in some wait queue)
+/// and runs another thread. Returns when someone passes the box to [`unblock`].
+pub fn block(park: impl FnOnce(Box<Thread>)) {
+    reschedule(|_, me| park(me));
+}
+
+/// Ends the running thread. Its stack is freed by the next thread to run.
+pub fn exit() -> ! {
+    reschedule(|s, me| s.dying = Some(me));
+    unreachable!("thread: a dead thread was resumed");
+}
+
+/// Called by the timer interrupt handler (interrupts off): counts the tick, wakes
+/// sleepers, and preempts the running thread when its slice is over.
+pub fn tick() {
+    let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    let preempt = {
+        let mut s = SCHED.lock();
+        while s.sleeping.last().is_some_and(|t| t.wake_tick <= now) {
+            let woken = s.sleeping.pop().expect("checked non-empty");
+            s.ready.push_back(woken);
+        }
+        let idle = s.current.as_ref().is_some_and(|t| t.is_idle);
+        s.slice_left = s.slice_left.saturating_sub(1);
+        !s.ready.is_empty() && (idle || s.slice_left == 0)
+    };
+    if preempt {
+        yield_now();
+    }
+}
+
+/// Switches from the running thread to the next ready one (or idle). `place` decides
+/// where the running thread's box goes. Returns when the caller is resumed.
+fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
+    let _irq = IrqGuard::new();
+    let (from, to) = {
+        let mut s = SCHED.lock();
+        let mut me = s.current.take().expect("thread: no current thread");
+        let from: *mut Thread = &raw mut *me;
+        place(&mut s, me);
+        let mut next = s
+            .ready
+            .pop_front()
+            .or_else(|| s.idle.take())
+            .expect("thread: nothing to run");
+        let to: *mut Thread = &raw mut *next;
+        s.current = Some(next);
+        s.slice_left = TIME_SLICE_TICKS;
+        (from, to)
+    };
+    if from != to {
+        CONTEXT_SWITCHES.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: both threads' boxes are owned by the scheduler's structures and never move
+        // or drop while referenced here: `from` is suspended by this very switch and `to`
+        // is `current`; interrupts are off for the whole switch.
+        unsafe {
+            context::switch_fpu(&mut (*from).fpu, &(*to).fpu);
+            context::switch(&raw mut (*from).context, &raw const (*to).context);
+        }
+    }
+    finish_switch();
+}
+
+/// Runs on the thread that was just switched to: frees the thread that exited, if any.
+fn finish_switch() {
+    let dead = SCHED.lock().dying.take();
+    drop(dead);
+}
+
+/// First Rust code of every new thread.
+extern "C" fn thread_start(thread: u64) -> ! {
+    finish_switch();
+    // SAFETY: `thread` is the address of this thread's own box, which is `current` now and
+    // stays alive while the thread runs; only this thread touches `entry`.
+    let entry = unsafe { (*(thread as *mut Thread)).entry.take() };
+    cpu::enable_interrupts();
+    if let Some(entry) = entry {
+        entry();
+    }
+    exit();
+}
+
+/// The idle thread: halts until an interrupt, then lets ready threads run.
+fn idle_loop() {
+    loop {
+        let _irq = IrqGuard::new();
+        if SCHED.lock().ready.is_empty() {
+            // Atomically re-enables interrupts and halts: no wake-up can slip in between.
+            cpu::enable_interrupts_and_halt();
+        } else {
+            yield_now();
+        }
+    }
+}
