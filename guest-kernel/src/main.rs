@@ -32,7 +32,7 @@ use boot::BootInfoExt;
 /// Never returns: the machine powers off at the end.
 extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let info = boot::init(boot_info_gpa);
-    arch::x86_64::init();
+    arch::x86_64::init(info);
     console::init();
     run_test_hook(TestHook::from_raw(info.test_hook));
 

@@ -2,6 +2,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{Test, TestResult};
@@ -116,7 +117,8 @@ fn run_threads(n: usize, f: impl Fn(usize) + Send + Sync + 'static) {
         thread::spawn(move || {
             f(i);
             done.up();
-        });
+        })
+        .expect("spawn");
     }
     for _ in 0..n {
         done.down();
@@ -160,7 +162,8 @@ fn semaphore_ping_pong() -> TestResult {
             pong2.up();
         }
         done2.up();
-    });
+    })
+    .expect("spawn");
     for _ in 0..ROUNDS {
         log.lock().push(b'i');
         ping.up();
@@ -205,7 +208,8 @@ fn condition_signal_and_broadcast() -> TestResult {
             s.woken += 1;
             drop(s);
             done.up();
-        });
+        })
+        .expect("spawn");
     }
     // Let every waiter reach its wait.
     while state.lock().waiting < WAITERS {
@@ -238,7 +242,8 @@ fn busy_thread_is_preempted() -> TestResult {
             spins2.fetch_add(1, Ordering::Relaxed);
         }
         done2.up();
-    });
+    })
+    .expect("spawn");
     thread::sleep(3);
     stop.store(true, Ordering::Relaxed);
     done.down();
@@ -253,17 +258,22 @@ fn busy_thread_is_preempted() -> TestResult {
     Ok(())
 }
 
+/// The CPU's x87/SSE state now.
+fn fpu_now() -> FpuState {
+    let mut state = MaybeUninit::uninit();
+    context::save_fpu(&mut state);
+    // SAFETY: fxsave64 wrote all 512 bytes.
+    unsafe { state.assume_init() }
+}
+
 /// XMM0 as the CPU holds it now.
 fn xmm0() -> u128 {
-    let mut state = FpuState::initial();
-    context::save_fpu(&mut state);
-    state.xmm0()
+    fpu_now().xmm0()
 }
 
 /// Sets XMM0 (through `fxrstor64`: SSE instructions cannot run in ring 0 on every KVM).
 fn set_xmm0(value: u128) {
-    let mut state = FpuState::initial();
-    context::save_fpu(&mut state);
+    let mut state = fpu_now();
     state.set_xmm0(value);
     context::load_fpu(&state);
 }
@@ -282,7 +292,8 @@ fn fpu_state_is_per_thread() -> TestResult {
         thread::yield_now();
         check_theirs(xmm0());
         done2.up();
-    });
+    })
+    .expect("spawn");
     done.down();
     check_eq!(*seen.lock(), Some(0));
     check_eq!(xmm0(), MINE);

@@ -13,11 +13,14 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::context::{self, Context, FpuState};
 use crate::arch::x86_64::cpu;
+use crate::mm::frame::{self, Frame, Pool};
 use crate::sync::{IrqGuard, IrqSpinLock};
+use abi::layout::PAGE_SIZE;
 
 /// Timer ticks a thread may run before another ready thread gets the CPU.
 pub const TIME_SLICE_TICKS: u32 = 4;
@@ -27,17 +30,44 @@ pub const STACK_SIZE: usize = 16 * 1024;
 /// Thread identifier; 1 is the boot thread.
 pub type Tid = u64;
 
-/// A kernel stack, freed with its thread. Its memory is not cleared: zeroing 16 KiB in
-/// emulated ring 0 would cost milliseconds, and a stack needs no initial contents.
-struct Stack(Box<[core::mem::MaybeUninit<u128>]>);
+/// A kernel stack: [`STACK_PAGES`] contiguous kernel frames, reached through the direct map.
+/// Its memory is not cleared (a stack needs no initial contents, and clearing costs where
+/// ring 0 is emulated). Freed stacks are kept on a list for reuse, linked through their
+/// first word, so taking and returning one is O(1) and never involves the heap (a 16 KiB
+/// heap allocation measured 0.5 ms on PVM).
+struct Stack(Frame);
+
+/// Pages per kernel stack.
+const STACK_PAGES: u64 = (STACK_SIZE as u64) / PAGE_SIZE;
+
+/// Lowest frame of the most recently freed stack, or 0.
+static FREE_STACKS: IrqSpinLock<u64> = IrqSpinLock::new("free stacks", 0);
 
 impl Stack {
-    fn new() -> Self {
-        Stack(Box::new_uninit_slice(STACK_SIZE / 16))
+    /// A stack, or `None` if the kernel pool has no run of fresh frames left.
+    fn new() -> Option<Self> {
+        let mut head = FREE_STACKS.lock();
+        if *head != 0 {
+            let stack = Frame::from_gpa(*head);
+            // SAFETY: a free stack is owned by the list; its first word is the link.
+            *head = unsafe { (stack.virt() as *const u64).read() };
+            return Some(Stack(stack));
+        }
+        drop(head);
+        frame::alloc_fresh_run(Pool::Kernel, STACK_PAGES).map(Stack)
     }
 
     fn top(&self) -> u64 {
-        self.0.as_ptr_range().end as u64
+        self.0.virt() + STACK_SIZE as u64
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let mut head = FREE_STACKS.lock();
+        // SAFETY: the stack's thread is gone, so the list now owns its memory.
+        unsafe { (self.0.virt() as *mut u64).write(*head) };
+        *head = self.0.gpa();
     }
 }
 
@@ -45,7 +75,11 @@ impl Stack {
 pub struct Thread {
     tid: Tid,
     context: Context,
-    fpu: FpuState,
+    /// Saved x87/SSE state; meaningful once `fpu_saved` is set. Allocated uninitialised:
+    /// building a 512-byte image per thread costs a lot where ring 0 is emulated, so a
+    /// thread that has never been switched out starts from the shared initial image.
+    fpu: Box<MaybeUninit<FpuState>>,
+    fpu_saved: bool,
     /// `None` for the boot thread, which runs on the boot stack.
     _stack: Option<Stack>,
     /// What the thread runs; taken when it starts.
@@ -56,12 +90,14 @@ pub struct Thread {
 }
 
 impl Thread {
-    fn new(entry: Option<Box<dyn FnOnce() + Send>>, is_idle: bool) -> Box<Thread> {
-        let stack = Stack::new();
+    /// A new thread, or `None` if there is no memory for its stack.
+    fn new(entry: Option<Box<dyn FnOnce() + Send>>, is_idle: bool) -> Option<Box<Thread>> {
+        let stack = Stack::new()?;
         let mut thread = Box::new(Thread {
             tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
             context: Context::default(),
-            fpu: FpuState::initial(),
+            fpu: Box::new_uninit(),
+            fpu_saved: false,
             _stack: None,
             entry,
             wake_tick: 0,
@@ -70,7 +106,7 @@ impl Thread {
         let arg = &*thread as *const Thread as u64;
         thread.context = Context::new(stack.top(), thread_start, arg);
         thread._stack = Some(stack);
-        thread
+        Some(thread)
     }
 }
 
@@ -98,6 +134,8 @@ static SCHED: IrqSpinLock<Scheduler> = IrqSpinLock::new(
         slice_left: 0,
     },
 );
+/// The FPU state every thread starts with.
+static INITIAL_FPU: FpuState = FpuState::initial();
 static NEXT_TID: AtomicU64 = AtomicU64::new(1);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static CONTEXT_SWITCHES: AtomicU64 = AtomicU64::new(0);
@@ -107,25 +145,28 @@ pub fn init() {
     let main = Box::new(Thread {
         tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
         context: Context::default(),
-        fpu: FpuState::initial(),
+        fpu: Box::new_uninit(),
+        fpu_saved: false,
         _stack: None,
         entry: None,
         wake_tick: 0,
         is_idle: false,
     });
-    let idle = Thread::new(Some(Box::new(idle_loop)), true);
+    let idle = Thread::new(Some(Box::new(idle_loop)), true)
+        .expect("thread: no memory for the idle thread");
     let mut s = SCHED.lock();
     s.current = Some(main);
     s.idle = Some(idle);
     s.slice_left = TIME_SLICE_TICKS;
 }
 
-/// Starts a thread running `f`; it is ready at once. Returns its id.
-pub fn spawn(f: impl FnOnce() + Send + 'static) -> Tid {
-    let thread = Thread::new(Some(Box::new(f)), false);
+/// Starts a thread running `f`; it is ready at once. Returns its id, or `None` if there is
+/// no memory for the thread.
+pub fn spawn(f: impl FnOnce() + Send + 'static) -> Option<Tid> {
+    let thread = Thread::new(Some(Box::new(f)), false)?;
     let tid = thread.tid;
     unblock(thread);
-    tid
+    Some(tid)
 }
 
 /// The running thread's id.
@@ -188,20 +229,23 @@ pub fn exit() -> ! {
 /// Called by the timer interrupt handler (interrupts off): counts the tick, wakes
 /// sleepers, and preempts the running thread when its slice is over.
 pub fn tick() {
-    let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
-    let preempt = {
-        let mut s = SCHED.lock();
-        while s.sleeping.last().is_some_and(|t| t.wake_tick <= now) {
-            let woken = s.sleeping.pop().expect("checked non-empty");
-            s.ready.push_back(woken);
-        }
-        let idle = s.current.as_ref().is_some_and(|t| t.is_idle);
-        s.slice_left = s.slice_left.saturating_sub(1);
-        !s.ready.is_empty() && (idle || s.slice_left == 0)
-    };
-    if preempt {
+    if tick_without_preemption() {
         yield_now();
     }
+}
+
+/// The bookkeeping part of [`tick`]; returns whether the running thread should yield.
+/// Interrupts must be off.
+pub fn tick_without_preemption() -> bool {
+    let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut s = SCHED.lock();
+    while s.sleeping.last().is_some_and(|t| t.wake_tick <= now) {
+        let woken = s.sleeping.pop().expect("checked non-empty");
+        s.ready.push_back(woken);
+    }
+    let idle = s.current.as_ref().is_some_and(|t| t.is_idle);
+    s.slice_left = s.slice_left.saturating_sub(1);
+    !s.ready.is_empty() && (idle || s.slice_left == 0)
 }
 
 /// Switches from the running thread to the next ready one (or idle). `place` decides
@@ -229,7 +273,14 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
         // or drop while referenced here: `from` is suspended by this very switch and `to`
         // is `current`; interrupts are off for the whole switch.
         unsafe {
-            context::switch_fpu(&mut (*from).fpu, &(*to).fpu);
+            context::save_fpu(&mut (*from).fpu);
+            (*from).fpu_saved = true;
+            let to_fpu = if (*to).fpu_saved {
+                (*to).fpu.assume_init_ref()
+            } else {
+                &INITIAL_FPU
+            };
+            context::load_fpu(to_fpu);
             context::switch(&raw mut (*from).context, &raw const (*to).context);
         }
     }

@@ -5,6 +5,7 @@
 //! "returns" into [`thread_entry`], which calls the Rust start function.
 
 use core::arch::naked_asm;
+use core::mem::MaybeUninit;
 
 /// Saved stack pointer of a suspended thread.
 #[repr(C)]
@@ -78,15 +79,16 @@ impl FpuState {
     }
 }
 
-/// Stores the CPU's x87/SSE registers into `state` (`fxsave64`).
+/// Stores the CPU's x87/SSE registers into `state` (`fxsave64`), which initialises all
+/// 512 bytes.
 ///
 /// The kernel never uses these registers itself (it is built without SSE), so they always
 /// hold the running thread's values. Kernels that emulate ring 0 cannot run SSE
 /// instructions there, but `fxsave64`/`fxrstor64` work everywhere.
-pub fn save_fpu(state: &mut FpuState) {
+pub fn save_fpu(state: &mut MaybeUninit<FpuState>) {
     // SAFETY: the area is 512 bytes and 16-aligned; CR4.OSFXSR is set by the VMM.
     unsafe {
-        core::arch::asm!("fxsave64 [{}]", in(reg) state.0.as_mut_ptr(), options(nostack, preserves_flags))
+        core::arch::asm!("fxsave64 [{}]", in(reg) state.as_mut_ptr(), options(nostack, preserves_flags))
     };
 }
 
@@ -97,12 +99,6 @@ pub fn load_fpu(state: &FpuState) {
     unsafe {
         core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, preserves_flags))
     };
-}
-
-/// Saves the FPU state of the running thread into `from` and loads `to`.
-pub fn switch_fpu(from: &mut FpuState, to: &FpuState) {
-    save_fpu(from);
-    load_fpu(to);
 }
 
 /// Switches stacks: saves the callee-saved registers and stack pointer of the running

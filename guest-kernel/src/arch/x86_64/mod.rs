@@ -8,7 +8,7 @@ pub mod lapic;
 pub mod trap;
 
 /// Loads the kernel's own GDT, TSS and IDT. Called once, first thing after `BootInfo`.
-pub fn init() {
+pub fn init(info: &abi::boot::BootInfo) {
     gdt::init();
-    idt::init();
+    idt::init(info.devices().iter().map(|d| d.irq));
 }
