@@ -49,6 +49,10 @@ pub enum DeviceKind {
     Serial = 1,
     /// The system-control register block (power-off, panic), port I/O.
     SysCtl = 2,
+    /// The file-system disk: virtio-blk over virtio-mmio.
+    FsDisk = 3,
+    /// The swap disk: virtio-blk over virtio-mmio.
+    SwapDisk = 4,
 }
 
 impl DeviceKind {
@@ -57,6 +61,8 @@ impl DeviceKind {
         match raw {
             1 => Some(Self::Serial),
             2 => Some(Self::SysCtl),
+            3 => Some(Self::FsDisk),
+            4 => Some(Self::SwapDisk),
             _ => None,
         }
     }

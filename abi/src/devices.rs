@@ -26,6 +26,20 @@ pub const SERIAL_PORT_COUNT: u16 = 8;
 /// Interrupt line of the UART (vector `IRQ_VECTOR_BASE + SERIAL_IRQ`).
 pub const SERIAL_IRQ: u32 = 4;
 
+/// Guest-physical address of the first virtio-mmio device (in the 32-bit hole).
+pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
+/// Bytes of each virtio-mmio device's register window; device `i` is at
+/// `VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE`.
+pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// The file-system disk: virtio-mmio device 0.
+pub const FS_DISK_GPA: u64 = VIRTIO_MMIO_BASE;
+/// Interrupt line of the file-system disk.
+pub const FS_DISK_IRQ: u32 = 5;
+/// The swap disk: virtio-mmio device 1.
+pub const SWAP_DISK_GPA: u64 = VIRTIO_MMIO_BASE + VIRTIO_MMIO_SIZE;
+/// Interrupt line of the swap disk.
+pub const SWAP_DISK_IRQ: u32 = 6;
+
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
