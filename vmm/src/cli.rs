@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Boot the kernel and run until it powers off; exit with the guest's status.
     Run(RunArgs),
+    /// Create, list and edit file-system disk images.
+    Disk(crate::disk::cli::DiskArgs),
 }
 
 /// Options of `vmm run`.
@@ -109,9 +111,10 @@ mod tests {
 
     fn run_args(args: &[&str]) -> RunArgs {
         let cli = Cli::try_parse_from(["vmm", "run"].iter().chain(args)).expect("parses");
-        match cli.command {
-            Command::Run(run) => run,
-        }
+        let Command::Run(run) = cli.command else {
+            panic!("not a run command");
+        };
+        run
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! machine.rs      builds a machine from a config and runs it (vCPU thread + watchdog)
 //! loader.rs       kernel ELF checks and loading
 //! boot_info.rs    the BootInfo block handed to the kernel
+//! disk/           host-side tools for the guest's file-system disk image (`vmm disk`)
 //! arch/x86_64/    boot page tables, GDT, long-mode registers
 //! vstate/         /dev/kvm, guest memory, the VM, the vCPU run loop
 //! devices/        the bus and one file per device
@@ -15,6 +16,7 @@ pub mod arch;
 pub mod boot_info;
 pub mod cli;
 pub mod devices;
+pub mod disk;
 pub mod loader;
 pub mod machine;
 pub mod vstate;

@@ -26,6 +26,13 @@ fn main() -> ExitCode {
                 vmm::EXIT_VMM_FAILURE
             }
         },
+        Command::Disk(args) => match vmm::disk::cli::run(args) {
+            Ok(()) => 0,
+            Err(error) => {
+                report(&error.to_string());
+                vmm::EXIT_VMM_FAILURE
+            }
+        },
     };
     ExitCode::from(code)
 }
