@@ -110,13 +110,13 @@ impl MmioTransport {
         self.interrupt_status
     }
 
-    /// True when the driver has finished setup (`DRIVER_OK`), the queue is ready, and neither
-    /// side has given up on the device: only then may the device touch the queue.
+    /// True when the driver has finished setup (`FEATURES_OK` accepted, then `DRIVER_OK`), the
+    /// queue is ready, and neither side has given up on the device: only then may the device
+    /// touch the queue.
     pub fn is_live(&self) -> bool {
+        let up = VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
         let dead = VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_NEEDS_RESET;
-        self.status & VIRTIO_CONFIG_S_DRIVER_OK != 0
-            && self.status & dead == 0
-            && self.queue.ready()
+        self.status & up == up && self.status & dead == 0 && self.queue.ready()
     }
 
     /// Sets `bits` in `InterruptStatus`; the caller then raises the interrupt line.
@@ -341,6 +341,11 @@ mod tests {
             0,
             "legacy driver"
         );
+        // A driver that carries on regardless never gets a live device.
+        write(&mut t, VIRTIO_MMIO_QUEUE_READY, 1);
+        write(&mut t, VIRTIO_MMIO_STATUS, 0xf);
+        assert_eq!(read(&t, VIRTIO_MMIO_STATUS), 0x7);
+        assert!(!t.is_live());
         let mut t = transport();
         let unoffered = negotiate(&mut t, 1 << 3, 1);
         assert_eq!(unoffered & VIRTIO_CONFIG_S_FEATURES_OK, 0);
