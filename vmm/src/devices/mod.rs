@@ -2,6 +2,7 @@
 pub mod bus;
 pub mod serial;
 pub mod sysctl;
+pub mod virtio;
 
 /// Something a device asks the VMM to do on the guest's behalf that ends the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
