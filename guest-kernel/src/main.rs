@@ -17,6 +17,7 @@ mod bench;
 mod boot;
 mod console;
 mod drivers;
+mod fs;
 mod mm;
 mod panic;
 mod selftest;
@@ -40,6 +41,8 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     thread::init();
     arch::x86_64::lapic::init();
     arch::x86_64::cpu::enable_interrupts();
+    drivers::block::init(info);
+    let mounted = fs::init();
 
     if info.bench() {
         bench::run_all();
@@ -52,11 +55,30 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
         drivers::sysctl::power_off(if failed == 0 { 0 } else { 1 });
     }
 
-    println!(
-        "kernel: booted with {} MiB of RAM; no program to run",
-        info.ram_bytes >> 20
-    );
+    match mounted {
+        Ok(()) => {
+            let (files, bytes) = fs::summary();
+            println!(
+                "kernel: booted with {} MiB of RAM, a {} KiB file-system disk holding {files} files, {}; no program to run",
+                info.ram_bytes >> 20,
+                bytes >> 10,
+                swap_summary()
+            );
+        }
+        Err(e) => println!(
+            "kernel: booted with {} MiB of RAM; the file-system disk is not usable ({e:?}); no program to run",
+            info.ram_bytes >> 20
+        ),
+    }
     drivers::sysctl::power_off(0);
+}
+
+/// "N KiB of swap" or "no swap".
+fn swap_summary() -> alloc::string::String {
+    match mm::swap::slot_count() {
+        0 => "no swap".into(),
+        slots => alloc::format!("{} KiB of swap", slots * 4),
+    }
 }
 
 /// Forces the failure a test asked for (see `abi::boot::TestHook`); returns for `None`.

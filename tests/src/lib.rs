@@ -131,3 +131,12 @@ impl Drop for TempDir {
 pub fn kernel_elf() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-none/release/guest-kernel")
 }
+
+/// The kernel's line for a plain boot (no program): a guest of `mem_mib` MiB with a
+/// `fs_kib` KiB file-system disk holding `files` files, and `swap` ("N KiB of swap" or
+/// "no swap").
+pub fn boot_line(mem_mib: u64, fs_kib: u64, files: usize, swap: &str) -> String {
+    format!(
+        "kernel: booted with {mem_mib} MiB of RAM, a {fs_kib} KiB file-system disk holding {files} files, {swap}; no program to run\n"
+    )
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tests::{TempDir, kernel_elf, require_kvm, vmm, vmm_in};
+use tests::{TempDir, boot_line, kernel_elf, require_kvm, vmm, vmm_in};
 
 /// The kernel's self-tests, in the order they run.
 const SELF_TESTS: &[&str] = &[
@@ -29,6 +29,17 @@ const SELF_TESTS: &[&str] = &[
     "busy_thread_is_preempted",
     "fpu_state_is_per_thread",
     "exited_threads_are_reaped",
+    "fs_disk_sectors_round_trip",
+    "swap_disk_pages_round_trip",
+    "bad_request_fails_cleanly",
+    "disk_ids_and_interrupts",
+    "fs_create_read_write",
+    "fs_names_and_directory_size",
+    "fs_independent_positions",
+    "fs_remove_while_open",
+    "fs_deny_write",
+    "fs_writes_reach_the_disk",
+    "fs_put_file_is_uppercased",
 ];
 
 fn expected_self_test_output(extra: &[&str], failed: usize) -> String {
@@ -98,11 +109,19 @@ fn plain_boot_powers_off_cleanly() {
     if !require_kvm() {
         return;
     }
-    for mem in ["64", "4096"] {
-        let run = vmm(&["run", "--mem", mem]);
+    for mem in [64, 4096] {
+        let run = vmm(&[
+            "run",
+            "--mem",
+            &mem.to_string(),
+            "--fs-mib",
+            "4",
+            "--swap-mib",
+            "16",
+        ]);
         assert_eq!(
             run.stdout,
-            format!("kernel: booted with {mem} MiB of RAM; no program to run\n"),
+            boot_line(mem, 4096, 0, "16384 KiB of swap"),
             "{run:?}"
         );
         assert_eq!(run.stderr, "");
@@ -116,11 +135,11 @@ fn runs_from_any_directory_with_the_built_in_kernel() {
         return;
     }
     let dir = TempDir::new("anydir");
-    let run = vmm_in(&["run"], Some(dir.path()));
-    assert_eq!(
-        run.stdout, "kernel: booted with 64 MiB of RAM; no program to run\n",
-        "{run:?}"
+    let run = vmm_in(
+        &["run", "--fs-mib", "2", "--swap-mib", "0"],
+        Some(dir.path()),
     );
+    assert_eq!(run.stdout, boot_line(64, 2048, 0, "no swap"), "{run:?}");
     assert_eq!(run.status, Some(0));
 }
 
@@ -130,9 +149,18 @@ fn kernel_option_boots_a_kernel_file() {
         return;
     }
     let elf = kernel_elf();
-    let run = vmm(&["run", "--mem", "32", "--kernel", elf.to_str().unwrap()]);
+    let run = vmm(&[
+        "run",
+        "--mem",
+        "32",
+        "--fs-mib",
+        "1",
+        "--kernel",
+        elf.to_str().unwrap(),
+    ]);
     assert_eq!(
-        run.stdout, "kernel: booted with 32 MiB of RAM; no program to run\n",
+        run.stdout,
+        boot_line(32, 1024, 0, "65536 KiB of swap"),
         "{run:?}"
     );
     assert_eq!(run.status, Some(0));

@@ -2,9 +2,12 @@
 
 use abi::boot::{
     BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_SELF_TEST, MAX_DEVICES, MAX_USABLE_RANGES,
-    MemRange, NO_IRQ, SPACE_PIO, TestHook,
+    MemRange, NO_IRQ, SPACE_MMIO, SPACE_PIO, TestHook,
 };
-use abi::devices::{SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SYSCTL_PORT, SYSCTL_PORT_COUNT};
+use abi::devices::{
+    FS_DISK_GPA, FS_DISK_IRQ, SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SWAP_DISK_GPA,
+    SWAP_DISK_IRQ, SYSCTL_PORT, SYSCTL_PORT_COUNT, VIRTIO_MMIO_SIZE,
+};
 use abi::layout::{self, LOW_USABLE_START, PAGE_SIZE};
 use vm_memory::ByteValued;
 
@@ -31,6 +34,8 @@ pub struct BootParams {
     pub bench: bool,
     pub test_hook: TestHook,
     pub tsc_khz: u64,
+    /// Whether a swap disk is attached (the file-system disk always is).
+    pub swap_disk: bool,
 }
 
 /// Builds the boot block for `params`.
@@ -75,9 +80,29 @@ pub fn build(params: &BootParams) -> BootInfo {
             reserved: 0,
         },
     ];
-    const _: () = assert!(2 <= MAX_DEVICES);
-    info.num_devices = devices.len() as u32;
-    info.devices[..devices.len()].copy_from_slice(&devices);
+    let disk = |kind: DeviceKind, base: u64, irq: u32| DeviceInfo {
+        kind: kind as u32,
+        space: SPACE_MMIO,
+        base,
+        size: VIRTIO_MMIO_SIZE,
+        irq,
+        reserved: 0,
+    };
+    let fs_disk = disk(DeviceKind::FsDisk, FS_DISK_GPA, FS_DISK_IRQ);
+    let swap_disk = params
+        .swap_disk
+        .then(|| disk(DeviceKind::SwapDisk, SWAP_DISK_GPA, SWAP_DISK_IRQ));
+    let all: Vec<DeviceInfo> = devices
+        .into_iter()
+        .chain([fs_disk])
+        .chain(swap_disk)
+        .collect();
+    assert!(
+        all.len() <= MAX_DEVICES,
+        "boot_info: more devices than BootInfo holds"
+    );
+    info.num_devices = all.len() as u32;
+    info.devices[..all.len()].copy_from_slice(&all);
     info
 }
 
@@ -164,6 +189,7 @@ mod tests {
             bench: false,
             test_hook: TestHook::Spin,
             tsc_khz: 2_000_000,
+            swap_disk: true,
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);
@@ -181,6 +207,20 @@ mod tests {
             Some((0x3f8, 4))
         );
         assert_eq!(info.device(DeviceKind::SysCtl).map(|d| d.irq), Some(NO_IRQ));
+        assert_eq!(
+            info.device(DeviceKind::FsDisk)
+                .map(|d| (d.space, d.base, d.irq)),
+            Some((SPACE_MMIO, FS_DISK_GPA, FS_DISK_IRQ))
+        );
+        assert_eq!(
+            info.device(DeviceKind::SwapDisk).map(|d| d.base),
+            Some(SWAP_DISK_GPA)
+        );
+        let no_swap = build(&BootParams {
+            swap_disk: false,
+            ..params.clone()
+        });
+        assert!(no_swap.device(DeviceKind::SwapDisk).is_none());
         assert_eq!(BootInfoBytes(info).as_slice().len(), size_of::<BootInfo>());
     }
 }

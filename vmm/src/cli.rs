@@ -7,6 +7,7 @@ use abi::boot::TestHook;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::machine::MachineConfig;
+use crate::storage::{self, FsDiskSource, GetSpec, PutSpec, SwapSource};
 
 /// Boots the guest kernel on KVM.
 #[derive(Debug, Parser)]
@@ -57,6 +58,34 @@ pub struct RunArgs {
     #[arg(long, value_enum, hide = true)]
     pub test_hook: Option<TestHookArg>,
 
+    /// Copy a host file onto the guest's file-system disk (as GUEST, default: its base
+    /// name). Repeatable.
+    #[arg(long = "put", value_name = "HOST[:GUEST]", value_parser = storage::parse_put)]
+    pub puts: Vec<PutSpec>,
+
+    /// After the run, copy a file from the guest's disk to the host (to HOST, default: the
+    /// same name in the current directory). Repeatable; done also when the guest failed.
+    #[arg(long = "get", value_name = "GUEST[:HOST]", value_parser = storage::parse_get)]
+    pub gets: Vec<GetSpec>,
+
+    /// Use this disk image as the file-system disk, in place (changes persist), instead of
+    /// a fresh one. Create one with `vmm disk create`.
+    #[arg(long, value_name = "PATH")]
+    pub disk: Option<PathBuf>,
+
+    /// Size of the fresh file-system disk in MiB (default: the --put files plus 8 MiB).
+    #[arg(long, value_name = "MIB", conflicts_with = "disk", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fs_mib: Option<u64>,
+
+    /// Size of the swap disk in MiB; 0 means no swap disk.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub swap_mib: u64,
+
+    /// Use this file as the swap disk (created with --swap-mib MiB if missing) instead of
+    /// a temporary file that is deleted at exit.
+    #[arg(long, value_name = "PATH")]
+    pub swap_file: Option<PathBuf>,
+
     /// The KVM device (for the VMM's own tests).
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_path: PathBuf,
@@ -101,6 +130,25 @@ impl RunArgs {
             bench: self.bench,
             test_hook: self.test_hook.map_or(TestHook::None, TestHook::from),
             timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
+            fs_disk: match &self.disk {
+                Some(path) => FsDiskSource::Existing {
+                    path: path.clone(),
+                    puts: self.puts.clone(),
+                },
+                None => FsDiskSource::Fresh {
+                    puts: self.puts.clone(),
+                    size_mib: self.fs_mib,
+                },
+            },
+            swap: match (&self.swap_file, self.swap_mib) {
+                (Some(path), mib) => SwapSource::File {
+                    path: path.clone(),
+                    mib: mib.max(1),
+                },
+                (None, 0) => SwapSource::None,
+                (None, mib) => SwapSource::Temp { mib },
+            },
+            gets: self.gets.clone(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cli.rs          the command line (clap)
+//! run.rs          one `vmm run`: disks, machine, copying files out
+//! storage.rs      the run's disks: fs image (fresh or --disk), swap file, --put/--get
 //! machine.rs      builds a machine from a config and runs it (vCPU thread + watchdog)
 //! loader.rs       kernel ELF checks and loading
 //! boot_info.rs    the BootInfo block handed to the kernel
@@ -19,6 +21,8 @@ pub mod devices;
 pub mod disk;
 pub mod loader;
 pub mod machine;
+pub mod run;
+pub mod storage;
 pub mod vstate;
 
 use std::time::Duration;

@@ -16,8 +16,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use abi::boot::TestHook;
-use abi::devices::{SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SYSCTL_PORT, SYSCTL_PORT_COUNT};
+use abi::devices::{
+    FS_DISK_GPA, FS_DISK_IRQ, SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SWAP_DISK_GPA,
+    SWAP_DISK_IRQ, SYSCTL_PORT, SYSCTL_PORT_COUNT, VIRTIO_MMIO_SIZE,
+};
 use abi::layout::{self, BOOT_GDT_GPA, BOOT_INFO_GPA, CMDLINE_GPA, KERNEL_MIN_FREE_BYTES};
+use std::fs::File;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::arch::x86_64::gdt::boot_gdt;
@@ -26,7 +30,9 @@ use crate::boot_info::{self, BootInfoBytes, BootParams};
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::serial::SerialDevice;
 use crate::devices::sysctl::SysCtl;
+use crate::devices::virtio::block::{BlockError, VirtioBlock};
 use crate::loader::{self, LoadError};
+use crate::storage::{Disks, FsDiskSource, GetSpec, SwapSource};
 use crate::vstate::kvm::{KvmContext, KvmError};
 use crate::vstate::memory::{self, MemoryError};
 use crate::vstate::vcpu::{Vcpu, VcpuError, VcpuStop};
@@ -60,6 +66,12 @@ pub struct MachineConfig {
     pub test_hook: TestHook,
     /// Wall-clock limit; `None` for no limit.
     pub timeout: Option<Duration>,
+    /// The file-system disk.
+    pub fs_disk: FsDiskSource,
+    /// The swap disk.
+    pub swap: SwapSource,
+    /// Files to copy out of the file-system disk after the run.
+    pub gets: Vec<GetSpec>,
 }
 
 /// Why the machine could not be built or run. Each message says what went wrong and, where
@@ -92,6 +104,10 @@ pub enum MachineError {
     Vcpu(#[from] VcpuError),
     #[error("placing a device failed: {0}")]
     Bus(#[from] BusError),
+    #[error("cannot use a disk file: {0}")]
+    DiskFile(std::io::Error),
+    #[error("cannot create a disk device: {0}")]
+    Block(BlockError),
     #[error("cannot start the vCPU thread: {0}")]
     Thread(std::io::Error),
     #[error("the vCPU thread died unexpectedly")]
@@ -118,8 +134,9 @@ impl std::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// Builds the machine described by `config` (see the module documentation).
-    pub fn build(config: &MachineConfig) -> Result<Self, MachineError> {
+    /// Builds the machine described by `config` with the prepared `disks` (see the module
+    /// documentation).
+    pub fn build(config: &MachineConfig, disks: &Disks) -> Result<Self, MachineError> {
         let kvm = KvmContext::open(&config.kvm_path)?;
 
         let (elf, elf_name) = match &config.kernel {
@@ -163,6 +180,7 @@ impl Machine {
             bench: config.bench,
             test_hook: config.test_hook,
             tsc_khz: u64::from(vcpu.tsc_khz()?),
+            swap_disk: disks.swap.is_some(),
         };
         let info = BootInfoBytes(boot_info::build(&params));
         vm.memory
@@ -172,7 +190,7 @@ impl Machine {
             .write_slice(config.cmdline.as_bytes(), GuestAddress(CMDLINE_GPA))
             .map_err(MachineError::GuestWrite)?;
 
-        let (pio, mmio) = attach_devices(&mut vm)?;
+        let (pio, mmio) = attach_devices(&mut vm, disks)?;
         Ok(Machine {
             vcpu,
             pio,
@@ -263,8 +281,8 @@ fn write_boot_tables(
 }
 
 /// Creates the devices and their buses: the UART (output to stdout, interrupt line
-/// `SERIAL_IRQ`) and the system-control block.
-fn attach_devices(vm: &mut Vm) -> Result<(Bus, Bus), MachineError> {
+/// `SERIAL_IRQ`) and the system-control block on the port bus, the disks on the MMIO bus.
+fn attach_devices(vm: &mut Vm, disks: &Disks) -> Result<(Bus, Bus), MachineError> {
     let mut pio = Bus::new();
     let serial_irq = vm.connect_irq(SERIAL_IRQ)?;
     pio.insert(
@@ -279,7 +297,42 @@ fn attach_devices(vm: &mut Vm) -> Result<(Bus, Bus), MachineError> {
         "sysctl",
         Box::new(SysCtl::new(vm.memory.clone())),
     )?;
-    Ok((pio, Bus::new()))
+    let mut mmio = Bus::new();
+    attach_disk(
+        vm,
+        &mut mmio,
+        &disks.fs,
+        FS_DISK_GPA,
+        FS_DISK_IRQ,
+        "vmm-fs-disk",
+    )?;
+    if let Some(swap) = &disks.swap {
+        attach_disk(
+            vm,
+            &mut mmio,
+            swap,
+            SWAP_DISK_GPA,
+            SWAP_DISK_IRQ,
+            "vmm-swap-disk",
+        )?;
+    }
+    Ok((pio, mmio))
+}
+
+/// Puts a virtio-blk device backed by `file` at `gpa` with interrupt line `irq`.
+fn attach_disk(
+    vm: &mut Vm,
+    mmio: &mut Bus,
+    file: &File,
+    gpa: u64,
+    irq: u32,
+    id: &'static str,
+) -> Result<(), MachineError> {
+    let irq = vm.connect_irq(irq)?;
+    let file = file.try_clone().map_err(MachineError::DiskFile)?;
+    let device = VirtioBlock::new(vm.memory.clone(), file, irq, id).map_err(MachineError::Block)?;
+    mmio.insert(gpa, VIRTIO_MMIO_SIZE, id, Box::new(device))?;
+    Ok(())
 }
 
 /// Signal used to interrupt `KVM_RUN` on the vCPU thread.

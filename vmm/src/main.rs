@@ -9,17 +9,26 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vmm::cli::{Cli, Command};
-use vmm::machine::Machine;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Run(args) => match Machine::build(&args.machine_config()).and_then(Machine::run) {
-            Ok(outcome) => {
-                if let Some(message) = outcome.message() {
+        Command::Run(args) => match vmm::run::run(&args.machine_config()) {
+            Ok(run) => {
+                if let Some(message) = run.outcome.message() {
                     report(&message);
                 }
-                outcome.exit_code()
+                match run.copy_out {
+                    Ok(()) => run.outcome.exit_code(),
+                    Err(error) => {
+                        report(&error.to_string());
+                        // Keep the guest's own failure status; a clean run becomes a failure.
+                        match run.outcome.exit_code() {
+                            0 => vmm::EXIT_VMM_FAILURE,
+                            code => code,
+                        }
+                    }
+                }
             }
             Err(error) => {
                 report(&error.to_string());

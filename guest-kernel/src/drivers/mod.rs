@@ -1,3 +1,5 @@
-//! Device drivers: the serial console and the system-control block.
+//! Device drivers: the serial console, the system-control block, and the virtio disks.
+pub mod block;
 pub mod serial;
 pub mod sysctl;
+pub mod virtio;

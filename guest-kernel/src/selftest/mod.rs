@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod boot_tests;
+mod disk_tests;
 mod mm_tests;
 mod thread_tests;
 
@@ -55,7 +56,12 @@ pub struct Test {
 }
 
 /// Every self-test, in the order they run.
-const TESTS: &[&[Test]] = &[boot_tests::TESTS, mm_tests::TESTS, thread_tests::TESTS];
+const TESTS: &[&[Test]] = &[
+    boot_tests::TESTS,
+    mm_tests::TESTS,
+    thread_tests::TESTS,
+    disk_tests::TESTS,
+];
 
 /// Runs every test (plus the deliberately failing one if the test hook asks) and prints
 /// the results. Returns the number of failures.

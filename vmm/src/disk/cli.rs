@@ -157,7 +157,7 @@ pub fn host_guest(arg: &str) -> (String, PathBuf) {
 
 /// Splits `GUEST[:HOST]` at the first `:`; without one, the host file is the guest name
 /// in the current directory.
-fn guest_host(arg: &str) -> (&str, PathBuf) {
+pub fn guest_host(arg: &str) -> (&str, PathBuf) {
     match arg.split_once(':') {
         Some((guest, host)) => (guest, PathBuf::from(host)),
         None => (arg, PathBuf::from(arg)),

@@ -104,8 +104,9 @@ fn interrupt(vector: u64) {
             lapic::eoi();
             crate::thread::tick();
         }
-        _ => {
-            // A device line nobody handles yet: acknowledge it so others still arrive.
+        v => {
+            let line = (v - u64::from(abi::devices::IRQ_VECTOR_BASE)) as u32;
+            crate::drivers::block::handle_interrupt(line);
             lapic::eoi();
         }
     }

@@ -1,0 +1,204 @@
+//! End-to-end tests of the disks: files put into the guest and got back, persistent images
+//! with `--disk`, the swap disk options, and the errors caught before boot.
+
+use tests::{TempDir, boot_line, require_kvm, vmm};
+
+#[test]
+fn put_file_is_changed_by_the_guest_and_got_back() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("putget");
+    let input = dir.path().join("input.txt");
+    let output = dir.path().join("output.txt");
+    std::fs::write(&input, "Hello, disk! 123\n").unwrap();
+    let put = format!("{}:selftest.io", input.display());
+    let get = format!("selftest.io:{}", output.display());
+    let run = vmm(&["run", "--self-test", "--put", &put, "--get", &get]);
+    assert!(run.stdout.ends_with(" 0 failed\n"), "{run:?}");
+    assert_eq!(run.status, Some(0), "{run:?}");
+    // fs_put_file_is_uppercased rewrote the file in place.
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        "HELLO, DISK! 123\n"
+    );
+}
+
+#[test]
+fn files_are_got_back_even_when_the_guest_fails() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("getfail");
+    let input = dir.path().join("keep");
+    let output = dir.path().join("back");
+    std::fs::write(&input, "kept\n").unwrap();
+    let put = input.display().to_string();
+    let get = format!("keep:{}", output.display());
+    let run = vmm(&["run", "--test-hook", "panic", "--put", &put, "--get", &get]);
+    assert_eq!(run.status, Some(125), "{run:?}");
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "kept\n");
+}
+
+#[test]
+fn put_files_are_on_the_disk_at_boot() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("putcount");
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, vec![1u8; 5000]).unwrap();
+    std::fs::write(&b, "b").unwrap();
+    let run = vmm(&[
+        "run",
+        "--fs-mib",
+        "3",
+        "--swap-mib",
+        "0",
+        "--put",
+        a.to_str().unwrap(),
+        "--put",
+        &format!("{}:renamed", b.display()),
+    ]);
+    assert_eq!(run.stdout, boot_line(64, 3072, 2, "no swap"), "{run:?}");
+    assert_eq!(run.status, Some(0));
+}
+
+#[test]
+fn missing_guest_file_in_get_is_an_error() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("getmissing");
+    let out = dir.path().join("nothing");
+    let get = format!("nothing:{}", out.display());
+    let run = vmm(&["run", "--fs-mib", "1", "--get", &get]);
+    assert_eq!(run.stdout, boot_line(64, 1024, 0, "65536 KiB of swap"));
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(
+        lines[0].starts_with("vmm: ") && lines[0].contains("nothing"),
+        "{run:?}"
+    );
+    assert_eq!(run.status, Some(125));
+    assert!(!out.exists());
+}
+
+#[test]
+fn disk_option_uses_an_image_in_place() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("diskopt");
+    let image = dir.path().join("fs.img");
+    let image_arg = image.to_str().unwrap();
+    let host = dir.path().join("selftest.io");
+    std::fs::write(&host, "abc").unwrap();
+
+    let create = vmm(&["disk", "create", image_arg, "--mib", "2"]);
+    assert_eq!(create.status, Some(0), "{create:?}");
+    // --put with --disk adds the file to the image, and the guest's change persists.
+    let run = vmm(&[
+        "run",
+        "--self-test",
+        "--disk",
+        image_arg,
+        "--put",
+        host.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status, Some(0), "{run:?}");
+    let ls = vmm(&["disk", "ls", image_arg]);
+    assert_eq!(ls.stdout, "selftest.io 3\n", "{ls:?}");
+    let got = dir.path().join("got");
+    let get = vmm(&[
+        "disk",
+        "get",
+        image_arg,
+        &format!("selftest.io:{}", got.display()),
+    ]);
+    assert_eq!(get.status, Some(0), "{get:?}");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "ABC");
+    // A plain boot of the same image sees the file.
+    let run = vmm(&["run", "--disk", image_arg, "--swap-mib", "0"]);
+    assert_eq!(run.stdout, boot_line(64, 2048, 1, "no swap"), "{run:?}");
+}
+
+#[test]
+fn swap_file_option_creates_and_keeps_the_file() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("swapfile");
+    let swap = dir.path().join("swap.img");
+    let run = vmm(&[
+        "run",
+        "--fs-mib",
+        "1",
+        "--swap-file",
+        swap.to_str().unwrap(),
+        "--swap-mib",
+        "8",
+    ]);
+    assert_eq!(
+        run.stdout,
+        boot_line(64, 1024, 0, "8192 KiB of swap"),
+        "{run:?}"
+    );
+    assert_eq!(std::fs::metadata(&swap).unwrap().len(), 8 << 20);
+    // An existing file is used at its own size.
+    let run = vmm(&[
+        "run",
+        "--fs-mib",
+        "1",
+        "--swap-file",
+        swap.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        run.stdout,
+        boot_line(64, 1024, 0, "8192 KiB of swap"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn bad_put_files_are_refused_before_boot() {
+    let dir = TempDir::new("badput");
+    let small = dir.path().join("small");
+    std::fs::write(&small, "x").unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![0u8; 3 << 20]).unwrap();
+
+    let long_name = format!("{}:fifteen-bytes!!", small.display());
+    let missing = dir.path().join("missing");
+    let cases: [(Vec<String>, &str); 3] = [
+        (vec!["--put".into(), long_name], "fifteen-bytes!!"),
+        (
+            vec!["--put".into(), missing.display().to_string()],
+            "missing",
+        ),
+        (
+            vec![
+                "--fs-mib".into(),
+                "1".into(),
+                "--put".into(),
+                big.display().to_string(),
+            ],
+            "do not fit in a 1 MiB disk",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["run".to_string()];
+        all.extend(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let run = vmm(&all);
+        assert_eq!(run.stdout, "", "{run:?}");
+        let lines = run.stderr_lines();
+        assert_eq!(lines.len(), 1, "{run:?}");
+        assert!(
+            lines[0].starts_with("vmm: ") && lines[0].contains(needle),
+            "{run:?}"
+        );
+        assert_eq!(run.status, Some(125));
+    }
+}

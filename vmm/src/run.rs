@@ -1,0 +1,31 @@
+//! One `vmm run`: prepare the disks, build and run the machine, copy `--get` files out.
+
+use crate::Outcome;
+use crate::machine::{Machine, MachineConfig, MachineError};
+use crate::storage::{self, StorageError};
+
+/// Why a run could not happen at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+}
+
+/// How a run that started went: the guest's outcome, and whether copying files out worked
+/// (attempted whatever the outcome).
+#[derive(Debug)]
+pub struct RunReport {
+    pub outcome: Outcome,
+    pub copy_out: Result<(), StorageError>,
+}
+
+/// Runs the machine `config` describes.
+pub fn run(config: &MachineConfig) -> Result<RunReport, RunError> {
+    let disks = storage::prepare(&config.fs_disk, &config.swap)?;
+    let machine = Machine::build(config, &disks)?;
+    let outcome = machine.run()?;
+    let copy_out = storage::copy_out(&disks.fs_path, &config.gets);
+    Ok(RunReport { outcome, copy_out })
+}
