@@ -43,13 +43,13 @@ unsafe impl Hal for KernelHal {
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
         for i in 0..pages as u64 {
-            frame::free(Frame::from_gpa(paddr as u64 + i * PAGE_SIZE));
+            frame::free(Frame::from_gpa(paddr + i * PAGE_SIZE));
         }
         0
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
-        NonNull::new(phys_to_virt(paddr as u64) as *mut u8)
+        NonNull::new(phys_to_virt(paddr) as *mut u8)
             .expect("direct-map pointers are not null")
     }
 

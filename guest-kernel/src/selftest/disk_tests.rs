@@ -121,7 +121,7 @@ fn swap_disk_pages_round_trip() -> TestResult {
     };
     let result = (|| {
         for (i, word) in frame_words(out).iter_mut().enumerate() {
-            *word = (i as u64) * 0x0101_0101_0101_0101 ^ 0xdead_beef;
+            *word = ((i as u64) * 0x0101_0101_0101_0101) ^ 0xdead_beef;
         }
         for slot in [0, slots - 1] {
             check_eq!(swap::write_slot(slot, out), Ok(()));
