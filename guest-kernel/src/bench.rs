@@ -8,8 +8,14 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::x86_64::{cpu, lapic, trap};
+use abi::fs::SECTORS_PER_BLOCK;
+use abi::layout::PAGE_SIZE;
+
+use crate::drivers::block;
+use crate::mm::frame::{self, Pool, Zero};
+use crate::mm::swap;
 use crate::sync::{IrqGuard, Semaphore};
-use crate::{boot, println, thread};
+use crate::{boot, fs, println, thread};
 
 /// TSC cycles to nanoseconds.
 fn ns(cycles: u64) -> u64 {
@@ -21,6 +27,47 @@ pub fn run_all() {
     context_switch();
     semaphore_round_trip();
     timer_tick();
+    disk_pages();
+}
+
+/// 4 KiB page writes and reads on each disk, straight from and into one frame: the latency
+/// of a request through the driver, the VM exit and the VMM's pread/pwrite.
+fn disk_pages() {
+    const PAGES: u64 = 64;
+    let Some(frame) = frame::alloc(Pool::Kernel, Zero::Yes) else {
+        return;
+    };
+    // SAFETY: the benchmark owns the frame until it frees it below.
+    let page = unsafe { core::slice::from_raw_parts_mut(frame.as_ptr(), PAGE_SIZE as usize) };
+    fn time(name: &str, page: &mut [u8], mut transfer: impl FnMut(u64, &mut [u8])) {
+        let tsc0 = cpu::rdtsc();
+        for i in 0..PAGES {
+            transfer(i, page);
+        }
+        println!("bench {name}: {} ns", ns(cpu::rdtsc() - tsc0) / PAGES);
+    }
+    if let (Some(disk), Some(first)) = (block::fs_disk(), fs::unused_blocks(PAGES)) {
+        let sector = |i: u64| (first + i) * SECTORS_PER_BLOCK;
+        time("fs_disk_write_4k", page, |i, p| {
+            let _ = disk.write(sector(i), p);
+        });
+        time("fs_disk_read_4k", page, |i, p| {
+            let _ = disk.read(sector(i), p);
+        });
+        page.fill(0);
+        for i in 0..PAGES {
+            let _ = disk.write(sector(i), page);
+        }
+    }
+    if swap::slot_count() >= PAGES {
+        time("swap_disk_write_4k", page, |i, _| {
+            let _ = swap::write_slot(i, frame);
+        });
+        time("swap_disk_read_4k", page, |i, _| {
+            let _ = swap::read_slot(i, frame);
+        });
+    }
+    frame::free(frame);
 }
 
 /// Two threads yielding to each other: each `yield_now` is one switch.

@@ -177,26 +177,41 @@ fn bench_mode_reports_each_benchmark() {
         .iter()
         .map(|l| l.split(':').next().unwrap_or(""))
         .collect();
+    let kernel = [
+        "bench context_switch",
+        "bench semaphore_round_trip",
+        "bench timer_tick",
+        "bench fs_disk_write_4k",
+        "bench fs_disk_read_4k",
+        "bench swap_disk_write_4k",
+        "bench swap_disk_read_4k",
+    ];
+    let vmm_lines = [
+        "bench fs_disk_exits_per_request",
+        "bench swap_disk_exits_per_request",
+    ];
     assert_eq!(
         names,
-        [
-            "bench context_switch",
-            "bench semaphore_round_trip",
-            "bench timer_tick"
-        ],
+        kernel.iter().chain(&vmm_lines).copied().collect::<Vec<_>>(),
         "{run:?}"
     );
-    for line in &lines {
-        let value = line
-            .split(": ")
+    let value = |line: &str| {
+        line.split(": ")
             .nth(1)
             .and_then(|v| v.split(' ').next())
-            .unwrap_or("");
+            .unwrap_or("")
+            .to_string()
+    };
+    for line in &lines[..kernel.len()] {
         assert!(
-            value.parse::<u64>().is_ok_and(|ns| ns > 0),
+            value(line).parse::<u64>().is_ok_and(|ns| ns > 0),
             "no positive number in {line:?}"
         );
         assert!(line.contains(" ns"), "{line:?}");
+    }
+    // After device setup, every disk request costs exactly one VM exit (its notification).
+    for line in &lines[kernel.len()..] {
+        assert_eq!(value(line), "1.00", "{line:?}");
     }
     assert_eq!(run.status, Some(0));
 }

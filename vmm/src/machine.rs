@@ -30,7 +30,7 @@ use crate::boot_info::{self, BootInfoBytes, BootParams};
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::serial::SerialDevice;
 use crate::devices::sysctl::SysCtl;
-use crate::devices::virtio::block::{BlockError, VirtioBlock};
+use crate::devices::virtio::block::{BlockError, BlockMetrics, VirtioBlock};
 use crate::loader::{self, LoadError};
 use crate::storage::{Disks, FsDiskSource, GetSpec, SwapSource};
 use crate::vstate::kvm::{KvmContext, KvmError};
@@ -114,6 +114,21 @@ pub enum MachineError {
     VcpuThreadDied,
 }
 
+/// How a run ended, and what each device saw.
+#[derive(Debug)]
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub devices: Vec<DeviceExits>,
+}
+
+/// VM exits that reached one device, and the disk counters if it is a disk.
+#[derive(Debug)]
+pub struct DeviceExits {
+    pub name: &'static str,
+    pub exits: u64,
+    pub disk: Option<Arc<BlockMetrics>>,
+}
+
 /// A built machine, ready to run.
 pub struct Machine {
     // Field order is drop order: the vCPU goes before the VM, the VM before its memory.
@@ -122,6 +137,8 @@ pub struct Machine {
     mmio: Bus,
     vm: Vm,
     timeout: Option<Duration>,
+    /// Counters of each disk, by device name.
+    disk_metrics: Vec<(&'static str, Arc<BlockMetrics>)>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -190,24 +207,26 @@ impl Machine {
             .write_slice(config.cmdline.as_bytes(), GuestAddress(CMDLINE_GPA))
             .map_err(MachineError::GuestWrite)?;
 
-        let (pio, mmio) = attach_devices(&mut vm, disks)?;
+        let (pio, mmio, disk_metrics) = attach_devices(&mut vm, disks)?;
         Ok(Machine {
             vcpu,
             pio,
             mmio,
             vm,
             timeout: config.timeout,
+            disk_metrics,
         })
     }
 
     /// Runs the guest until it powers off, fails, or the timeout passes.
-    pub fn run(self) -> Result<Outcome, MachineError> {
+    pub fn run(self) -> Result<RunResult, MachineError> {
         let Machine {
             mut vcpu,
             mut pio,
             mut mmio,
             vm,
             timeout,
+            disk_metrics,
         } = self;
         install_kick_handler();
         let stop = Arc::new(AtomicBool::new(false));
@@ -218,7 +237,7 @@ impl Machine {
             .spawn(move || {
                 let result = vcpu.run(&mut pio, &mut mmio, &vcpu_stop);
                 // The receiver outlives this thread unless the VMM is already exiting.
-                let _ = done_tx.send(result);
+                let _ = done_tx.send((result, pio, mmio));
             })
             .map_err(MachineError::Thread)?;
 
@@ -228,15 +247,15 @@ impl Machine {
                 .recv()
                 .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
-        let result = match first {
-            Ok(result) => result,
+        let (result, pio, mmio) = match first {
+            Ok(done) => done,
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(MachineError::VcpuThreadDied),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 stop.store(true, Ordering::Release);
                 loop {
                     kick(&thread);
                     match done_rx.recv_timeout(KICK_INTERVAL) {
-                        Ok(result) => break result,
+                        Ok(done) => break done,
                         Err(mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(mpsc::RecvTimeoutError::Disconnected) => {
                             return Err(MachineError::VcpuThreadDied);
@@ -247,12 +266,25 @@ impl Machine {
         };
         let _ = thread.join();
         drop(vm);
-        Ok(match result? {
+        let outcome = match result? {
             VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
             VcpuStop::Guest(GuestRequest::Panic(message)) => Outcome::GuestPanic(message),
             VcpuStop::Stopped => Outcome::Timeout(timeout.unwrap_or_default()),
             VcpuStop::Fault(fault) => Outcome::Fault(fault),
-        })
+        };
+        let devices = pio
+            .accesses()
+            .chain(mmio.accesses())
+            .map(|(name, exits)| DeviceExits {
+                name,
+                exits,
+                disk: disk_metrics
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, m)| Arc::clone(m)),
+            })
+            .collect();
+        Ok(RunResult { outcome, devices })
     }
 }
 
@@ -282,7 +314,11 @@ fn write_boot_tables(
 
 /// Creates the devices and their buses: the UART (output to stdout, interrupt line
 /// `SERIAL_IRQ`) and the system-control block on the port bus, the disks on the MMIO bus.
-fn attach_devices(vm: &mut Vm, disks: &Disks) -> Result<(Bus, Bus), MachineError> {
+#[allow(clippy::type_complexity)]
+fn attach_devices(
+    vm: &mut Vm,
+    disks: &Disks,
+) -> Result<(Bus, Bus, Vec<(&'static str, Arc<BlockMetrics>)>), MachineError> {
     let mut pio = Bus::new();
     let serial_irq = vm.connect_irq(SERIAL_IRQ)?;
     pio.insert(
@@ -298,41 +334,47 @@ fn attach_devices(vm: &mut Vm, disks: &Disks) -> Result<(Bus, Bus), MachineError
         Box::new(SysCtl::new(vm.memory.clone())),
     )?;
     let mut mmio = Bus::new();
-    attach_disk(
+    let fs = attach_disk(
         vm,
         &mut mmio,
         &disks.fs,
         FS_DISK_GPA,
         FS_DISK_IRQ,
-        "vmm-fs-disk",
+        "fs-disk",
     )?;
+    let mut metrics = vec![("fs-disk", fs)];
     if let Some(swap) = &disks.swap {
-        attach_disk(
+        let swap = attach_disk(
             vm,
             &mut mmio,
             swap,
             SWAP_DISK_GPA,
             SWAP_DISK_IRQ,
-            "vmm-swap-disk",
+            "swap-disk",
         )?;
+        metrics.push(("swap-disk", swap));
     }
-    Ok((pio, mmio))
+    Ok((pio, mmio, metrics))
 }
 
-/// Puts a virtio-blk device backed by `file` at `gpa` with interrupt line `irq`.
+/// Puts a virtio-blk device named `name` (its GET_ID string is `vmm-NAME`) backed by
+/// `file` at `gpa` with interrupt line `irq`; returns its counters.
 fn attach_disk(
     vm: &mut Vm,
     mmio: &mut Bus,
     file: &File,
     gpa: u64,
     irq: u32,
-    id: &'static str,
-) -> Result<(), MachineError> {
+    name: &'static str,
+) -> Result<Arc<BlockMetrics>, MachineError> {
     let irq = vm.connect_irq(irq)?;
     let file = file.try_clone().map_err(MachineError::DiskFile)?;
-    let device = VirtioBlock::new(vm.memory.clone(), file, irq, id).map_err(MachineError::Block)?;
-    mmio.insert(gpa, VIRTIO_MMIO_SIZE, id, Box::new(device))?;
-    Ok(())
+    let id = format!("vmm-{name}");
+    let device =
+        VirtioBlock::new(vm.memory.clone(), file, irq, &id).map_err(MachineError::Block)?;
+    let metrics = device.metrics();
+    mmio.insert(gpa, VIRTIO_MMIO_SIZE, name, Box::new(device))?;
+    Ok(metrics)
 }
 
 /// Signal used to interrupt `KVM_RUN` on the vCPU thread.

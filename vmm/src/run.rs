@@ -1,7 +1,7 @@
 //! One `vmm run`: prepare the disks, build and run the machine, copy `--get` files out.
 
 use crate::Outcome;
-use crate::machine::{Machine, MachineConfig, MachineError};
+use crate::machine::{DeviceExits, Machine, MachineConfig, MachineError};
 use crate::storage::{self, StorageError};
 
 /// Why a run could not happen at all.
@@ -18,6 +18,8 @@ pub enum RunError {
 #[derive(Debug)]
 pub struct RunReport {
     pub outcome: Outcome,
+    /// VM exits (and disk counters) per device.
+    pub devices: Vec<DeviceExits>,
     pub copy_out: Result<(), StorageError>,
 }
 
@@ -25,7 +27,11 @@ pub struct RunReport {
 pub fn run(config: &MachineConfig) -> Result<RunReport, RunError> {
     let disks = storage::prepare(&config.fs_disk, &config.swap)?;
     let machine = Machine::build(config, &disks)?;
-    let outcome = machine.run()?;
+    let result = machine.run()?;
     let copy_out = storage::copy_out(&disks.fs_path, &config.gets);
-    Ok(RunReport { outcome, copy_out })
+    Ok(RunReport {
+        outcome: result.outcome,
+        devices: result.devices,
+        copy_out,
+    })
 }

@@ -49,8 +49,7 @@ unsafe impl Hal for KernelHal {
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
-        NonNull::new(phys_to_virt(paddr) as *mut u8)
-            .expect("direct-map pointers are not null")
+        NonNull::new(phys_to_virt(paddr) as *mut u8).expect("direct-map pointers are not null")
     }
 
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {

@@ -447,9 +447,10 @@ pub fn summary() -> (usize, u64) {
     )
 }
 
-/// A block no file uses, for tests that write raw sectors (the file system clears a block
-/// before giving it to a file, so scribbling on a free block is harmless).
-pub fn unused_block() -> Option<u64> {
+/// The first of `count` consecutive blocks no file uses, for tests and benchmarks that
+/// write raw sectors (the file system clears blocks before giving them to a file, so
+/// scribbling on free blocks is harmless).
+pub fn unused_blocks(count: u64) -> Option<u64> {
     let fs = fs().lock();
-    format::find_free_run(&fs.free_map, fs.sb.data_start(), fs.sb.total_blocks, 1)
+    format::find_free_run(&fs.free_map, fs.sb.data_start(), fs.sb.total_blocks, count)
 }

@@ -28,6 +28,8 @@ struct Entry {
     len: u64,
     name: &'static str,
     device: Box<dyn BusDevice>,
+    /// Reads and writes that reached the device (each one a VM exit).
+    accesses: u64,
 }
 
 /// The devices of one address space (ports or MMIO), sorted by base address.
@@ -79,6 +81,7 @@ impl Bus {
                 len,
                 name,
                 device,
+                accesses: 0,
             },
         );
         Ok(())
@@ -96,10 +99,18 @@ impl Bus {
         (end <= entry.len).then_some((entry, offset))
     }
 
+    /// Each device's name and how many accesses (VM exits) reached it.
+    pub fn accesses(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.entries.iter().map(|e| (e.name, e.accesses))
+    }
+
     /// Dispatches a read; an access no device claims reads as all ones.
     pub fn read(&mut self, addr: u64, data: &mut [u8]) {
         match self.find(addr, data.len()) {
-            Some((entry, offset)) => entry.device.read(offset, data),
+            Some((entry, offset)) => {
+                entry.accesses += 1;
+                entry.device.read(offset, data);
+            }
             None => {
                 self.unhandled += 1;
                 data.fill(0xff);
@@ -110,7 +121,10 @@ impl Bus {
     /// Dispatches a write; a write no device claims is dropped.
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Option<GuestRequest> {
         match self.find(addr, data.len()) {
-            Some((entry, offset)) => entry.device.write(offset, data),
+            Some((entry, offset)) => {
+                entry.accesses += 1;
+                entry.device.write(offset, data)
+            }
             None => {
                 self.unhandled += 1;
                 None
@@ -156,6 +170,7 @@ mod tests {
         assert_eq!(*a.0.lock().unwrap(), vec![('r', 5, 1)]);
         assert_eq!(*b.0.lock().unwrap(), vec![('w', 4, 4), ('w', 0, 1)]);
         assert_eq!(bus.unhandled, 0);
+        assert_eq!(bus.accesses().collect::<Vec<_>>(), vec![("a", 1), ("b", 2)]);
     }
 
     #[test]

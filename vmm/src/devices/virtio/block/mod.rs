@@ -25,6 +25,7 @@ use std::fs::File;
 use std::sync::Arc;
 
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
+use virtio_bindings::virtio_config::VIRTIO_CONFIG_S_DRIVER_OK;
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 use virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_VRING;
 use virtio_bindings::virtio_ring::VRING_AVAIL_F_NO_INTERRUPT;
@@ -243,8 +244,17 @@ impl VirtioBlock {
     }
 }
 
+impl VirtioBlock {
+    fn count_access(&self) {
+        if self.transport.status() & VIRTIO_CONFIG_S_DRIVER_OK != 0 {
+            BlockMetrics::bump(&self.metrics.accesses_while_live);
+        }
+    }
+}
+
 impl BusDevice for VirtioBlock {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
+        self.count_access();
         match offset.checked_sub(CONFIG_OFFSET) {
             Some(config_offset) => self.read_config(config_offset, data),
             None => self.transport.read(offset, data),
@@ -252,6 +262,7 @@ impl BusDevice for VirtioBlock {
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> Option<GuestRequest> {
+        self.count_access();
         // The configuration space is read-only: writes to it are dropped.
         if offset < CONFIG_OFFSET
             && let Some(queue) = self.transport.write(offset, data)
