@@ -8,7 +8,7 @@
 /// `b"VMMBOOT\0"` read as a little-endian `u64`.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"VMMBOOT\0");
 /// Bumped whenever the layout of [`BootInfo`] changes.
-pub const BOOT_INFO_VERSION: u32 = 1;
+pub const BOOT_INFO_VERSION: u32 = 2;
 /// Capacity of [`BootInfo::usable`].
 pub const MAX_USABLE_RANGES: usize = 8;
 /// Capacity of [`BootInfo::devices`].
@@ -87,6 +87,9 @@ pub struct DeviceInfo {
     pub base: u64,
     /// Size of the register block in ports or bytes.
     pub size: u64,
+    /// For a disk: its capacity in 512-byte sectors (so the kernel knows it without
+    /// probing the device); 0 otherwise.
+    pub capacity_sectors: u64,
     /// Interrupt line the device raises (vector `crate::devices::IRQ_VECTOR_BASE + irq`), or
     /// [`NO_IRQ`].
     pub irq: u32,
@@ -203,6 +206,7 @@ impl BootInfo {
                 space: 0,
                 base: 0,
                 size: 0,
+                capacity_sectors: 0,
                 irq: 0,
                 reserved: 0,
             }; MAX_DEVICES],
@@ -242,7 +246,7 @@ mod tests {
     #[test]
     fn boot_info_layout() {
         assert_eq!(size_of::<MemRange>(), 16);
-        assert_eq!(size_of::<DeviceInfo>(), 32);
+        assert_eq!(size_of::<DeviceInfo>(), 40);
         assert_eq!(align_of::<BootInfo>(), 8);
         assert_eq!(offset_of!(BootInfo, magic), 0);
         assert_eq!(offset_of!(BootInfo, version), 8);
@@ -267,7 +271,7 @@ mod tests {
         // No trailing padding: the struct is exactly the sum of its fields.
         assert_eq!(
             size_of::<BootInfo>(),
-            112 + 16 * MAX_USABLE_RANGES + 32 * MAX_DEVICES
+            112 + 16 * MAX_USABLE_RANGES + 40 * MAX_DEVICES
         );
         assert!(size_of::<BootInfo>() <= crate::layout::PAGE_SIZE as usize);
     }

@@ -25,7 +25,7 @@ mod sync;
 mod thread;
 mod util;
 
-use abi::boot::TestHook;
+use abi::boot::{DeviceKind, TestHook};
 use boot::BootInfoExt;
 
 /// Entered once from `_start` on the boot stack, with interrupts off.
@@ -41,8 +41,6 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     thread::init();
     arch::x86_64::lapic::init();
     arch::x86_64::cpu::enable_interrupts();
-    drivers::block::init(info);
-    let mounted = fs::init();
 
     if info.bench() {
         bench::run_all();
@@ -55,29 +53,22 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
         drivers::sysctl::power_off(if failed == 0 { 0 } else { 1 });
     }
 
-    match mounted {
-        Ok(()) => {
-            let (files, bytes) = fs::summary();
-            println!(
-                "kernel: booted with {} MiB of RAM, a {} KiB file-system disk holding {files} files, {}; no program to run",
-                info.ram_bytes >> 20,
-                bytes >> 10,
-                swap_summary()
-            );
-        }
-        Err(e) => println!(
-            "kernel: booted with {} MiB of RAM; the file-system disk is not usable ({e:?}); no program to run",
-            info.ram_bytes >> 20
-        ),
-    }
+    let fs_kib = info
+        .device(DeviceKind::FsDisk)
+        .map_or(0, |d| d.capacity_sectors / 2);
+    println!(
+        "kernel: {} MiB RAM, {fs_kib} KiB fs disk, {}; no program",
+        info.ram_bytes >> 20,
+        swap_summary()
+    );
     drivers::sysctl::power_off(0);
 }
 
-/// "N KiB of swap" or "no swap".
+/// "N KiB swap" or "no swap".
 fn swap_summary() -> alloc::string::String {
     match mm::swap::slot_count() {
         0 => "no swap".into(),
-        slots => alloc::format!("{} KiB of swap", slots * 4),
+        slots => alloc::format!("{} KiB swap", slots * 4),
     }
 }
 

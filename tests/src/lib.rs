@@ -133,10 +133,7 @@ pub fn kernel_elf() -> PathBuf {
 }
 
 /// The kernel's line for a plain boot (no program): a guest of `mem_mib` MiB with a
-/// `fs_kib` KiB file-system disk holding `files` files, and `swap` ("N KiB of swap" or
-/// "no swap").
-pub fn boot_line(mem_mib: u64, fs_kib: u64, files: usize, swap: &str) -> String {
-    format!(
-        "kernel: booted with {mem_mib} MiB of RAM, a {fs_kib} KiB file-system disk holding {files} files, {swap}; no program to run\n"
-    )
+/// `fs_kib` KiB file-system disk and `swap` ("N KiB swap" or "no swap").
+pub fn boot_line(mem_mib: u64, fs_kib: u64, swap: &str) -> String {
+    format!("kernel: {mem_mib} MiB RAM, {fs_kib} KiB fs disk, {swap}; no program\n")
 }

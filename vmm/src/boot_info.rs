@@ -34,8 +34,10 @@ pub struct BootParams {
     pub bench: bool,
     pub test_hook: TestHook,
     pub tsc_khz: u64,
-    /// Whether a swap disk is attached (the file-system disk always is).
-    pub swap_disk: bool,
+    /// Capacity of the file-system disk in sectors (it is always attached).
+    pub fs_disk_sectors: u64,
+    /// Capacity of the swap disk in sectors, if one is attached.
+    pub swap_disk_sectors: Option<u64>,
 }
 
 /// Builds the boot block for `params`.
@@ -68,6 +70,7 @@ pub fn build(params: &BootParams) -> BootInfo {
             space: SPACE_PIO,
             base: u64::from(SERIAL_PORT),
             size: u64::from(SERIAL_PORT_COUNT),
+            capacity_sectors: 0,
             irq: SERIAL_IRQ,
             reserved: 0,
         },
@@ -76,22 +79,29 @@ pub fn build(params: &BootParams) -> BootInfo {
             space: SPACE_PIO,
             base: u64::from(SYSCTL_PORT),
             size: u64::from(SYSCTL_PORT_COUNT),
+            capacity_sectors: 0,
             irq: NO_IRQ,
             reserved: 0,
         },
     ];
-    let disk = |kind: DeviceKind, base: u64, irq: u32| DeviceInfo {
+    let disk = |kind: DeviceKind, base: u64, irq: u32, capacity_sectors: u64| DeviceInfo {
         kind: kind as u32,
         space: SPACE_MMIO,
         base,
         size: VIRTIO_MMIO_SIZE,
+        capacity_sectors,
         irq,
         reserved: 0,
     };
-    let fs_disk = disk(DeviceKind::FsDisk, FS_DISK_GPA, FS_DISK_IRQ);
+    let fs_disk = disk(
+        DeviceKind::FsDisk,
+        FS_DISK_GPA,
+        FS_DISK_IRQ,
+        params.fs_disk_sectors,
+    );
     let swap_disk = params
-        .swap_disk
-        .then(|| disk(DeviceKind::SwapDisk, SWAP_DISK_GPA, SWAP_DISK_IRQ));
+        .swap_disk_sectors
+        .map(|sectors| disk(DeviceKind::SwapDisk, SWAP_DISK_GPA, SWAP_DISK_IRQ, sectors));
     let all: Vec<DeviceInfo> = devices
         .into_iter()
         .chain([fs_disk])
@@ -189,7 +199,8 @@ mod tests {
             bench: false,
             test_hook: TestHook::Spin,
             tsc_khz: 2_000_000,
-            swap_disk: true,
+            fs_disk_sectors: 2048,
+            swap_disk_sectors: Some(4096),
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);
@@ -216,8 +227,17 @@ mod tests {
             info.device(DeviceKind::SwapDisk).map(|d| d.base),
             Some(SWAP_DISK_GPA)
         );
+        assert_eq!(
+            info.device(DeviceKind::FsDisk).map(|d| d.capacity_sectors),
+            Some(2048)
+        );
+        assert_eq!(
+            info.device(DeviceKind::SwapDisk)
+                .map(|d| d.capacity_sectors),
+            Some(4096)
+        );
         let no_swap = build(&BootParams {
-            swap_disk: false,
+            swap_disk_sectors: None,
             ..params.clone()
         });
         assert!(no_swap.device(DeviceKind::SwapDisk).is_none());

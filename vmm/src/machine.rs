@@ -197,7 +197,8 @@ impl Machine {
             bench: config.bench,
             test_hook: config.test_hook,
             tsc_khz: u64::from(vcpu.tsc_khz()?),
-            swap_disk: disks.swap.is_some(),
+            fs_disk_sectors: sectors(&disks.fs)?,
+            swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,
         };
         let info = BootInfoBytes(boot_info::build(&params));
         vm.memory
@@ -286,6 +287,11 @@ impl Machine {
             .collect();
         Ok(RunResult { outcome, devices })
     }
+}
+
+/// Capacity of a disk file in 512-byte sectors.
+fn sectors(file: &File) -> Result<u64, MachineError> {
+    Ok(file.metadata().map_err(MachineError::DiskFile)?.len() / abi::fs::SECTOR_SIZE)
 }
 
 fn read_kernel(path: &PathBuf) -> Result<Vec<u8>, MachineError> {

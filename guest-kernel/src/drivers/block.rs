@@ -136,27 +136,28 @@ impl BlockDevice {
     }
 }
 
-/// Finds the disks the VMM attached.
-pub fn init(info: &BootInfo) {
-    FS_DISK.call_once(|| BlockDevice::probe(info, DeviceKind::FsDisk, "fs disk"));
-    SWAP_DISK.call_once(|| BlockDevice::probe(info, DeviceKind::SwapDisk, "swap disk"));
-}
-
-/// The file-system disk, if attached.
+/// The file-system disk, if attached; the first call sets it up. Disks are set up on first
+/// use: that costs about 30 VM exits and much emulated code, which a run that never
+/// touches a disk need not pay. Not for interrupt handlers.
 pub fn fs_disk() -> Option<&'static BlockDevice> {
-    FS_DISK.get().and_then(Option::as_ref)
+    FS_DISK
+        .call_once(|| BlockDevice::probe(crate::boot::info(), DeviceKind::FsDisk, "fs disk"))
+        .as_ref()
 }
 
-/// The swap disk, if attached.
+/// The swap disk, if attached; the first call sets it up. Not for interrupt handlers.
 pub fn swap_disk() -> Option<&'static BlockDevice> {
-    SWAP_DISK.get().and_then(Option::as_ref)
+    SWAP_DISK
+        .call_once(|| BlockDevice::probe(crate::boot::info(), DeviceKind::SwapDisk, "swap disk"))
+        .as_ref()
 }
 
 /// Routes a device interrupt line to its disk; returns whether one took it.
 pub fn handle_interrupt(line: u32) -> bool {
     let disk = match line {
-        abi::devices::FS_DISK_IRQ => fs_disk(),
-        abi::devices::SWAP_DISK_IRQ => swap_disk(),
+        abi::devices::FS_DISK_IRQ => FS_DISK.get().and_then(Option::as_ref),
+        // Only a disk already set up can interrupt; never set one up from a handler.
+        abi::devices::SWAP_DISK_IRQ => SWAP_DISK.get().and_then(Option::as_ref),
         _ => None,
     };
     disk.inspect(|d| d.on_interrupt()).is_some()

@@ -1,10 +1,11 @@
 //! 16550 UART driver, output only (polling).
 //!
 //! Every register access is a VM exit, so output is sent in bursts: one line-status read
-//! tells whether the transmit FIFO is empty, and if so up to a FIFO's worth of bytes follows
-//! without further polling (the 16550A's transmit FIFO holds 16 bytes).
+//! tells whether the transmit FIFO is empty, and if so up to a FIFO's worth of bytes (the
+//! 16550A's transmit FIFO holds 16) follows in one `rep outsb`, which KVM turns into a
+//! single exit. Two exits per 16 bytes instead of 17: a line of text costs a tenth.
 
-use crate::arch::x86_64::cpu::{inb, outb};
+use crate::arch::x86_64::cpu::{inb, outb, outsb};
 
 /// Transmit holding register (write).
 const THR: u16 = 0;
@@ -56,9 +57,7 @@ impl Serial {
             while inb(self.base + LSR) & LSR_THR_EMPTY == 0 {
                 core::hint::spin_loop();
             }
-            for &b in chunk {
-                outb(self.base + THR, b);
-            }
+            outsb(self.base + THR, chunk);
         }
     }
 }

@@ -15,13 +15,13 @@
 mod io;
 
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use abi::fs::{self as format, BLOCK_SIZE, DirEntry, SECTORS_PER_BLOCK, Superblock};
 use spin::Once;
 
 use crate::drivers::block::{self, BlockDevice};
+use crate::mm::frame::{self, Pool, Zero};
 use crate::sync::Lock;
 
 /// Why mounting failed.
@@ -31,6 +31,8 @@ pub enum MountError {
     NoDisk,
     /// The disk could not be read.
     Io,
+    /// No kernel memory for the file system's tables.
+    NoMemory,
     /// The disk does not hold a valid file system.
     Format(format::FsError),
 }
@@ -50,10 +52,13 @@ struct Inode {
 struct FileSystem {
     disk: &'static BlockDevice,
     sb: Superblock,
-    /// The free map, one bit per block, as on disk.
-    free_map: Vec<u8>,
-    /// The directory, one entry per slot.
-    dir: Vec<Option<DirEntry>>,
+    /// The free map, one bit per block, exactly as on disk (kernel frames).
+    free_map: &'static mut [u8],
+    /// The directory blocks exactly as on disk (kernel frames); slot `i` is bytes
+    /// `[32 i, 32 i + 32)`. Every used slot was checked at mount.
+    dir: &'static mut [u8],
+    /// Slot of each name in the directory.
+    names: BTreeMap<Vec<u8>, usize>,
     inodes: BTreeMap<u64, Inode>,
     /// Inode of each directory slot that is open.
     slot_inode: BTreeMap<usize, u64>,
@@ -62,54 +67,99 @@ struct FileSystem {
     zeros: &'static [u8],
 }
 
-static FS: Once<Lock<FileSystem>> = Once::new();
+/// The file system, mounted on first use (see [`mounted`]).
+static FS: Once<Result<Lock<FileSystem>, MountError>> = Once::new();
 
 /// Bytes of zeros used to clear a new file's blocks, one request per run.
 const ZERO_RUN_BYTES: u64 = 16 * BLOCK_SIZE;
 
-/// Mounts the file-system disk. Call once at boot, before any other function here.
-pub fn init() -> Result<(), MountError> {
-    let disk = block::fs_disk().ok_or(MountError::NoDisk)?;
-    let fs = FileSystem::mount(disk)?;
-    FS.call_once(|| Lock::new(fs));
-    Ok(())
+/// The file system, mounting it on first use. Mounting costs a few milliseconds where
+/// ring 0 is emulated (setting the disk up and reading its tables), so a run that never
+/// touches files does not pay for it. A failed mount is remembered: every call reports it.
+fn mounted() -> Result<&'static Lock<FileSystem>, MountError> {
+    FS.call_once(|| {
+        let disk = block::fs_disk().ok_or(MountError::NoDisk)?;
+        FileSystem::mount(disk).map(Lock::new)
+    })
+    .as_ref()
+    .map_err(|e| *e)
 }
 
+/// The file system, for operations on an open file (which proves it is mounted).
 fn fs() -> &'static Lock<FileSystem> {
-    FS.get().expect("fs: used before mount")
+    mounted().expect("fs: a file is open, so the file system is mounted")
+}
+
+/// `blocks` blocks of kernel memory kept for the rest of the run, not cleared: metadata
+/// is read straight into them (clearing would cost where ring 0 is emulated).
+fn metadata_pages(blocks: u64) -> Result<&'static mut [u8], MountError> {
+    let first = if blocks == 1 {
+        frame::alloc(Pool::Kernel, Zero::No)
+    } else {
+        frame::alloc_fresh_run(Pool::Kernel, blocks)
+    };
+    let first = first.ok_or(MountError::NoMemory)?;
+    // SAFETY: the frames were just taken from the pool and are owned by the file system
+    // from now on; the direct map covers them and they are contiguous.
+    Ok(unsafe { core::slice::from_raw_parts_mut(first.as_ptr(), (blocks * BLOCK_SIZE) as usize) })
 }
 
 impl FileSystem {
     fn mount(disk: &'static BlockDevice) -> Result<Self, MountError> {
         let disk_blocks = disk.sectors() / SECTORS_PER_BLOCK;
-        let mut block0 = vec![0u8; BLOCK_SIZE as usize];
-        io::read_blocks(disk, 0, &mut block0).map_err(|_| MountError::Io)?;
-        let sb = Superblock::decode(&block0, disk_blocks).map_err(MountError::Format)?;
-
-        let mut free_map = vec![0u8; (sb.freemap_blocks * BLOCK_SIZE) as usize];
-        io::read_blocks(disk, sb.freemap_start, &mut free_map).map_err(|_| MountError::Io)?;
-        let mut raw_dir = vec![0u8; (sb.dir_blocks * BLOCK_SIZE) as usize];
-        io::read_blocks(disk, sb.dir_start, &mut raw_dir).map_err(|_| MountError::Io)?;
-        let dir = raw_dir
-            .chunks_exact(format::DIR_ENTRY_SIZE)
-            .map(|slot| DirEntry::decode(slot, &sb))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(MountError::Format)?;
-
-        let zeros_frame = crate::mm::frame::alloc_fresh_run(
-            crate::mm::frame::Pool::Kernel,
-            ZERO_RUN_BYTES / BLOCK_SIZE,
-        )
-        .ok_or(MountError::Io)?;
-        // SAFETY: the run is fresh (never written, so zero), owned by the file system for
-        // the rest of the run and only ever read.
+        // The superblock, free map and directory sit at the start of the disk; a disk made by
+        // this project's formatter has the layout `Superblock::for_disk` gives, so one request
+        // usually fetches all three (each request costs hundreds of microseconds where ring 0
+        // is emulated). Anything the guess missed is read afterwards.
+        let guess = Superblock::for_disk(disk_blocks).map_err(MountError::Format)?;
+        let head_blocks = guess.data_start();
+        let head = metadata_pages(head_blocks)?;
+        io::read_blocks(disk, 0, head).map_err(|_| MountError::Io)?;
+        let sb = Superblock::decode(head, disk_blocks).map_err(MountError::Format)?;
+        let head_ptr = head.as_mut_ptr();
+        let region = |start: u64, blocks: u64| -> Result<&'static mut [u8], MountError> {
+            if start + blocks <= head_blocks {
+                // SAFETY: `head` is kept for the rest of the run; the free map and the
+                // directory are disjoint block ranges inside it (the superblock check makes
+                // them so), each handed out once, so the mutable slices do not alias.
+                Ok(unsafe {
+                    core::slice::from_raw_parts_mut(
+                        head_ptr.add((start * BLOCK_SIZE) as usize),
+                        (blocks * BLOCK_SIZE) as usize,
+                    )
+                })
+            } else {
+                let pages = metadata_pages(blocks)?;
+                io::read_blocks(disk, start, pages).map_err(|_| MountError::Io)?;
+                Ok(pages)
+            }
+        };
+        let free_map = region(sb.freemap_start, sb.freemap_blocks)?;
+        let dir = region(sb.dir_start, sb.dir_blocks)?;
+        // Index the used slots, checking each (a free slot costs one byte compare).
+        let mut names = BTreeMap::new();
+        for (slot, raw) in dir.chunks_exact(format::DIR_ENTRY_SIZE).enumerate() {
+            if raw[0] != 0 {
+                let entry = DirEntry::decode(raw, &sb)
+                    .map_err(MountError::Format)?
+                    .expect("used slot");
+                if names.insert(entry.name().to_vec(), slot).is_some() {
+                    return Err(MountError::Format(format::FsError::Corrupt));
+                }
+            }
+        }
+        // A fresh run: never written since boot, so it reads as zero without clearing.
+        let zeros_first = frame::alloc_fresh_run(Pool::Kernel, ZERO_RUN_BYTES / BLOCK_SIZE)
+            .ok_or(MountError::NoMemory)?;
+        // SAFETY: the run is owned by the file system from now on and only ever read.
         let zeros =
-            unsafe { core::slice::from_raw_parts(zeros_frame.as_ptr(), ZERO_RUN_BYTES as usize) };
+            unsafe { core::slice::from_raw_parts(zeros_first.as_ptr(), ZERO_RUN_BYTES as usize) };
         Ok(FileSystem {
             disk,
             sb,
             free_map,
             dir,
+            names,
             inodes: BTreeMap::new(),
             slot_inode: BTreeMap::new(),
             next_inode: 1,
@@ -118,28 +168,30 @@ impl FileSystem {
     }
 
     fn find(&self, name: &[u8]) -> Option<usize> {
-        self.dir
-            .iter()
-            .position(|e| e.as_ref().is_some_and(|e| e.name() == name))
+        self.names.get(name).copied()
     }
 
-    /// Writes directory slot `slot` through to the disk (its whole block).
-    fn write_dir_slot(&self, slot: usize) -> Result<(), ()> {
-        let per_block = format::DIR_ENTRIES_PER_BLOCK as usize;
-        let first = slot / per_block * per_block;
-        let mut block = vec![0u8; BLOCK_SIZE as usize];
-        for (i, entry) in self.dir[first..first + per_block].iter().enumerate() {
-            if let Some(entry) = entry {
-                entry.encode(
-                    &mut block[i * format::DIR_ENTRY_SIZE..(i + 1) * format::DIR_ENTRY_SIZE],
-                );
-            }
+    fn slot_bytes(&self, slot: usize) -> &[u8] {
+        &self.dir[slot * format::DIR_ENTRY_SIZE..(slot + 1) * format::DIR_ENTRY_SIZE]
+    }
+
+    /// The entry in a used slot (checked at mount or written by this code).
+    fn entry(&self, slot: usize) -> Option<DirEntry> {
+        DirEntry::decode(self.slot_bytes(slot), &self.sb)
+            .ok()
+            .flatten()
+    }
+
+    /// Stores `entry` (or a free slot) in `slot` and writes its directory block through.
+    fn set_entry(&mut self, slot: usize, entry: Option<&DirEntry>) -> Result<(), ()> {
+        let range = slot * format::DIR_ENTRY_SIZE..(slot + 1) * format::DIR_ENTRY_SIZE;
+        match entry {
+            Some(entry) => entry.encode(&mut self.dir[range]),
+            None => self.dir[range].fill(0),
         }
-        io::write_blocks(
-            self.disk,
-            self.sb.dir_start + (slot / per_block) as u64,
-            &block,
-        )
+        let block = slot as u64 / format::DIR_ENTRIES_PER_BLOCK;
+        let bytes = &self.dir[(block * BLOCK_SIZE) as usize..((block + 1) * BLOCK_SIZE) as usize];
+        io::write_blocks(self.disk, self.sb.dir_start + block, bytes)
     }
 
     /// Marks an extent used or free and writes the touched free-map blocks through.
@@ -147,7 +199,7 @@ impl FileSystem {
         if count == 0 {
             return Ok(());
         }
-        format::mark_blocks(&mut self.free_map, start, count, used);
+        format::mark_blocks(self.free_map, start, count, used);
         let bits_per_block = BLOCK_SIZE * 8;
         for map_block in start / bits_per_block..=(start + count - 1) / bits_per_block {
             let bytes = &self.free_map
@@ -159,7 +211,7 @@ impl FileSystem {
 
     fn free_blocks(&self) -> u64 {
         (0..self.sb.total_blocks)
-            .filter(|&b| !format::block_used(&self.free_map, b))
+            .filter(|&b| !format::block_used(self.free_map, b))
             .count() as u64
     }
 
@@ -167,7 +219,9 @@ impl FileSystem {
         if format::check_name(name).is_err() || self.find(name).is_some() {
             return false;
         }
-        let Some(slot) = self.dir.iter().position(Option::is_none) else {
+        let Some(slot) =
+            (0..self.sb.dir_entries() as usize).find(|&slot| self.slot_bytes(slot)[0] == 0)
+        else {
             return false;
         };
         let blocks = size.div_ceil(BLOCK_SIZE);
@@ -175,7 +229,7 @@ impl FileSystem {
             0
         } else {
             match format::find_free_run(
-                &self.free_map,
+                self.free_map,
                 self.sb.data_start(),
                 self.sb.total_blocks,
                 blocks,
@@ -205,18 +259,24 @@ impl FileSystem {
         if self.mark(start, blocks, true).is_err() {
             return false;
         }
-        self.dir[slot] = Some(entry);
-        self.write_dir_slot(slot).is_ok()
+        if self.set_entry(slot, Some(&entry)).is_err() {
+            return false;
+        }
+        self.names.insert(name.to_vec(), slot);
+        true
     }
 
     fn remove(&mut self, name: &[u8]) -> bool {
         let Some(slot) = self.find(name) else {
             return false;
         };
-        let entry = self.dir[slot].take().expect("found above");
-        if self.write_dir_slot(slot).is_err() {
+        let Some(entry) = self.entry(slot) else {
+            return false;
+        };
+        if self.set_entry(slot, None).is_err() {
             return false;
         }
+        self.names.remove(name);
         match self.slot_inode.remove(&slot) {
             // Open: the last close frees the blocks.
             Some(ino) => {
@@ -240,7 +300,7 @@ impl FileSystem {
                 .open_count += 1;
             return Some(ino);
         }
-        let entry = self.dir[slot].as_ref()?;
+        let entry = self.entry(slot)?;
         let ino = self.next_inode;
         self.next_inode += 1;
         let inode = Inode {
@@ -415,17 +475,17 @@ impl Drop for File {
 /// Creates a zero-filled file of `size` bytes. False if the name is empty, too long or taken,
 /// the directory is full, or no contiguous space is left.
 pub fn create(name: &[u8], size: u64) -> bool {
-    fs().lock().create(name, size)
+    mounted().is_ok_and(|fs| fs.lock().create(name, size))
 }
 
 /// Removes a name; open handles keep the data until they close. False if there is no such file.
 pub fn remove(name: &[u8]) -> bool {
-    fs().lock().remove(name)
+    mounted().is_ok_and(|fs| fs.lock().remove(name))
 }
 
 /// Opens a file, with its position at 0.
 pub fn open(name: &[u8]) -> Option<File> {
-    let ino = fs().lock().open(name)?;
+    let ino = mounted().ok()?.lock().open(name)?;
     Some(File {
         ino,
         pos: 0,
@@ -435,22 +495,18 @@ pub fn open(name: &[u8]) -> Option<File> {
 
 /// Free blocks on the disk.
 pub fn free_blocks() -> u64 {
-    fs().lock().free_blocks()
+    mounted().map_or(0, |fs| fs.lock().free_blocks())
 }
 
-/// The number of files and the disk size in bytes.
-pub fn summary() -> (usize, u64) {
-    let fs = fs().lock();
-    (
-        fs.dir.iter().flatten().count(),
-        fs.sb.total_blocks * BLOCK_SIZE,
-    )
+/// The number of files on the disk (0 if it cannot be mounted).
+pub fn file_count() -> usize {
+    mounted().map_or(0, |fs| fs.lock().names.len())
 }
 
 /// The first of `count` consecutive blocks no file uses, for tests and benchmarks that
 /// write raw sectors (the file system clears blocks before giving them to a file, so
 /// scribbling on free blocks is harmless).
 pub fn unused_blocks(count: u64) -> Option<u64> {
-    let fs = fs().lock();
-    format::find_free_run(&fs.free_map, fs.sb.data_start(), fs.sb.total_blocks, count)
+    let fs = mounted().ok()?.lock();
+    format::find_free_run(fs.free_map, fs.sb.data_start(), fs.sb.total_blocks, count)
 }

@@ -3,6 +3,7 @@
 //! Slot `s` is sectors `8s .. 8s + 8`. Pages move between a frame and its slot by DMA
 //! straight into or out of the frame. Which slots are in use is the VM system's business.
 
+use abi::boot::DeviceKind;
 use abi::fs::SECTORS_PER_BLOCK;
 use abi::layout::PAGE_SIZE;
 
@@ -20,9 +21,12 @@ pub enum SwapError {
     Io,
 }
 
-/// Number of page slots on the swap disk (0 without one).
+/// Number of page slots on the swap disk (0 without one), from the size the VMM reported,
+/// without setting the device up.
 pub fn slot_count() -> u64 {
-    block::swap_disk().map_or(0, |d| d.sectors() / SECTORS_PER_BLOCK)
+    crate::boot::info()
+        .device(DeviceKind::SwapDisk)
+        .map_or(0, |d| d.capacity_sectors / SECTORS_PER_BLOCK)
 }
 
 fn frame_bytes(frame: Frame) -> &'static mut [u8] {

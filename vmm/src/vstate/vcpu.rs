@@ -136,7 +136,16 @@ impl Vcpu {
                 return Ok(VcpuStop::Stopped);
             }
             let request = match self.fd.run() {
-                Ok(VcpuExit::IoOut(port, data)) => pio.write(u64::from(port), data),
+                Ok(VcpuExit::IoOut(port, data)) => {
+                    // A string `out` (`rep outsb`) arrives as one exit holding `count`
+                    // elements of `size` bytes; the bus sees them one by one, in order.
+                    let mut copy = [0u8; MAX_IO_BYTES];
+                    let len = data.len().min(MAX_IO_BYTES);
+                    copy[..len].copy_from_slice(&data[..len]);
+                    let size = self.io_size();
+                    io_elements(&copy[..len], size)
+                        .find_map(|element| pio.write(u64::from(port), element))
+                }
                 Ok(VcpuExit::IoIn(port, data)) => {
                     pio.read(u64::from(port), data);
                     None
@@ -178,6 +187,15 @@ impl Vcpu {
         }
     }
 
+    /// Element size of the current `KVM_EXIT_IO`.
+    fn io_size(&mut self) -> usize {
+        let run = self.fd.get_kvm_run();
+        // SAFETY: called right after KVM_RUN returned KVM_EXIT_IO, so KVM filled the `io`
+        // member of the exit union; it is plain integers.
+        let io = unsafe { run.__bindgen_anon_1.io };
+        usize::from(io.size)
+    }
+
     fn rip(&self) -> u64 {
         self.fd.get_regs().map(|r| r.rip).unwrap_or(0)
     }
@@ -202,6 +220,14 @@ impl Vcpu {
             (Err(e), _) | (_, Err(e)) => format!("registers unavailable: {e}"),
         }
     }
+}
+
+/// Most bytes one port-I/O exit carries: KVM keeps string I/O within one page.
+const MAX_IO_BYTES: usize = 4096;
+
+/// The elements of a port-I/O exit's data: `size`-byte pieces (a plain `out` is one piece).
+pub fn io_elements(data: &[u8], size: usize) -> impl Iterator<Item = &[u8]> {
+    data.chunks(size.clamp(1, 4))
 }
 
 /// Formats the registers that matter for a crash report on one line.
@@ -244,6 +270,19 @@ pub fn format_registers(r: &kvm_regs, s: &kvm_sregs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_io_is_split_into_elements() {
+        let bytes: Vec<&[u8]> = io_elements(b"hello", 1).collect();
+        assert_eq!(bytes, [b"h", b"e", b"l", b"l", b"o"]);
+        let word: Vec<&[u8]> = io_elements(&[1, 2, 3, 4], 4).collect();
+        assert_eq!(word, [&[1, 2, 3, 4]]);
+        assert_eq!(
+            io_elements(&[1, 2], 0).count(),
+            2,
+            "a bogus size is clamped"
+        );
+    }
 
     #[test]
     fn fault_reports() {

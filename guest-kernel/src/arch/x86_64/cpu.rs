@@ -9,6 +9,21 @@ pub fn outb(port: u16, value: u8) {
     unsafe { Port::<u8>::new(port).write(value) }
 }
 
+/// Writes `bytes` to an I/O port with one `rep outsb` (one VM exit for all of them).
+pub fn outsb(port: u16, bytes: &[u8]) {
+    // SAFETY: reads exactly `bytes.len()` bytes from the slice (the direction flag is clear,
+    // as the ABI guarantees) and writes them to a device port the VMM described.
+    unsafe {
+        core::arch::asm!(
+            "rep outsb",
+            in("dx") port,
+            inout("rsi") bytes.as_ptr() => _,
+            inout("rcx") bytes.len() => _,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+}
+
 /// Reads a byte from an I/O port.
 pub fn inb(port: u16) -> u8 {
     // SAFETY: as for `outb`; reads of the VMM's device registers have no side effect on
