@@ -1,6 +1,7 @@
 # Build, run, test, check and benchmark the VMM and its guest kernel.
 #
-#   make          build the guest kernel (always optimised) and the VMM (release)
+#   make          build the guest kernel (always optimised), the VMM (release) and the user
+#                 programs (target/user/NAME, Rust and C)
 #   make run      build, then boot the kernel: its self-tests, then a plain boot
 #   make test     build, then run every test: host unit tests and end-to-end tests on KVM
 #   make check    rustfmt check, clippy (warnings denied) for host and guest, unit tests
@@ -14,9 +15,9 @@ HOST_PKGS    := -p abi -p vmm -p tests
 GUEST_FLAGS  := --release -p guest-kernel --target $(GUEST_TARGET)
 VMM          := target/release/vmm
 
-.PHONY: all kernel vmm run test check bench clean guest-target
+.PHONY: all kernel vmm run test check bench clean guest-target user
 
-all: vmm
+all: vmm user
 
 # rustup does not install the toolchain file's targets when the toolchain already exists,
 # so ask for the guest target explicitly (idempotent, fast when present).
@@ -33,13 +34,13 @@ run: vmm
 	$(VMM) run --self-test
 	$(VMM) run
 
-test: vmm
+test: vmm user
 	$(CARGO) test --release $(HOST_PKGS)
 
 check: kernel
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release $(HOST_PKGS) --all-targets -- -D warnings
-	$(CARGO) clippy $(GUEST_FLAGS) -- -D warnings
+	$(CARGO) clippy $(GUEST_FLAGS) $(USER_PKGS) -- -D warnings
 	$(CARGO) test --release -p abi -p vmm
 
 bench: vmm
@@ -47,3 +48,25 @@ bench: vmm
 
 clean:
 	$(CARGO) clean
+
+# --- User programs ------------------------------------------------------------------------
+# Every program, Rust or C, ends up as target/user/NAME, where the tests look for them.
+# Rust: one binary per file in user/rust/src/bin, linked by user/rust/build.rs with
+# user/user.ld. C: one file per program in user/c/programs, linked with the C runtime.
+USER_DIR     := target/user
+USER_PKGS    := -p ulib -p user-programs
+RUST_PROGS   := $(basename $(notdir $(wildcard user/rust/src/bin/*.rs)))
+C_PROGS      := $(basename $(notdir $(wildcard user/c/programs/*.c)))
+C_RUNTIME    := user/c/crt0.S user/c/syscall.S user/c/lib.c
+USER_CFLAGS  := -static -nostdlib -ffreestanding -fno-pie -no-pie -fno-stack-protector \
+                -fno-builtin -fno-tree-loop-distribute-patterns -mno-red-zone -mno-avx -O2 \
+                -Wall -Wextra -Werror -T user/user.ld -Wl,--build-id=none
+
+user: guest-target $(addprefix $(USER_DIR)/,$(C_PROGS))
+	$(CARGO) build --release --target $(GUEST_TARGET) $(USER_PKGS)
+	@mkdir -p $(USER_DIR)
+	cd target/$(GUEST_TARGET)/release && cp $(RUST_PROGS) $(CURDIR)/$(USER_DIR)/
+
+$(USER_DIR)/%: user/c/programs/%.c $(C_RUNTIME) user/c/lib.h user/user.ld
+	@mkdir -p $(USER_DIR)
+	gcc $(USER_CFLAGS) -o $@ $(C_RUNTIME) $<
