@@ -23,6 +23,14 @@ pub fn print_fmt(args: core::fmt::Arguments<'_>) {
     let _ = core::fmt::write(&mut *serial, args);
 }
 
+/// Writes several byte slices as one unit (a user `write`: never interleaved with others).
+pub fn write_all<'a>(parts: impl Iterator<Item = &'a [u8]>) {
+    let serial = CONSOLE.lock();
+    for part in parts {
+        serial.write_bytes(part);
+    }
+}
+
 /// A writer for use when the lock cannot be trusted (fault and panic paths).
 pub fn emergency_writer() -> Serial {
     Serial::new(SERIAL_PORT)

@@ -20,8 +20,10 @@ mod drivers;
 mod fs;
 mod mm;
 mod panic;
+mod proc;
 mod selftest;
 mod sync;
+mod syscall;
 mod thread;
 mod util;
 
@@ -40,6 +42,7 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     mm::init(info);
     thread::init();
     arch::x86_64::lapic::init();
+    arch::x86_64::user::init();
     arch::x86_64::cpu::enable_interrupts();
 
     if info.bench() {
@@ -53,6 +56,12 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
         drivers::sysctl::power_off(if failed == 0 { 0 } else { 1 });
     }
 
+    let cmdline = info.cmdline();
+    if proc::load::program_name(cmdline).is_some() {
+        let status = proc::start_first(cmdline);
+        arch::x86_64::lapic::stop_timer();
+        drivers::sysctl::power_off(status);
+    }
     let fs_kib = info
         .device(DeviceKind::FsDisk)
         .map_or(0, |d| d.capacity_sectors / 2);

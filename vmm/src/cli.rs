@@ -86,6 +86,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub swap_file: Option<PathBuf>,
 
+    /// The exact guest command line, instead of PROGRAM's name and ARGS joined by single
+    /// spaces (use it to pass runs of spaces).
+    #[arg(long, value_name = "STRING")]
+    pub cmdline: Option<String>,
+
+    /// A user program (a host ELF file): copied onto the guest's disk under its base name
+    /// and run as the first process. Without it the kernel boots and powers off.
+    #[arg(value_name = "PROGRAM")]
+    pub program: Option<PathBuf>,
+
+    /// Arguments for PROGRAM.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        requires = "program"
+    )]
+    pub args: Vec<String>,
+
     /// The KVM device (for the VMM's own tests).
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_path: PathBuf,
@@ -120,12 +139,35 @@ impl From<TestHookArg> for TestHook {
 impl RunArgs {
     /// The machine these options describe.
     pub fn machine_config(&self) -> MachineConfig {
+        let program_name = self.program.as_ref().map(|p| {
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        });
+        let mut puts = self.puts.clone();
+        if let (Some(path), Some(name)) = (&self.program, &program_name) {
+            puts.insert(
+                0,
+                PutSpec {
+                    host: path.clone(),
+                    guest: name.clone(),
+                },
+            );
+        }
+        let cmdline = match (&self.cmdline, &program_name) {
+            (Some(exact), _) => exact.clone(),
+            (None, Some(name)) => core::iter::once(name.as_str())
+                .chain(self.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            (None, None) => String::new(),
+        };
         MachineConfig {
+            program: self.program.clone(),
             kvm_path: self.kvm_path.clone(),
             mem_mib: self.mem,
             user_pages: self.user_pages,
             kernel: self.kernel.clone(),
-            cmdline: String::new(),
+            cmdline,
             self_test: self.self_test,
             bench: self.bench,
             test_hook: self.test_hook.map_or(TestHook::None, TestHook::from),
@@ -133,10 +175,10 @@ impl RunArgs {
             fs_disk: match &self.disk {
                 Some(path) => FsDiskSource::Existing {
                     path: path.clone(),
-                    puts: self.puts.clone(),
+                    puts: puts.clone(),
                 },
                 None => FsDiskSource::Fresh {
-                    puts: self.puts.clone(),
+                    puts: puts.clone(),
                     size_mib: self.fs_mib,
                 },
             },

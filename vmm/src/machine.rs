@@ -56,6 +56,8 @@ pub struct MachineConfig {
     pub user_pages: Option<u64>,
     /// A kernel ELF to use instead of the embedded one.
     pub kernel: Option<PathBuf>,
+    /// The user program to run (already among the files put on the disk).
+    pub program: Option<PathBuf>,
     /// The kernel command line.
     pub cmdline: String,
     /// Run the kernel's self-tests.

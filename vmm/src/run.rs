@@ -11,6 +11,10 @@ pub enum RunError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Machine(#[from] MachineError),
+    #[error(
+        "program {0} does not exist: give the path of a user program (an x86-64 ELF executable), e.g. target/user/NAME"
+    )]
+    ProgramMissing(std::path::PathBuf),
 }
 
 /// How a run that started went: the guest's outcome, and whether copying files out worked
@@ -25,6 +29,11 @@ pub struct RunReport {
 
 /// Runs the machine `config` describes.
 pub fn run(config: &MachineConfig) -> Result<RunReport, RunError> {
+    if let Some(program) = &config.program
+        && !program.is_file()
+    {
+        return Err(RunError::ProgramMissing(program.clone()));
+    }
     let disks = storage::prepare(&config.fs_disk, &config.swap)?;
     let machine = Machine::build(config, &disks)?;
     let result = machine.run()?;

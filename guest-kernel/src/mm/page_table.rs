@@ -217,12 +217,73 @@ impl AddressSpace {
         }
     }
 
+    /// Loads this space into CR3 unless it is loaded already.
+    pub fn activate_if_needed(&self) {
+        if !self.is_active() {
+            self.activate();
+        }
+    }
+
+    /// Calls `f(va, mapping)` for every mapped user page, in address order.
+    pub fn for_each_user_page(&mut self, mut f: impl FnMut(u64, Mapping)) {
+        let kernel_pdpt = entry_frame(&table(kernel_pml4())[SHARED_SLOT]);
+        for l4 in 0..=SHARED_SLOT {
+            let e4 = &table(self.pml4)[l4];
+            if e4.is_unused() || (l4 == SHARED_SLOT && entry_frame(e4) == kernel_pdpt) {
+                continue;
+            }
+            let pdpt = table(entry_frame(e4));
+            for (l3, e3) in pdpt.iter().enumerate() {
+                if e3.is_unused() || (l4 == SHARED_SLOT && l3 > 0) {
+                    continue;
+                }
+                let pd = table(entry_frame(e3));
+                let pd_slots = if l4 == SHARED_SLOT {
+                    KERNEL_PD_SLOT
+                } else {
+                    512
+                };
+                for (l2, e2) in pd.iter().enumerate().take(pd_slots) {
+                    if e2.is_unused() {
+                        continue;
+                    }
+                    for (l1, e1) in table(entry_frame(e2)).iter().enumerate() {
+                        let flags = e1.flags();
+                        if flags.contains(Flags::PRESENT) {
+                            let va = ((l4 as u64) << 39)
+                                | ((l3 as u64) << 30)
+                                | ((l2 as u64) << 21)
+                                | ((l1 as u64) << 12);
+                            f(
+                                va,
+                                Mapping {
+                                    frame: entry_frame(e1),
+                                    writable: flags.contains(Flags::WRITABLE),
+                                    accessed: flags.contains(Flags::ACCESSED),
+                                    dirty: flags.contains(Flags::DIRTY),
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Loads this space into CR3.
     pub fn activate(&self) {
         let frame = PhysFrame::containing_address(PhysAddr::new(self.pml4.gpa()));
         // SAFETY: the PML4 maps the kernel half exactly like the running tables, so kernel
         // code, data and stacks stay mapped across the switch.
         unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    }
+}
+
+/// Loads the kernel's own page tables unless they are loaded already (a CR3 write flushes
+/// the TLB, which costs).
+pub fn activate_kernel_if_needed() {
+    if Cr3::read().0.start_address().as_u64() != kernel_pml4().gpa() {
+        activate_kernel();
     }
 }
 

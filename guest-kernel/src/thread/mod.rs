@@ -19,6 +19,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::x86_64::context::{self, Context, FpuState};
 use crate::arch::x86_64::cpu;
 use crate::mm::frame::{self, Frame, Pool};
+use crate::proc::Process;
 use crate::sync::{IrqGuard, IrqSpinLock};
 use abi::layout::PAGE_SIZE;
 
@@ -87,6 +88,9 @@ pub struct Thread {
     /// Tick at which a sleeping thread becomes ready.
     wake_tick: u64,
     is_idle: bool,
+    /// The user process this thread runs, if any (its address space is loaded while the
+    /// thread runs).
+    process: Option<Box<Process>>,
 }
 
 impl Thread {
@@ -102,6 +106,7 @@ impl Thread {
             entry,
             wake_tick: 0,
             is_idle,
+            process: None,
         });
         let arg = &*thread as *const Thread as u64;
         thread.context = Context::new(stack.top(), thread_start, arg);
@@ -151,6 +156,7 @@ pub fn init() {
         entry: None,
         wake_tick: 0,
         is_idle: false,
+        process: None,
     });
     let idle = Thread::new(Some(Box::new(idle_loop)), true)
         .expect("thread: no memory for the idle thread");
@@ -269,6 +275,8 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
     };
     if from != to {
         CONTEXT_SWITCHES.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `to` is `current` and its box stays put while it runs (see below).
+        unsafe { enter_address_space(&*to) };
         // SAFETY: both threads' boxes are owned by the scheduler's structures and never move
         // or drop while referenced here: `from` is suspended by this very switch and `to`
         // is `current`; interrupts are off for the whole switch.
@@ -285,6 +293,50 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
         }
     }
     finish_switch();
+}
+
+/// Loads `thread`'s page tables (its process's, or the kernel's) if they are not loaded,
+/// and makes its stack the one used on entry from user mode.
+///
+/// # Safety
+/// `thread` must be the thread about to run, with interrupts off.
+unsafe fn enter_address_space(thread: &Thread) {
+    match &thread.process {
+        Some(process) => process.activate(),
+        None => crate::mm::page_table::activate_kernel_if_needed(),
+    }
+    if let Some(stack) = &thread._stack {
+        crate::arch::x86_64::user::set_kernel_stack(stack.top());
+    }
+}
+
+/// Starts a thread that runs `process` (in user mode, through `f`, which does not return).
+/// Returns its id, or `None` if there is no memory for the thread.
+pub fn spawn_process(process: Box<Process>, f: impl FnOnce() + Send + 'static) -> Option<Tid> {
+    let mut thread = Thread::new(Some(Box::new(f)), false)?;
+    thread.process = Some(process);
+    let tid = thread.tid;
+    unblock(thread);
+    Some(tid)
+}
+
+/// The process the running thread runs, if any.
+///
+/// The reference is valid while the calling thread runs: the process belongs to the
+/// running thread's box, which does not move or drop until the thread exits (and
+/// [`take_current_process`] is the only other way to reach it).
+pub fn current_process() -> Option<&'static mut Process> {
+    let mut s = SCHED.lock();
+    let process = s.current.as_mut()?.process.as_mut()?;
+    let ptr: *mut Process = &raw mut **process;
+    // SAFETY: see the function's documentation; only the running thread calls this for its
+    // own process, so no other reference to it is live.
+    Some(unsafe { &mut *ptr })
+}
+
+/// Takes the running thread's process away from it (at exit).
+pub fn take_current_process() -> Option<Box<Process>> {
+    SCHED.lock().current.as_mut()?.process.take()
 }
 
 /// Runs on the thread that was just switched to: frees the thread that exited, if any.

@@ -37,6 +37,14 @@ static mut TSS: TaskStateSegment = TaskStateSegment::new();
 
 static GDT: Once<GlobalDescriptorTable> = Once::new();
 
+/// Sets the stack the CPU switches to on an interrupt or exception from ring 3 (TSS
+/// `rsp0`). Call with interrupts off.
+pub fn set_ring0_stack(top: u64) {
+    // SAFETY: single CPU, interrupts off: the CPU reads rsp0 only when an interrupt arrives,
+    // which cannot happen during this store.
+    unsafe { TSS.privilege_stack_table[0] = VirtAddr::new(top) };
+}
+
 /// Builds and loads the GDT and the TSS. Call once, with interrupts off.
 pub fn init() {
     let df_stack_top = addr_of!(DOUBLE_FAULT_STACK) as u64 + DOUBLE_FAULT_STACK_SIZE as u64;

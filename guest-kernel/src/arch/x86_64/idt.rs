@@ -83,7 +83,14 @@ static mut IDT: Idt = Idt([Gate {
 unsafe extern "C" {
     /// First byte of the stub block (vector 0's stub).
     static trap_stubs: u8;
+    /// The restore half of `trap_common`: pops a [`TrapFrame`] at `rsp` and returns.
+    pub fn trap_exit() -> !;
 }
+
+/// Vector of `int 0x42` (see guest-abi.md): a gate user code may use.
+pub const INT42_VECTOR: usize = 0x42;
+/// Gate type: present, DPL 3, 64-bit interrupt gate.
+const GATE_INTERRUPT_DPL3: u8 = 0xee;
 
 /// Bit `v` is set if the CPU pushes an error code for exception `v` (#DF, #TS, #NP, #SS,
 /// #GP, #PF, #AC, #CP, #VC, #SX). The stub assembly reads the same constant.
@@ -117,6 +124,9 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
     for vector in [lapic::TIMER_VECTOR, lapic::SPURIOUS_VECTOR] {
         set_gates(usize::from(vector)..usize::from(vector) + 1);
     }
+    set_gates(INT42_VECTOR..INT42_VECTOR + 1);
+    // SAFETY: single CPU, interrupts off, before `lidt`.
+    unsafe { IDT.0[INT42_VECTOR].type_attr = GATE_INTERRUPT_DPL3 };
     // The double fault runs on its own stack, so a corrupt kernel stack is still reported.
     // SAFETY: single CPU, interrupts off, before `lidt`.
     unsafe { IDT.0[8].ist = DOUBLE_FAULT_IST };
@@ -175,8 +185,9 @@ global_asm!(
 );
 
 /// Saves the interrupted context as a [`TrapFrame`], calls `dispatch`, restores, returns.
+/// `trap_exit` (the restore half) also starts user programs (`user::enter_user`).
 #[unsafe(naked)]
-unsafe extern "C" fn trap_common() -> ! {
+pub(crate) unsafe extern "C" fn trap_common() -> ! {
     core::arch::naked_asm!(
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
@@ -185,6 +196,8 @@ unsafe extern "C" fn trap_common() -> ! {
         "mov rdi, rsp",
         "cld",
         "call {dispatch}",
+        ".global trap_exit",
+        "trap_exit:",
         "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
         "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
         // Drop the vector and the error code.

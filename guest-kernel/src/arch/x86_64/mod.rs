@@ -6,6 +6,7 @@ pub mod gdt;
 pub mod idt;
 pub mod lapic;
 pub mod trap;
+pub mod user;
 
 /// Loads the kernel's own GDT, TSS and IDT. Called once, first thing after `BootInfo`.
 pub fn init(info: &abi::boot::BootInfo) {

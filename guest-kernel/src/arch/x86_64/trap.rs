@@ -8,7 +8,7 @@
 use core::arch::{global_asm, naked_asm};
 use core::ptr::addr_of;
 
-use super::{cpu, idt, lapic};
+use super::{cpu, idt, lapic, user};
 use crate::console;
 
 /// The registers saved on a trap, lowest address first; `trap_common` builds it.
@@ -47,6 +47,7 @@ const _: () = assert!(size_of::<TrapFrame>() == 22 * 8);
 /// Vector numbers used by name.
 pub mod vector {
     pub const INVALID_OPCODE: u64 = 6;
+    pub const GENERAL_PROTECTION: u64 = 13;
     pub const PAGE_FAULT: u64 = 14;
 }
 
@@ -83,8 +84,15 @@ pub fn exception_name(vector: u64) -> (&'static str, &'static str) {
 
 /// Entry from `trap_common` for every vector.
 pub fn dispatch(frame: &mut TrapFrame) {
-    if frame.vector >= idt::EXCEPTION_VECTORS as u64 {
+    let is_interrupt = frame.vector >= idt::EXCEPTION_VECTORS as u64
+        && frame.vector != user::SYSCALL_VECTOR
+        && frame.vector != idt::INT42_VECTOR as u64;
+    if is_interrupt {
         interrupt(frame.vector);
+        return;
+    }
+    if frame.cs & 3 == 3 {
+        user_trap(frame);
         return;
     }
     if let Some(fixup) = fixup_for(frame.rip) {
@@ -93,6 +101,57 @@ pub fn dispatch(frame: &mut TrapFrame) {
         return;
     }
     kernel_fault(frame);
+}
+
+/// `rflags` bits a system call may hand back to user code: the arithmetic flags (the rest
+/// are forced: interrupts on, no trap flag, IOPL 0).
+const USER_RFLAGS_KEPT: u64 = 0x8d5;
+/// The bytes of `int 0x42`.
+const INT42_BYTES: [u8; 2] = [0xcd, 0x42];
+
+/// An exception or system call from user mode.
+fn user_trap(frame: &mut TrapFrame) {
+    match frame.vector {
+        user::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
+        vector::GENERAL_PROTECTION if user::is_trampoline_entry(frame.rip) => {
+            // `syscall` ran the trampoline in ring 3 (PVM): its `swapgs` faulted. Make the
+            // frame return where `syscall` would, then run the call.
+            frame.rip = frame.rcx;
+            frame.rflags = (frame.r11 & USER_RFLAGS_KEPT) | user::USER_RFLAGS;
+            frame.cs = user::USER_CS;
+            frame.ss = user::USER_DS;
+            crate::syscall::dispatch(frame);
+        }
+        v if v == idt::INT42_VECTOR as u64 => int42(frame),
+        vector::INVALID_OPCODE if is_int42_at(frame.rip) => {
+            // Some KVMs raise #UD for `int N` in ring 3 instead of using the gate.
+            frame.rip += 2;
+            int42(frame);
+        }
+        // Any other exception is the program's fault.
+        _ => crate::proc::exit(crate::proc::KILLED),
+    }
+}
+
+/// Whether the user instruction at `rip` is `int 0x42`.
+fn is_int42_at(rip: u64) -> bool {
+    let Some(process) = crate::thread::current_process() else {
+        return false;
+    };
+    let mut bytes = [0u8; 2];
+    crate::syscall::usercopy::copy_in(&mut process.space, rip, &mut bytes).is_ok()
+        && bytes == INT42_BYTES
+}
+
+/// `int 0x42`: `rax` holds a user address; it becomes the kernel-virtual address of the
+/// frame backing that page, or 0 if none does now.
+fn int42(frame: &mut TrapFrame) {
+    let page = frame.rax & !(abi::layout::PAGE_SIZE - 1);
+    let backing = crate::thread::current_process()
+        .filter(|_| page < abi::layout::KERN_BASE)
+        .and_then(|p| p.space.translate(page))
+        .map_or(0, |m| m.frame.virt());
+    frame.rax = backing;
 }
 
 /// An external interrupt: acknowledge it, then act. Runs with interrupts off; the timer

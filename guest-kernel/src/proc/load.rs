@@ -1,0 +1,250 @@
+//! Loading a program: the ELF checks of guest-abi.md §1 (with `goblin`), the segments, and
+//! the stack with the arguments (§3).
+//!
+//! Loading is eager for now: every segment page gets a user frame at load time, with the
+//! file's bytes read straight into it (DMA) and the rest zero. Two segments may share a
+//! page (modern linkers put R and R-X segments back to back): the page is loaded once,
+//! writable if either segment is.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use abi::layout::{KERN_BASE, PAGE_SIZE};
+use goblin::elf::header::{
+    EI_CLASS, EI_DATA, EI_VERSION, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_EXEC,
+};
+use goblin::elf::program_header::{PF_W, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_SHLIB};
+use goblin::elf64::header::{Header, SIZEOF_EHDR};
+use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
+
+use super::{Process, Start};
+use crate::arch::x86_64::user::TRAMPOLINE_VA;
+use crate::fs::{self, File};
+use crate::mm::frame::{self, Frame, Pool, Zero};
+use crate::mm::page_table::{AddressSpace, PageFlags};
+use crate::println;
+
+/// Top of the user stack: the first stack page is `[USER_STACK - 4096, USER_STACK)`.
+pub const USER_STACK: u64 = 0x4748_0000;
+/// Most program headers a loadable executable may have.
+const MAX_PHNUM: usize = 1024;
+
+/// Why a program could not be loaded.
+enum LoadError {
+    /// No such file.
+    Open,
+    /// Not a valid executable for this kernel (or no memory to load it).
+    Bad,
+}
+
+/// The words of a command line: split on spaces, runs of spaces being one separator.
+pub fn words(cmdline: &[u8]) -> impl Iterator<Item = &[u8]> {
+    cmdline.split(|&b| b == b' ').filter(|w| !w.is_empty())
+}
+
+/// The program name: the first word of the command line.
+pub fn program_name(cmdline: &[u8]) -> Option<&[u8]> {
+    words(cmdline).next()
+}
+
+/// Loads the program of `cmdline` into `process`'s (empty) address space; prints the
+/// `load:` line on failure.
+pub fn load(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
+    let name = program_name(cmdline).ok_or(())?;
+    match load_into(&mut process.space, name, cmdline) {
+        Ok((start, exe)) => {
+            process.exe = Some(exe);
+            Ok(start)
+        }
+        Err(e) => {
+            report(name, e);
+            Err(())
+        }
+    }
+}
+
+/// Loads the program of `cmdline` into a new address space and, if that works, makes it
+/// `process`'s, freeing the old one. Prints the `load:` line on failure.
+pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
+    let name = program_name(cmdline).ok_or(())?;
+    let mut space = super::new_space().ok_or(())?;
+    match load_into(&mut space, name, cmdline) {
+        Ok((start, exe)) => {
+            let mut old = core::mem::replace(&mut process.space, space);
+            process.space.activate();
+            super::free_user_pages(&mut old);
+            drop(old);
+            process.exe = Some(exe);
+            Ok(start)
+        }
+        Err(e) => {
+            super::free_user_pages(&mut space);
+            report(name, e);
+            Err(())
+        }
+    }
+}
+
+fn report(name: &[u8], error: LoadError) {
+    let name = core::str::from_utf8(name).unwrap_or("?");
+    match error {
+        LoadError::Open => println!("load: {name}: open failed"),
+        LoadError::Bad => println!("load: {name}: error loading executable"),
+    }
+}
+
+/// Checks and loads the executable `name`; returns where it starts and the executable,
+/// open with writes denied.
+fn load_into(
+    space: &mut AddressSpace,
+    name: &[u8],
+    cmdline: &[u8],
+) -> Result<(Start, File), LoadError> {
+    let mut exe = fs::open(name).ok_or(LoadError::Open)?;
+    let mut raw = [0u8; SIZEOF_EHDR];
+    if exe.read_at(&mut raw, 0) != SIZEOF_EHDR {
+        return Err(LoadError::Bad);
+    }
+    let header = *Header::from_bytes(&raw);
+    check_header(&header)?;
+    let phnum = usize::from(header.e_phnum);
+    let mut table = vec![0u8; phnum * SIZEOF_PHDR];
+    if exe.read_at(&mut table, header.e_phoff) != table.len() {
+        return Err(LoadError::Bad);
+    }
+    let file_len = exe.length();
+    let headers = ProgramHeader::from_bytes(&table, phnum);
+    for ph in &headers {
+        match ph.p_type {
+            PT_DYNAMIC | PT_INTERP | PT_SHLIB => return Err(LoadError::Bad),
+            PT_LOAD => check_segment(ph, file_len)?,
+            _ => {}
+        }
+    }
+    for ph in headers.iter().filter(|ph| ph.p_type == PT_LOAD) {
+        load_segment(space, &exe, ph)?;
+    }
+    let start = setup_stack(space, header.e_entry, cmdline)?;
+    exe.deny_write();
+    Ok((start, exe))
+}
+
+fn check_header(h: &Header) -> Result<(), LoadError> {
+    let ok = &h.e_ident[..4] == ELFMAG
+        && h.e_ident[EI_CLASS] == ELFCLASS64
+        && h.e_ident[EI_DATA] == ELFDATA2LSB
+        && h.e_ident[EI_VERSION] == 1
+        && h.e_type == ET_EXEC
+        && h.e_machine == EM_X86_64
+        && h.e_version == 1
+        && usize::from(h.e_phentsize) == SIZEOF_PHDR
+        && usize::from(h.e_phnum) <= MAX_PHNUM;
+    if ok { Ok(()) } else { Err(LoadError::Bad) }
+}
+
+/// A PT_LOAD segment is acceptable (guest-abi.md §1), and avoids the trampoline page.
+fn check_segment(ph: &ProgramHeader, file_len: u64) -> Result<(), LoadError> {
+    let end = ph.p_vaddr.checked_add(ph.p_memsz).ok_or(LoadError::Bad)?;
+    let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or(LoadError::Bad)?;
+    let ok = ph.p_offset % PAGE_SIZE == ph.p_vaddr % PAGE_SIZE
+        && ph.p_memsz >= ph.p_filesz
+        && ph.p_memsz > 0
+        && ph.p_vaddr >= PAGE_SIZE
+        && end <= KERN_BASE
+        && file_end <= file_len
+        && (end <= TRAMPOLINE_VA || ph.p_vaddr >= TRAMPOLINE_VA + PAGE_SIZE);
+    if ok { Ok(()) } else { Err(LoadError::Bad) }
+}
+
+fn frame_bytes(f: Frame) -> &'static mut [u8] {
+    // SAFETY: the loader owns the frame while it fills it; the direct map covers it.
+    unsafe { core::slice::from_raw_parts_mut(f.as_ptr(), PAGE_SIZE as usize) }
+}
+
+/// Maps every page of a checked segment and fills it from the file.
+fn load_segment(space: &mut AddressSpace, exe: &File, ph: &ProgramHeader) -> Result<(), LoadError> {
+    let writable = ph.p_flags & PF_W != 0;
+    let first = ph.p_vaddr & !(PAGE_SIZE - 1);
+    let end = ph.p_vaddr + ph.p_memsz;
+    let file_end_va = ph.p_vaddr + ph.p_filesz;
+    for page in (first..end).step_by(PAGE_SIZE as usize) {
+        let frame = match space.translate(page) {
+            // Shared with the previous segment: keep its bytes, widen its permission.
+            Some(m) => {
+                if writable && !m.writable {
+                    space.unmap(page);
+                    space
+                        .map(page, m.frame, PageFlags { writable: true })
+                        .map_err(|_| LoadError::Bad)?;
+                }
+                m.frame
+            }
+            None => {
+                let f = frame::alloc(Pool::User, Zero::Yes).ok_or(LoadError::Bad)?;
+                if space.map(page, f, PageFlags { writable }).is_err() {
+                    frame::free(f);
+                    return Err(LoadError::Bad);
+                }
+                f
+            }
+        };
+        // The part of this page backed by file bytes.
+        let from = page.max(ph.p_vaddr);
+        let to = (page + PAGE_SIZE).min(file_end_va);
+        if from < to {
+            let into = &mut frame_bytes(frame)[(from - page) as usize..(to - page) as usize];
+            let file_offset = ph.p_offset + (from - ph.p_vaddr);
+            if exe.read_at(into, file_offset) != into.len() {
+                return Err(LoadError::Bad);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps the first stack page and lays out the arguments (guest-abi.md §3): the strings at
+/// the top, padding, argv[argc] = NULL, argv[argc-1] .. argv[0], a fake return address.
+/// `argv` is 16-byte aligned, so `rsp` is as at a function's entry. The whole layout must
+/// fit the page.
+fn setup_stack(space: &mut AddressSpace, entry: u64, cmdline: &[u8]) -> Result<Start, LoadError> {
+    let base = USER_STACK - PAGE_SIZE;
+    let page = frame::alloc(Pool::User, Zero::Yes).ok_or(LoadError::Bad)?;
+    if space.map(base, page, PageFlags { writable: true }).is_err() {
+        frame::free(page);
+        return Err(LoadError::Bad);
+    }
+    let bytes = frame_bytes(page);
+    let args: Vec<&[u8]> = words(cmdline).collect();
+    let mut sp = USER_STACK;
+    let mut pointers = Vec::with_capacity(args.len());
+    for arg in args.iter().rev() {
+        let len = arg.len() as u64 + 1;
+        sp = sp
+            .checked_sub(len)
+            .filter(|&s| s >= base)
+            .ok_or(LoadError::Bad)?;
+        let at = (sp - base) as usize;
+        bytes[at..at + arg.len()].copy_from_slice(arg);
+        bytes[at + arg.len()] = 0;
+        pointers.push(sp);
+    }
+    pointers.reverse();
+    let argc = args.len() as u64;
+    // argv must be 16-aligned: place it, then check the strings are above it.
+    let argv = sp.checked_sub(8 * (argc + 1)).ok_or(LoadError::Bad)? & !15;
+    let rsp = argv
+        .checked_sub(8)
+        .filter(|&r| r >= base)
+        .ok_or(LoadError::Bad)?;
+    for (i, ptr) in pointers.iter().chain(core::iter::once(&0)).enumerate() {
+        let at = (argv - base) as usize + 8 * i;
+        bytes[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
+    }
+    bytes[(rsp - base) as usize..(rsp - base) as usize + 8].fill(0);
+    Ok(Start {
+        entry,
+        rsp,
+        argc,
+        argv,
+    })
+}

@@ -1,0 +1,314 @@
+//! User processes: one kernel thread each, with its own address space and file table.
+//!
+//! A [`Process`] is owned by the thread that runs it; only that thread touches it (through
+//! [`crate::thread::current_process`]). What a parent needs after the child has gone (the
+//! exit status) lives in a shared [`ChildState`].
+//!
+//! Lifecycle: [`start_first`] (from the command line) or [`fork`] create a process and its
+//! thread; [`exec`] replaces its program; [`exit`] prints `NAME: exit(STATUS)`, releases
+//! everything (frames, page tables, files) and wakes a waiting parent.
+
+pub mod fd;
+pub mod load;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use abi::layout::PAGE_SIZE;
+
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::x86_64::user::{self, TRAMPOLINE_VA, USER_CS, USER_DS, USER_RFLAGS};
+use crate::fs;
+use crate::mm::frame::{self, Frame, Pool, Zero};
+use crate::mm::page_table::{self, AddressSpace, PageFlags};
+use crate::sync::Semaphore;
+use crate::{println, thread};
+
+/// Process identifier (the first process is 1).
+pub type Pid = i32;
+
+/// Exit status of a process the kernel killed.
+pub const KILLED: i32 = -1;
+
+static NEXT_PID: AtomicU64 = AtomicU64::new(1);
+
+/// What a parent keeps of a child: its pid and how it ended.
+pub struct ChildState {
+    pub pid: Pid,
+    /// Raised once, when the child has exited.
+    exited: Semaphore,
+    status: AtomicI32,
+    /// Set by the parent's `wait`, so a second wait fails.
+    waited: AtomicBool,
+}
+
+/// A user process.
+pub struct Process {
+    /// Not read yet; kept for statistics and diagnostics.
+    #[allow(dead_code)]
+    pub pid: Pid,
+    /// The first word of the command line (or the name given to fork); exec keeps it.
+    pub name: String,
+    pub space: AddressSpace,
+    pub fds: fd::FdTable,
+    /// The running executable, open with writes denied while it runs.
+    pub exe: Option<fs::File>,
+    pub children: Vec<Arc<ChildState>>,
+    /// This process's own record, shared with its parent.
+    state: Arc<ChildState>,
+}
+
+impl Process {
+    /// Loads this process's page tables if they are not loaded (on every switch to it).
+    pub fn activate(&self) {
+        self.space.activate_if_needed();
+    }
+}
+
+fn new_state(pid: Pid) -> Arc<ChildState> {
+    Arc::new(ChildState {
+        pid,
+        exited: Semaphore::new(0),
+        status: AtomicI32::new(0),
+        waited: AtomicBool::new(false),
+    })
+}
+
+/// A fresh address space with the system-call trampoline mapped.
+fn new_space() -> Option<AddressSpace> {
+    let mut space = AddressSpace::new()?;
+    let trampoline = Frame::from_gpa(user::trampoline_frame_gpa());
+    space
+        .map(TRAMPOLINE_VA, trampoline, PageFlags { writable: false })
+        .ok()?;
+    Some(space)
+}
+
+/// Starts the first process from the command line and waits for it; returns its exit
+/// status (what the machine powers off with).
+pub fn start_first(cmdline: &[u8]) -> i32 {
+    let Some(name) = load::program_name(cmdline) else {
+        println!("kernel: empty command line");
+        return KILLED;
+    };
+    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed) as Pid;
+    let state = new_state(pid);
+    let Some(space) = new_space() else {
+        return KILLED;
+    };
+    let process = Box::new(Process {
+        pid,
+        name: String::from_utf8_lossy(name).into_owned(),
+        space,
+        fds: fd::FdTable::new(),
+        exe: None,
+        children: Vec::new(),
+        state: state.clone(),
+    });
+    let cmdline: Vec<u8> = cmdline.to_vec();
+    if thread::spawn_process(process, move || run_program(&cmdline)).is_none() {
+        return KILLED;
+    }
+    state.exited.down();
+    state.status.load(Ordering::Relaxed)
+}
+
+/// First code of a process started from a command line: load the program, enter it.
+fn run_program(cmdline: &[u8]) -> ! {
+    let process = thread::current_process().expect("proc: process thread without a process");
+    match load::load(process, cmdline) {
+        Ok(start) => enter(&start),
+        Err(()) => exit(KILLED),
+    }
+}
+
+/// Where a loaded program starts.
+pub struct Start {
+    pub entry: u64,
+    pub rsp: u64,
+    pub argc: u64,
+    pub argv: u64,
+}
+
+/// A user-mode frame that starts a program: registers zero but `rdi`/`rsi`.
+fn start_frame(start: &Start) -> TrapFrame {
+    TrapFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: start.argc,
+        rsi: start.argv,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error_code: 0,
+        rip: start.entry,
+        cs: USER_CS,
+        rflags: USER_RFLAGS,
+        rsp: start.rsp,
+        ss: USER_DS,
+    }
+}
+
+/// Enters user mode at `start` on a fresh stack frame. Never returns.
+fn enter(start: &Start) -> ! {
+    let frame = start_frame(start);
+    // SAFETY: a user-mode frame (user selectors, user rip/rsp) on this thread's kernel
+    // stack, whose top the scheduler installed as the ring-0 entry stack.
+    unsafe { user::enter_user(&frame) }
+}
+
+/// Resets `frame` so that returning from the current trap starts the program at `start`
+/// (exec).
+pub fn restart_frame(frame: &mut TrapFrame, start: &Start) {
+    *frame = start_frame(start);
+}
+
+/// Ends the running process with `status`: prints `NAME: exit(STATUS)`, frees its memory and
+/// files, tells the parent, and ends the thread. Never returns.
+pub fn exit(status: i32) -> ! {
+    let mut process = thread::take_current_process().expect("proc: exit without a process");
+    println!("{}: exit({status})", process.name);
+    // Files first (a removed file's blocks are freed at its last close), then memory.
+    process.fds.close_all();
+    process.exe = None;
+    page_table::activate_kernel();
+    free_user_pages(&mut process.space);
+    let state = process.state.clone();
+    drop(process);
+    state.status.store(status, Ordering::Relaxed);
+    state.exited.up();
+    thread::exit()
+}
+
+/// Unmaps and frees every user page of `space` (not the shared trampoline).
+pub fn free_user_pages(space: &mut AddressSpace) {
+    let mut pages = Vec::new();
+    space.for_each_user_page(|va, _| pages.push(va));
+    for va in pages {
+        if va == TRAMPOLINE_VA {
+            continue;
+        }
+        if let Some(f) = space.unmap(va) {
+            frame::free(f);
+        }
+    }
+}
+
+/// Waits for direct child `pid` and returns its status; -1 if `pid` is not a child or was
+/// waited for already (a killed child's status is -1 too).
+pub fn wait(pid: Pid) -> i32 {
+    let Some(process) = thread::current_process() else {
+        return KILLED;
+    };
+    let Some(at) = process.children.iter().position(|c| c.pid == pid) else {
+        return KILLED;
+    };
+    let child = process.children[at].clone();
+    if child.waited.swap(true, Ordering::Relaxed) {
+        return KILLED;
+    }
+    child.exited.down();
+    process.children.remove(at);
+    child.status.load(Ordering::Relaxed)
+}
+
+/// Copies the running process (address space, files) into a child named `name` that
+/// resumes from `frame` with 0 in `rax`. Returns the child's pid, or -1 if a copy failed
+/// (nothing of the child is left then).
+pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
+    let Some(parent) = thread::current_process() else {
+        return KILLED;
+    };
+    let Some(mut space) = new_space() else {
+        return KILLED;
+    };
+    if copy_user_pages(&mut parent.space, &mut space).is_err() {
+        free_user_pages(&mut space);
+        return KILLED;
+    }
+    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed) as Pid;
+    let state = new_state(pid);
+    let child = Box::new(Process {
+        pid,
+        name: String::from_utf8_lossy(name).into_owned(),
+        space,
+        fds: parent.fds.duplicate(),
+        exe: parent.exe.as_ref().map(|exe| {
+            let mut copy = exe.duplicate();
+            copy.deny_write();
+            copy
+        }),
+        children: Vec::new(),
+        state: state.clone(),
+    });
+    let mut child_frame = frame.clone();
+    child_frame.rax = 0;
+    let started = thread::spawn_process(child, move || {
+        // SAFETY: the frame is a copy of the parent's user-mode system-call frame.
+        unsafe { user::enter_user(&child_frame) }
+    });
+    match started {
+        Some(_) => {
+            parent.children.push(state);
+            pid
+        }
+        None => KILLED,
+    }
+}
+
+/// Gives `to` a private copy of every user page of `from`.
+fn copy_user_pages(from: &mut AddressSpace, to: &mut AddressSpace) -> Result<(), ()> {
+    let mut pages = Vec::new();
+    from.for_each_user_page(|va, mapping| pages.push((va, mapping)));
+    for (va, mapping) in pages {
+        if va == TRAMPOLINE_VA {
+            continue;
+        }
+        let copy = frame::alloc(Pool::User, Zero::No).ok_or(())?;
+        // SAFETY: both frames are owned (the parent's by its mapping, the copy by us) and
+        // distinct; the direct map covers both; exactly one page is copied.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                mapping.frame.as_ptr(),
+                copy.as_ptr(),
+                PAGE_SIZE as usize,
+            )
+        };
+        if to
+            .map(
+                va,
+                copy,
+                PageFlags {
+                    writable: mapping.writable,
+                },
+            )
+            .is_err()
+        {
+            frame::free(copy);
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the running program with `cmdline` (keeping name, pid and files). On success
+/// `frame` is rewritten so that returning from the system call starts the new program; on
+/// failure (after the loader's message) the caller ends the process with -1.
+pub fn exec(cmdline: &[u8], frame: &mut TrapFrame) -> Result<(), ()> {
+    let process = thread::current_process().ok_or(())?;
+    let start = load::exec(process, cmdline)?;
+    restart_frame(frame, &start);
+    Ok(())
+}

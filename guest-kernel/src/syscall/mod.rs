@@ -1,0 +1,192 @@
+//! System calls (guest-abi.md §4).
+//!
+//! [`dispatch`] runs on the calling process's thread with the user registers in the trap
+//! frame: number in `rax`, arguments in `rdi, rsi, rdx, r10, r8, r9`, result in `rax`.
+//! Each handler returns the result, or [`Fault`] for a bad pointer, in which case the
+//! process is killed with -1 after every local has been dropped.
+
+pub mod usercopy;
+
+use self::usercopy::Fault;
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::drivers::sysctl;
+use crate::proc::fd::Fd;
+use crate::proc::{self, KILLED};
+use crate::{console, fs, thread};
+
+/// System-call numbers (guest-abi.md §4).
+mod nr {
+    pub const HALT: u64 = 0;
+    pub const EXIT: u64 = 1;
+    pub const FORK: u64 = 2;
+    pub const EXEC: u64 = 3;
+    pub const WAIT: u64 = 4;
+    pub const CREATE: u64 = 5;
+    pub const REMOVE: u64 = 6;
+    pub const OPEN: u64 = 7;
+    pub const FILESIZE: u64 = 8;
+    pub const READ: u64 = 9;
+    pub const WRITE: u64 = 10;
+    pub const SEEK: u64 = 11;
+    pub const TELL: u64 = 12;
+    pub const CLOSE: u64 = 13;
+    pub const MMAP: u64 = 14;
+    pub const MUNMAP: u64 = 15;
+    /// chdir, mkdir, readdir, isdir: unsupported, return false.
+    pub const UNSUPPORTED_BOOL: [u64; 4] = [16, 17, 18, 19];
+    /// inumber, symlink, mount, umount: unsupported, return -1.
+    pub const UNSUPPORTED_INT: [u64; 4] = [20, 21, 23, 24];
+    pub const DUP2: u64 = 22;
+}
+
+/// What a handler produced: a value for `rax`, or nothing (exec rewrote the frame).
+type Outcome = Result<Option<u64>, Fault>;
+
+/// Runs the system call in `frame` and stores its result.
+pub fn dispatch(frame: &mut TrapFrame) {
+    match handle(frame) {
+        Ok(Some(value)) => frame.rax = value,
+        Ok(None) => {}
+        Err(Fault) => proc::exit(KILLED),
+    }
+}
+
+fn ret(value: i64) -> Outcome {
+    Ok(Some(value as u64))
+}
+
+fn boolean(value: bool) -> Outcome {
+    Ok(Some(u64::from(value)))
+}
+
+/// An `int` argument (the upper half of the register is not part of it).
+fn int(reg: u64) -> i64 {
+    i64::from(reg as i32)
+}
+
+/// An `unsigned` argument.
+fn unsigned(reg: u64) -> u64 {
+    u64::from(reg as u32)
+}
+
+fn handle(frame: &mut TrapFrame) -> Outcome {
+    let (a0, a1, a2) = (frame.rdi, frame.rsi, frame.rdx);
+    let process = thread::current_process().expect("syscall: no process");
+    match frame.rax {
+        nr::HALT => sysctl::power_off(0),
+        nr::EXIT => proc::exit(int(a0) as i32),
+        nr::FORK => {
+            let name = usercopy::string(&mut process.space, a0)?.ok_or(Fault)?;
+            ret(i64::from(proc::fork(&name, frame)))
+        }
+        nr::EXEC => {
+            let Some(cmdline) = usercopy::string(&mut process.space, a0)? else {
+                proc::exit(KILLED)
+            };
+            match proc::exec(&cmdline, frame) {
+                Ok(()) => Ok(None),
+                Err(()) => {
+                    drop(cmdline);
+                    proc::exit(KILLED)
+                }
+            }
+        }
+        nr::WAIT => ret(i64::from(proc::wait(int(a0) as i32))),
+        nr::CREATE => {
+            let name = usercopy::string(&mut process.space, a0)?;
+            boolean(name.is_some_and(|n| fs::create(&n, unsigned(a1))))
+        }
+        nr::REMOVE => {
+            let name = usercopy::string(&mut process.space, a0)?;
+            boolean(name.is_some_and(|n| fs::remove(&n)))
+        }
+        nr::OPEN => {
+            let file = usercopy::string(&mut process.space, a0)?.and_then(|n| fs::open(&n));
+            ret(file.and_then(|f| process.fds.open(f)).unwrap_or(-1))
+        }
+        nr::FILESIZE => ret(match process.fds.get(int(a0)) {
+            Some(Fd::File(f)) => f.lock().length() as i64,
+            _ => -1,
+        }),
+        nr::READ => read(int(a0), a1, unsigned(a2)),
+        nr::WRITE => write(int(a0), a1, unsigned(a2)),
+        nr::SEEK => {
+            if let Some(Fd::File(f)) = process.fds.get(int(a0)) {
+                f.lock().seek(unsigned(a1));
+            }
+            Ok(Some(0))
+        }
+        nr::TELL => ret(match process.fds.get(int(a0)) {
+            Some(Fd::File(f)) => f.lock().tell() as i64,
+            _ => -1,
+        }),
+        nr::CLOSE => {
+            process.fds.close(int(a0));
+            Ok(Some(0))
+        }
+        // Memory mapping arrives with the virtual-memory work; until then it fails cleanly.
+        nr::MMAP => Ok(Some(0)),
+        nr::MUNMAP => Ok(Some(0)),
+        nr::DUP2 => ret(process.fds.dup2(int(a0), int(a1))),
+        n if nr::UNSUPPORTED_BOOL.contains(&n) => boolean(false),
+        n if nr::UNSUPPORTED_INT.contains(&n) => ret(-1),
+        _ => ret(-1),
+    }
+}
+
+/// `read(fd, buf, n)`: bytes read into the user buffer (straight into its frames for whole
+/// sectors), 0 at end of file, -1 for a bad descriptor.
+fn read(fd: i64, buf: u64, n: u64) -> Outcome {
+    let process = thread::current_process().expect("syscall: no process");
+    let file = match process.fds.get(fd) {
+        Some(Fd::File(f)) => f.clone(),
+        // Console input is not wired to the VMM yet: end of input.
+        Some(Fd::Stdin) => {
+            usercopy::slices(&mut process.space, buf, n as usize, true)?;
+            return ret(0);
+        }
+        _ => return ret(-1),
+    };
+    let chunks = usercopy::slices(&mut process.space, buf, n as usize, true)?;
+    let mut file = file.lock();
+    let mut total = 0;
+    for chunk in chunks {
+        let len = chunk.len();
+        let got = file.read(chunk);
+        total += got;
+        if got < len {
+            break;
+        }
+    }
+    ret(total as i64)
+}
+
+/// `write(fd, buf, n)`: bytes written; the console gets each call's bytes in one piece; a
+/// file never grows; -1 for a bad descriptor.
+fn write(fd: i64, buf: u64, n: u64) -> Outcome {
+    let process = thread::current_process().expect("syscall: no process");
+    let target = match process.fds.get(fd) {
+        Some(Fd::File(f)) => Some(f.clone()),
+        Some(Fd::Stdout) => None,
+        _ => return ret(-1),
+    };
+    let chunks = usercopy::slices(&mut process.space, buf, n as usize, false)?;
+    match target {
+        None => {
+            console::write_all(chunks.iter().map(|c| &**c));
+            ret(n as i64)
+        }
+        Some(file) => {
+            let mut file = file.lock();
+            let mut total = 0;
+            for chunk in chunks {
+                let wrote = file.write(chunk);
+                total += wrote;
+                if wrote < chunk.len() {
+                    break;
+                }
+            }
+            ret(total as i64)
+        }
+    }
+}

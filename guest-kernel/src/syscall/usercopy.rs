@@ -1,0 +1,79 @@
+//! The one place the kernel touches user memory. Every pointer, buffer and string a
+//! system call receives is checked here, page by page, against the process's page
+//! tables: the whole range must be user space, mapped, and writable if the kernel writes
+//! it. The bytes are then reached through the direct map of the backing frames, so a
+//! check that passed cannot fault. A failed check is a [`Fault`]: the process dies with -1.
+
+use alloc::vec::Vec;
+
+use abi::layout::{KERN_BASE, PAGE_SIZE};
+
+use crate::mm::page_table::AddressSpace;
+
+/// A bad user pointer: the caller kills the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault;
+
+/// Longest string a system call accepts (a command line may be one page).
+pub const MAX_STRING: usize = PAGE_SIZE as usize;
+
+/// The user memory `[va, va + len)` as slices of the frames behind it, in order, after
+/// checking all of it. `write` requires writable pages.
+pub fn slices(
+    space: &mut AddressSpace,
+    va: u64,
+    len: usize,
+    write: bool,
+) -> Result<Vec<&'static mut [u8]>, Fault> {
+    let end = va.checked_add(len as u64).ok_or(Fault)?;
+    if end > KERN_BASE {
+        return Err(Fault);
+    }
+    let mut out = Vec::new();
+    let mut at = va;
+    while at < end {
+        let page = at & !(PAGE_SIZE - 1);
+        let mapping = space.translate(page).ok_or(Fault)?;
+        if write && !mapping.writable {
+            return Err(Fault);
+        }
+        let chunk_end = end.min(page + PAGE_SIZE);
+        let offset = (at - page) as usize;
+        let n = (chunk_end - at) as usize;
+        // SAFETY: the frame backs a user page of this process (checked above), the direct
+        // map covers it, and the slice stays inside it. The process's thread is the one
+        // running this system call, so its user code is not running concurrently.
+        out.push(unsafe { core::slice::from_raw_parts_mut(mapping.frame.as_ptr().add(offset), n) });
+        at = chunk_end;
+    }
+    Ok(out)
+}
+
+/// Copies `buf.len()` bytes from user address `va`.
+pub fn copy_in(space: &mut AddressSpace, va: u64, buf: &mut [u8]) -> Result<(), Fault> {
+    let mut done = 0;
+    for chunk in slices(space, va, buf.len(), false)? {
+        buf[done..done + chunk.len()].copy_from_slice(chunk);
+        done += chunk.len();
+    }
+    Ok(())
+}
+
+/// Reads a NUL-terminated string at `va`: `Ok(None)` if no NUL comes within
+/// [`MAX_STRING`] bytes (each of which must be valid), the bytes without the NUL otherwise.
+pub fn string(space: &mut AddressSpace, va: u64) -> Result<Option<Vec<u8>>, Fault> {
+    let mut out = Vec::new();
+    let mut at = va;
+    while out.len() < MAX_STRING {
+        let page_end = (at & !(PAGE_SIZE - 1)) + PAGE_SIZE;
+        let n = ((page_end - at) as usize).min(MAX_STRING - out.len());
+        let chunk = slices(space, at, n, false)?.pop().ok_or(Fault)?;
+        if let Some(nul) = chunk.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..nul]);
+            return Ok(Some(out));
+        }
+        out.extend_from_slice(chunk);
+        at += n as u64;
+    }
+    Ok(None)
+}
