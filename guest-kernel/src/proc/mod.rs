@@ -59,6 +59,9 @@ pub struct Process {
     pub children: Vec<Arc<ChildState>>,
     /// This process's own record, shared with its parent.
     state: Arc<ChildState>,
+    /// The user stack pointer when the current system call was made (stack growth inside a
+    /// system call is judged against it).
+    pub syscall_rsp: u64,
 }
 
 impl Process {
@@ -107,6 +110,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
         exe: None,
         children: Vec::new(),
         state: state.clone(),
+        syscall_rsp: 0,
     });
     let cmdline: Vec<u8> = cmdline.to_vec();
     if thread::spawn_process(process, move || run_program(&cmdline)).is_none() {
@@ -192,6 +196,30 @@ pub fn exit(status: i32) -> ! {
     thread::exit()
 }
 
+/// Lowest address the stack may grow to: 1 MiB below its top.
+pub const STACK_LIMIT: u64 = load::USER_STACK - (1 << 20);
+
+/// Grows the stack to cover `addr` if the access is a valid stack growth (guest-abi.md §7):
+/// inside the 1 MiB below `USER_STACK`, and at or above `rsp - 8`. Maps a zeroed page;
+/// returns whether it did (false: not stack growth, or no memory).
+pub fn grow_stack(space: &mut AddressSpace, addr: u64, rsp: u64) -> bool {
+    if !(STACK_LIMIT..load::USER_STACK).contains(&addr) || addr < rsp.saturating_sub(8) {
+        return false;
+    }
+    let page = addr & !(PAGE_SIZE - 1);
+    if space.translate(page).is_some() {
+        return false;
+    }
+    let Some(f) = frame::alloc(Pool::User, Zero::Yes) else {
+        return false;
+    };
+    if space.map(page, f, PageFlags { writable: true }).is_err() {
+        frame::free(f);
+        return false;
+    }
+    true
+}
+
 /// Unmaps and frees every user page of `space` (not the shared trampoline).
 pub fn free_user_pages(space: &mut AddressSpace) {
     let mut pages = Vec::new();
@@ -252,6 +280,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
         }),
         children: Vec::new(),
         state: state.clone(),
+        syscall_rsp: 0,
     });
     let mut child_frame = frame.clone();
     child_frame.rax = 0;

@@ -72,15 +72,16 @@ fn unsigned(reg: u64) -> u64 {
 fn handle(frame: &mut TrapFrame) -> Outcome {
     let (a0, a1, a2) = (frame.rdi, frame.rsi, frame.rdx);
     let process = thread::current_process().expect("syscall: no process");
+    process.syscall_rsp = frame.rsp;
     match frame.rax {
         nr::HALT => sysctl::power_off(0),
         nr::EXIT => proc::exit(int(a0) as i32),
         nr::FORK => {
-            let name = usercopy::string(&mut process.space, a0)?.ok_or(Fault)?;
+            let name = usercopy::string(process, a0)?.ok_or(Fault)?;
             ret(i64::from(proc::fork(&name, frame)))
         }
         nr::EXEC => {
-            let Some(cmdline) = usercopy::string(&mut process.space, a0)? else {
+            let Some(cmdline) = usercopy::string(process, a0)? else {
                 proc::exit(KILLED)
             };
             match proc::exec(&cmdline, frame) {
@@ -93,15 +94,15 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
         }
         nr::WAIT => ret(i64::from(proc::wait(int(a0) as i32))),
         nr::CREATE => {
-            let name = usercopy::string(&mut process.space, a0)?;
+            let name = usercopy::string(process, a0)?;
             boolean(name.is_some_and(|n| fs::create(&n, unsigned(a1))))
         }
         nr::REMOVE => {
-            let name = usercopy::string(&mut process.space, a0)?;
+            let name = usercopy::string(process, a0)?;
             boolean(name.is_some_and(|n| fs::remove(&n)))
         }
         nr::OPEN => {
-            let file = usercopy::string(&mut process.space, a0)?.and_then(|n| fs::open(&n));
+            let file = usercopy::string(process, a0)?.and_then(|n| fs::open(&n));
             ret(file.and_then(|f| process.fds.open(f)).unwrap_or(-1))
         }
         nr::FILESIZE => ret(match process.fds.get(int(a0)) {
@@ -142,12 +143,12 @@ fn read(fd: i64, buf: u64, n: u64) -> Outcome {
         Some(Fd::File(f)) => f.clone(),
         // Console input is not wired to the VMM yet: end of input.
         Some(Fd::Stdin) => {
-            usercopy::slices(&mut process.space, buf, n as usize, true)?;
+            usercopy::slices(process, buf, n as usize, true)?;
             return ret(0);
         }
         _ => return ret(-1),
     };
-    let chunks = usercopy::slices(&mut process.space, buf, n as usize, true)?;
+    let chunks = usercopy::slices(process, buf, n as usize, true)?;
     let mut file = file.lock();
     let mut total = 0;
     for chunk in chunks {
@@ -170,7 +171,7 @@ fn write(fd: i64, buf: u64, n: u64) -> Outcome {
         Some(Fd::Stdout) => None,
         _ => return ret(-1),
     };
-    let chunks = usercopy::slices(&mut process.space, buf, n as usize, false)?;
+    let chunks = usercopy::slices(process, buf, n as usize, false)?;
     match target {
         None => {
             console::write_all(chunks.iter().map(|c| &**c));

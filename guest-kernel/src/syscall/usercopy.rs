@@ -1,14 +1,15 @@
 //! The one place the kernel touches user memory. Every pointer, buffer and string a
 //! system call receives is checked here, page by page, against the process's page
-//! tables: the whole range must be user space, mapped, and writable if the kernel writes
-//! it. The bytes are then reached through the direct map of the backing frames, so a
-//! check that passed cannot fault. A failed check is a [`Fault`]: the process dies with -1.
+//! tables: the whole range must be user space, mapped (or a valid stack growth), and
+//! writable if the kernel writes it. The bytes are then reached through the direct map of
+//! the backing frames, so a check that passed cannot fault. A failed check is a [`Fault`]:
+//! the process dies with -1.
 
 use alloc::vec::Vec;
 
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
-use crate::mm::page_table::AddressSpace;
+use crate::proc::{self, Process};
 
 /// A bad user pointer: the caller kills the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,9 +19,10 @@ pub struct Fault;
 pub const MAX_STRING: usize = PAGE_SIZE as usize;
 
 /// The user memory `[va, va + len)` as slices of the frames behind it, in order, after
-/// checking all of it. `write` requires writable pages.
+/// checking all of it. `write` requires writable pages. A page below the mapped stack is
+/// grown if the stack pointer the system call was made with allows it (guest-abi.md §7).
 pub fn slices(
-    space: &mut AddressSpace,
+    process: &mut Process,
     va: u64,
     len: usize,
     write: bool,
@@ -29,11 +31,17 @@ pub fn slices(
     if end > KERN_BASE {
         return Err(Fault);
     }
+    let rsp = process.syscall_rsp;
+    let space = &mut process.space;
     let mut out = Vec::new();
     let mut at = va;
     while at < end {
         let page = at & !(PAGE_SIZE - 1);
-        let mapping = space.translate(page).ok_or(Fault)?;
+        let mapping = match space.translate(page) {
+            Some(mapping) => mapping,
+            None if proc::grow_stack(space, at, rsp) => space.translate(page).ok_or(Fault)?,
+            None => return Err(Fault),
+        };
         if write && !mapping.writable {
             return Err(Fault);
         }
@@ -50,9 +58,9 @@ pub fn slices(
 }
 
 /// Copies `buf.len()` bytes from user address `va`.
-pub fn copy_in(space: &mut AddressSpace, va: u64, buf: &mut [u8]) -> Result<(), Fault> {
+pub fn copy_in(process: &mut Process, va: u64, buf: &mut [u8]) -> Result<(), Fault> {
     let mut done = 0;
-    for chunk in slices(space, va, buf.len(), false)? {
+    for chunk in slices(process, va, buf.len(), false)? {
         buf[done..done + chunk.len()].copy_from_slice(chunk);
         done += chunk.len();
     }
@@ -61,13 +69,13 @@ pub fn copy_in(space: &mut AddressSpace, va: u64, buf: &mut [u8]) -> Result<(), 
 
 /// Reads a NUL-terminated string at `va`: `Ok(None)` if no NUL comes within
 /// [`MAX_STRING`] bytes (each of which must be valid), the bytes without the NUL otherwise.
-pub fn string(space: &mut AddressSpace, va: u64) -> Result<Option<Vec<u8>>, Fault> {
+pub fn string(process: &mut Process, va: u64) -> Result<Option<Vec<u8>>, Fault> {
     let mut out = Vec::new();
     let mut at = va;
     while out.len() < MAX_STRING {
         let page_end = (at & !(PAGE_SIZE - 1)) + PAGE_SIZE;
         let n = ((page_end - at) as usize).min(MAX_STRING - out.len());
-        let chunk = slices(space, at, n, false)?.pop().ok_or(Fault)?;
+        let chunk = slices(process, at, n, false)?.pop().ok_or(Fault)?;
         if let Some(nul) = chunk.iter().position(|&b| b == 0) {
             out.extend_from_slice(&chunk[..nul]);
             return Ok(Some(out));

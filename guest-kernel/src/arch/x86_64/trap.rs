@@ -123,6 +123,7 @@ fn user_trap(frame: &mut TrapFrame) {
             crate::syscall::dispatch(frame);
         }
         v if v == idt::INT42_VECTOR as u64 => int42(frame),
+        vector::PAGE_FAULT if user_page_fault(frame) => {}
         vector::INVALID_OPCODE if is_int42_at(frame.rip) => {
             // Some KVMs raise #UD for `int N` in ring 3 instead of using the gate.
             frame.rip += 2;
@@ -133,14 +134,25 @@ fn user_trap(frame: &mut TrapFrame) {
     }
 }
 
+/// Resolves a user page fault if it is stack growth; false if the program must die.
+fn user_page_fault(frame: &TrapFrame) -> bool {
+    /// Error-code bit: the page was present (a protection violation, not a missing page).
+    const PF_PRESENT: u64 = 1;
+    if frame.error_code & PF_PRESENT != 0 {
+        return false;
+    }
+    let addr = cpu::read_cr2();
+    crate::thread::current_process()
+        .is_some_and(|p| crate::proc::grow_stack(&mut p.space, addr, frame.rsp))
+}
+
 /// Whether the user instruction at `rip` is `int 0x42`.
 fn is_int42_at(rip: u64) -> bool {
     let Some(process) = crate::thread::current_process() else {
         return false;
     };
     let mut bytes = [0u8; 2];
-    crate::syscall::usercopy::copy_in(&mut process.space, rip, &mut bytes).is_ok()
-        && bytes == INT42_BYTES
+    crate::syscall::usercopy::copy_in(process, rip, &mut bytes).is_ok() && bytes == INT42_BYTES
 }
 
 /// `int 0x42`: `rax` holds a user address; it becomes the kernel-virtual address of the
