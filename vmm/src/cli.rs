@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot the kernel and run until it powers off; exit with the guest's status.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create, list and edit file-system disk images.
     Disk(crate::disk::cli::DiskArgs),
 }
@@ -204,7 +204,7 @@ mod tests {
         let Command::Run(run) = cli.command else {
             panic!("not a run command");
         };
-        run
+        *run
     }
 
     #[test]

@@ -282,7 +282,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
         state: state.clone(),
         syscall_rsp: 0,
     });
-    let mut child_frame = frame.clone();
+    let mut child_frame = *frame;
     child_frame.rax = 0;
     let started = thread::spawn_process(child, move || {
         // SAFETY: the frame is a copy of the parent's user-mode system-call frame.

@@ -12,6 +12,7 @@
 //!   3), `swapgs` raises #GP. The #GP handler sees the trampoline's address in a user-mode
 //!   frame and runs the system call from there: no register was touched, and nothing was
 //!   written below the user's stack pointer (which a leaf function may use as red zone).
+//!
 //! In both cases the arguments are in the saved registers and the call returns to `rcx`
 //! with the flags in `r11`, as `syscall` defines.
 
@@ -129,7 +130,7 @@ pub fn init() {
 pub fn set_kernel_stack(top: u64) {
     gdt::set_ring0_stack(top);
     // SAFETY: single CPU with interrupts off: no entry path reads it concurrently.
-    unsafe { (*(&raw mut PER_CPU)).kernel_rsp = top };
+    unsafe { PER_CPU.kernel_rsp = top };
 }
 
 /// Starts user code: loads the registers of `frame` and returns to ring 3 with `iretq`.
