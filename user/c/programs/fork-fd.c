@@ -18,7 +18,8 @@ int main(void) {
         CHECK(tell(fd) == 0, "child seeks to 0");
         exit(3);
     }
-    CHECK(pid > 0, "fork");
+    if (pid < 0)
+        fail("fork");
     CHECK(wait(pid) == 3, "wait returns the child's 3");
     CHECK(tell(fd) == 5, "parent's position is still 5");
     CHECK(read(fd, buf, 5) == 5 && memcmp(buf, sample_start + 5, 5) == 0,

@@ -20,7 +20,9 @@ fn main(args: &[&str]) -> i32 {
         exec(cformat!(32; "chain {}", depth - 1).as_cstr());
         fail!("exec returned");
     }
-    check!(pid > 0, "fork at depth {depth}");
+    if pid < 0 {
+        fail!("fork at depth {depth}");
+    }
     let status = wait(pid);
     check!(
         status == depth as i32 - 1,

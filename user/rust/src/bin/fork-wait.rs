@@ -1,11 +1,13 @@
 //! fork and wait: the child gets a copy of memory (its stores do not reach the parent),
-//! its exit status reaches the parent once, and only direct children can be waited for.
+//! its exit status reaches the parent once, and only direct children can be waited for
+//! (the child passes its own child's pid back in the file `gpid`). Nothing is printed
+//! between a fork and the wait that follows it, so the output order is fixed.
 #![no_std]
 #![no_main]
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use ulib::{check, exit, fork, msg, wait};
+use ulib::{check, close, create, exit, fail, fork, msg, open, read, wait, write};
 
 ulib::entry!("fork-wait", main);
 
@@ -13,6 +15,9 @@ static SHARED: AtomicU32 = AtomicU32::new(1);
 
 fn main(_args: &[&str]) -> i32 {
     msg!("begin");
+    if !create(c"gpid", 4) {
+        fail!("create gpid");
+    }
     let mut local = 10u32;
     let pid = fork(c"child");
     if pid == 0 {
@@ -28,12 +33,24 @@ fn main(_args: &[&str]) -> i32 {
             exit(5);
         }
         check!(wait(grandchild) == 5, "child waited for grandchild");
-        exit(grandchild);
+        let fd = open(c"gpid");
+        if write(fd, &grandchild.to_le_bytes()) != 4 {
+            fail!("write gpid");
+        }
+        exit(7);
     }
-    check!(pid > 0, "fork returned a pid");
-    let grandchild = wait(pid);
-    check!(grandchild > 0, "wait(child) returns its status");
+    if pid < 0 {
+        fail!("fork");
+    }
+    check!(wait(pid) == 7, "wait(child) = 7");
     check!(wait(pid) == -1, "wait(child) again returns -1");
+    let fd = open(c"gpid");
+    let mut bytes = [0u8; 4];
+    if read(fd, &mut bytes) != 4 {
+        fail!("read gpid");
+    }
+    close(fd);
+    let grandchild = i32::from_le_bytes(bytes);
     check!(
         wait(grandchild) == -1,
         "wait(grandchild) returns -1: not our child"
