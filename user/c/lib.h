@@ -2,8 +2,9 @@
  * memory functions, a small printf, and Pintos-style test helpers.
  *
  * Every C test program defines `const char *test_name = "NAME";`. msg() prints
- * "(NAME) text", fail() prints "(NAME) text: FAILED" and exits 1, CHECK(cond, ...) prints
- * like msg() and then fails if cond is false: the same output as ulib's msg!/fail!/check!.
+ * "(NAME) text", fail() prints "(NAME) text: FAILED" and exits 1, CHECK(cond, ...) evaluates
+ * cond, prints like msg(), then fails if cond was false: the same output as ulib's
+ * msg!/fail!/check!. (Evaluating first keeps a CHECK around wait() or write() in order.)
  * Each printf/msg call is one write(1, ...) (up to 1024 bytes), so lines are never split. */
 #ifndef USER_LIB_H
 #define USER_LIB_H
@@ -78,8 +79,9 @@ void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 #define CHECK(SUCCESS, ...)                                                                   \
     do {                                                                                      \
+        bool check_ok_ = (SUCCESS);                                                           \
         msg(__VA_ARGS__);                                                                     \
-        if (!(SUCCESS))                                                                       \
+        if (!check_ok_)                                                                       \
             fail(__VA_ARGS__);                                                                \
     } while (0)
 
