@@ -402,7 +402,7 @@ exec-bad-elf: exit(-1)
 (read-fd) they are 'a sample'
 exec-fd: exit(0)
 ").put(&[SAMPLE, "target/user/read-fd"]),
-    case("chain-15", "chain", CHAIN_15).args(&["15"]).put(&["target/user/chain"]).status(15),
+    case("chain-15", "chain", CHAIN_15).args(&["15"]).status(15),
     case("rox", "rox", "\
 (rox) open rox
 (rox) read rox
