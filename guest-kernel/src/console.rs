@@ -6,15 +6,51 @@
 
 use abi::devices::SERIAL_PORT;
 
+use alloc::collections::VecDeque;
+
 use crate::drivers::serial::Serial;
-use crate::sync::IrqSpinLock;
+use crate::sync::{IrqSpinLock, Semaphore};
 
 /// Interrupts stay off while a call's text goes out, so no other thread's text lands in it.
 static CONSOLE: IrqSpinLock<Serial> = IrqSpinLock::new("console", Serial::new(SERIAL_PORT));
 
+/// Bytes received and not yet read, counted by [`INPUT_READY`].
+static INPUT: IrqSpinLock<VecDeque<u8>> = IrqSpinLock::new("console input", VecDeque::new());
+/// One unit per byte in [`INPUT`].
+static INPUT_READY: Semaphore = Semaphore::new(0);
+/// Received bytes kept at most; more are dropped until a reader catches up.
+const INPUT_MAX: usize = 64 * 1024;
+
 /// Initialises the UART. Call once at boot, before printing.
 pub fn init() {
     CONSOLE.lock().init();
+}
+
+/// Turns on console input (needs the interrupt controller and threads running).
+pub fn enable_input() {
+    CONSOLE.lock().enable_receive_interrupt();
+}
+
+/// Interrupt handler for the UART: moves every received byte to the input buffer.
+pub fn on_interrupt() {
+    let serial = CONSOLE.lock();
+    while let Some(byte) = serial.receive() {
+        let mut input = INPUT.lock();
+        if input.len() < INPUT_MAX {
+            input.push_back(byte);
+            drop(input);
+            INPUT_READY.up();
+        }
+    }
+}
+
+/// The next byte of console input, waiting for one to arrive.
+pub fn read_byte() -> u8 {
+    INPUT_READY.down();
+    INPUT
+        .lock()
+        .pop_front()
+        .expect("console: input counted but missing")
 }
 
 /// Writes formatted text to the console as one unit.

@@ -44,6 +44,7 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     arch::x86_64::lapic::init();
     arch::x86_64::user::init();
     arch::x86_64::cpu::enable_interrupts();
+    console::enable_input();
 
     if info.bench() {
         bench::run_all();

@@ -329,11 +329,19 @@ fn attach_devices(
 ) -> Result<(Bus, Bus, Vec<(&'static str, Arc<BlockMetrics>)>), MachineError> {
     let mut pio = Bus::new();
     let serial_irq = vm.connect_irq(SERIAL_IRQ)?;
+    let serial = SerialDevice::new(serial_irq, std::io::stdout());
+    let input = serial.input();
+    // The console's input is the VMM's stdin. The thread blocks in read and ends at EOF (or
+    // with the process).
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || input.pump(std::io::stdin()))
+        .map_err(MachineError::Thread)?;
     pio.insert(
         u64::from(SERIAL_PORT),
         u64::from(SERIAL_PORT_COUNT),
         "serial",
-        Box::new(SerialDevice::new(serial_irq, std::io::stdout())),
+        Box::new(serial),
     )?;
     pio.insert(
         u64::from(SYSCTL_PORT),

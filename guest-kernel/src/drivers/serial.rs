@@ -20,6 +20,12 @@ const MCR: u16 = 4;
 /// Line status register.
 const LSR: u16 = 5;
 
+/// Receive buffer register (read).
+const RBR: u16 = 0;
+/// LSR bit: a received byte is waiting in RBR.
+const LSR_DATA_READY: u8 = 1 << 0;
+/// IER bit: interrupt when a byte is received.
+const IER_RECEIVED_DATA: u8 = 1 << 0;
 /// LSR bit: the transmit holding register and FIFO are empty.
 const LSR_THR_EMPTY: u8 = 1 << 5;
 /// FCR: enable FIFOs, clear the receive and transmit FIFOs.
@@ -49,6 +55,16 @@ impl Serial {
         outb(self.base + LCR, LCR_8N1);
         outb(self.base + FCR, FCR_ENABLE_CLEAR);
         outb(self.base + MCR, MCR_DTR_RTS_OUT2);
+    }
+
+    /// Asks for an interrupt whenever a byte arrives.
+    pub fn enable_receive_interrupt(&self) {
+        outb(self.base + IER, IER_RECEIVED_DATA);
+    }
+
+    /// The next received byte, if one is waiting.
+    pub fn receive(&self) -> Option<u8> {
+        (inb(self.base + LSR) & LSR_DATA_READY != 0).then(|| inb(self.base + RBR))
     }
 
     /// Sends `bytes`, waiting for FIFO space as needed.

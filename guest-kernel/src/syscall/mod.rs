@@ -141,10 +141,14 @@ fn read(fd: i64, buf: u64, n: u64) -> Outcome {
     let process = thread::current_process().expect("syscall: no process");
     let file = match process.fds.get(fd) {
         Some(Fd::File(f)) => f.clone(),
-        // Console input is not wired to the VMM yet: end of input.
+        // Console input: waits until `n` bytes have arrived (as Pintos does).
         Some(Fd::Stdin) => {
-            usercopy::slices(process, buf, n as usize, true)?;
-            return ret(0);
+            for chunk in usercopy::slices(process, buf, n as usize, true)? {
+                for byte in chunk.iter_mut() {
+                    *byte = console::read_byte();
+                }
+            }
+            return ret(n as i64);
         }
         _ => return ret(-1),
     };

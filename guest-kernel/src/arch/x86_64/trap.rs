@@ -177,7 +177,11 @@ fn interrupt(vector: u64) {
         }
         v => {
             let line = (v - u64::from(abi::devices::IRQ_VECTOR_BASE)) as u32;
-            crate::drivers::block::handle_interrupt(line);
+            if line == abi::devices::SERIAL_IRQ {
+                console::on_interrupt();
+            } else {
+                crate::drivers::block::handle_interrupt(line);
+            }
             lapic::eoi();
         }
     }
