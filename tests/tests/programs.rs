@@ -36,6 +36,9 @@ struct Case {
     /// Lines starting with this are dropped before comparing (at least one must exist):
     /// for exit lines of processes whose number depends on kernel limits.
     drop_prefix: Option<&'static str>,
+    /// Guest RAM in MiB, if not the default (programs that run the kernel out of memory on
+    /// purpose use a small guest, to stay quick).
+    mem_mib: Option<&'static str>,
 }
 
 const fn case(label: &'static str, program: &'static str, stdout: &'static str) -> Case {
@@ -48,6 +51,7 @@ const fn case(label: &'static str, program: &'static str, stdout: &'static str) 
         stdout,
         status: 0,
         drop_prefix: None,
+        mem_mib: None,
     }
 }
 
@@ -70,6 +74,10 @@ impl Case {
     }
     const fn drop_prefix(mut self, prefix: &'static str) -> Self {
         self.drop_prefix = Some(prefix);
+        self
+    }
+    const fn mem(mut self, mib: &'static str) -> Self {
+        self.mem_mib = Some(mib);
         self
     }
 }
@@ -364,7 +372,7 @@ fork-fd: exit(0)
 (fork-limit) at least one fork worked
 (fork-limit) the second chain got as deep
 fork-limit: exit(0)
-").drop_prefix("fkl: exit("),
+").drop_prefix("fkl: exit(").mem("16"),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run
@@ -614,6 +622,10 @@ fn run_case(c: &Case) -> Result<(), String> {
         return Err(format!("{} is missing: run `make user`", program.display()));
     }
     let mut args: Vec<String> = vec!["run".into(), "--timeout".into(), "30".into()];
+    if let Some(mib) = c.mem_mib {
+        args.push("--mem".into());
+        args.push(mib.into());
+    }
     for p in c.put {
         args.push("--put".into());
         args.push(root.join(p).display().to_string());

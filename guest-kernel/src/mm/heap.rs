@@ -16,7 +16,7 @@ use core::ptr::NonNull;
 use abi::layout::PAGE_SIZE;
 use buddy_system_allocator::Heap;
 
-use super::frame::{self, Pool};
+use super::frame::{self, Pool, Zero};
 use crate::sync::IrqSpinLock;
 
 /// Smallest growth step, in pages (64 KiB): few steps for a typical boot.
@@ -28,17 +28,24 @@ const ORDER: usize = 32;
 struct KernelHeap(IrqSpinLock<Heap<ORDER>>);
 
 impl KernelHeap {
-    /// Adds fresh kernel frames enough for `layout`; false if the pool has none.
+    /// Adds kernel frames enough for `layout`; false if the pool has none. A run of fresh
+    /// contiguous frames is preferred; once those are gone, a single free frame serves any
+    /// allocation that fits a page.
     fn grow(heap: &mut Heap<ORDER>, layout: Layout) -> bool {
         // A block of the rounded-up size must fit, aligned, in the new run.
-        let needed = layout.size().max(layout.align()).next_power_of_two() as u64 * 2;
-        let pages = needed.div_ceil(PAGE_SIZE).max(GROW_PAGES);
-        let Some(first) = frame::alloc_fresh_run(Pool::Kernel, pages) else {
-            return false;
+        let block = layout.size().max(layout.align()).next_power_of_two() as u64;
+        let pages = (block * 2).div_ceil(PAGE_SIZE).max(GROW_PAGES);
+        let (first, pages) = match frame::alloc_fresh_run(Pool::Kernel, pages) {
+            Some(first) => (first, pages),
+            None if block <= PAGE_SIZE => match frame::alloc(Pool::Kernel, Zero::No) {
+                Some(one) => (one, 1),
+                None => return false,
+            },
+            None => return false,
         };
         let start = first.virt() as usize;
-        // SAFETY: the run is `pages` fresh frames just taken from the pool: owned by the heap
-        // from now on, mapped by the direct map, used by nothing else.
+        // SAFETY: the frames were just taken from the pool: owned by the heap from now on,
+        // mapped by the direct map, contiguous, used by nothing else.
         unsafe { heap.add_to_heap(start, start + (pages * PAGE_SIZE) as usize) };
         true
     }
@@ -66,6 +73,12 @@ unsafe impl GlobalAlloc for KernelHeap {
             unsafe { self.0.lock().dealloc(block, layout) };
         }
     }
+}
+
+/// Bytes the heap holds but has not handed out (reusable without growing).
+pub fn free_bytes() -> u64 {
+    let heap = HEAP.0.lock();
+    (heap.stats_total_bytes() - heap.stats_alloc_actual()) as u64
 }
 
 #[global_allocator]

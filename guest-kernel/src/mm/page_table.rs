@@ -13,6 +13,8 @@
 //! Page-table pages come from the kernel pool; user frames are the caller's business.
 //! Nothing here allocates from the heap, so the fault path may use it.
 
+use alloc::vec::Vec;
+
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 use spin::Once;
 use x86_64::PhysAddr;
@@ -28,8 +30,6 @@ static KERNEL_PML4: Once<Frame> = Once::new();
 
 /// PML4 slot holding both the user window and the kernel.
 const SHARED_SLOT: usize = 1;
-/// First PD slot of the kernel in the PD under PDPT slot 0 of [`SHARED_SLOT`].
-const KERNEL_PD_SLOT: usize = ((KERN_BASE >> 21) & 0x1ff) as usize;
 /// Flags of a table entry that leads to user pages.
 const TABLE_FLAGS: Flags = Flags::PRESENT
     .union(Flags::WRITABLE)
@@ -75,6 +75,12 @@ pub struct Mapping {
 #[derive(Debug)]
 pub struct AddressSpace {
     pml4: Frame,
+    /// Every page-table page this space allocated (not the PML4): freed at drop without
+    /// walking the tables (a walk visits 512 entries per table, which is slow where ring 0
+    /// is emulated).
+    tables: Vec<Frame>,
+    /// Every user page mapped, for the same reason (fork, exit).
+    mapped: Vec<u64>,
 }
 
 fn table(frame: Frame) -> &'static mut PageTable {
@@ -106,7 +112,11 @@ impl AddressSpace {
     pub fn new() -> Option<Self> {
         let pml4 = frame::alloc(Pool::Kernel, Zero::Yes)?;
         table(pml4)[SHARED_SLOT] = table(kernel_pml4())[SHARED_SLOT].clone();
-        Some(AddressSpace { pml4 })
+        Some(AddressSpace {
+            pml4,
+            tables: Vec::new(),
+            mapped: Vec::new(),
+        })
     }
 
     /// The level-1 entry for `va`, creating the tables on the way if `create`.
@@ -129,6 +139,7 @@ impl AddressSpace {
                     return Ok(None);
                 }
                 let new = frame::alloc(Pool::Kernel, Zero::Yes).ok_or(MapError::OutOfMemory)?;
+                self.tables.push(new);
                 set_table(entry, new);
             }
             t = table(entry_frame(entry));
@@ -152,6 +163,8 @@ impl AddressSpace {
         table(pd).clone_from(table(entry_frame(&table(kernel_pdpt)[0])));
         set_table(&mut table(pdpt)[0], pd);
         set_table(&mut table(self.pml4)[SHARED_SLOT], pdpt);
+        self.tables.push(pdpt);
+        self.tables.push(pd);
         Ok(())
     }
 
@@ -166,6 +179,7 @@ impl AddressSpace {
             f |= Flags::WRITABLE;
         }
         entry.set_addr(PhysAddr::new(frame.gpa()), f);
+        self.mapped.push(va);
         Ok(())
     }
 
@@ -179,7 +193,27 @@ impl AddressSpace {
         let frame = entry_frame(entry);
         entry.set_unused();
         self.flush(va);
+        if let Some(at) = self.mapped.iter().rposition(|&m| m == va) {
+            self.mapped.swap_remove(at);
+        }
         Some(frame)
+    }
+
+    /// Unmaps every user page, handing each page and frame to `f` (at exit: no search per
+    /// page). Reloads CR3 if this space is active, so no stale translation survives.
+    pub fn unmap_all(&mut self, mut f: impl FnMut(u64, Frame)) {
+        for va in core::mem::take(&mut self.mapped) {
+            if let Ok(Some(entry)) = self.leaf(va, false)
+                && !entry.is_unused()
+            {
+                let frame = entry_frame(entry);
+                entry.set_unused();
+                f(va, frame);
+            }
+        }
+        if self.is_active() {
+            self.activate();
+        }
     }
 
     /// What user page `va` maps to.
@@ -224,48 +258,11 @@ impl AddressSpace {
         }
     }
 
-    /// Calls `f(va, mapping)` for every mapped user page, in address order.
+    /// Calls `f(va, mapping)` for every mapped user page.
     pub fn for_each_user_page(&mut self, mut f: impl FnMut(u64, Mapping)) {
-        let kernel_pdpt = entry_frame(&table(kernel_pml4())[SHARED_SLOT]);
-        for l4 in 0..=SHARED_SLOT {
-            let e4 = &table(self.pml4)[l4];
-            if e4.is_unused() || (l4 == SHARED_SLOT && entry_frame(e4) == kernel_pdpt) {
-                continue;
-            }
-            let pdpt = table(entry_frame(e4));
-            for (l3, e3) in pdpt.iter().enumerate() {
-                if e3.is_unused() || (l4 == SHARED_SLOT && l3 > 0) {
-                    continue;
-                }
-                let pd = table(entry_frame(e3));
-                let pd_slots = if l4 == SHARED_SLOT {
-                    KERNEL_PD_SLOT
-                } else {
-                    512
-                };
-                for (l2, e2) in pd.iter().enumerate().take(pd_slots) {
-                    if e2.is_unused() {
-                        continue;
-                    }
-                    for (l1, e1) in table(entry_frame(e2)).iter().enumerate() {
-                        let flags = e1.flags();
-                        if flags.contains(Flags::PRESENT) {
-                            let va = ((l4 as u64) << 39)
-                                | ((l3 as u64) << 30)
-                                | ((l2 as u64) << 21)
-                                | ((l1 as u64) << 12);
-                            f(
-                                va,
-                                Mapping {
-                                    frame: entry_frame(e1),
-                                    writable: flags.contains(Flags::WRITABLE),
-                                    accessed: flags.contains(Flags::ACCESSED),
-                                    dirty: flags.contains(Flags::DIRTY),
-                                },
-                            );
-                        }
-                    }
-                }
+        for va in self.mapped.clone() {
+            if let Some(mapping) = self.translate(va) {
+                f(va, mapping);
             }
         }
     }
@@ -302,33 +299,9 @@ impl Drop for AddressSpace {
             !self.is_active(),
             "page_table: dropping the active address space"
         );
-        let kernel_pdpt = entry_frame(&table(kernel_pml4())[SHARED_SLOT]);
-        let pml4 = table(self.pml4);
-        free_subtree(&mut pml4[0], 3, usize::MAX);
-        let shared = &table(self.pml4)[SHARED_SLOT];
-        if entry_frame(shared) != kernel_pdpt {
-            let pdpt = entry_frame(shared);
-            let pd_entry = &mut table(pdpt)[0];
-            // Only the PD's user slots lead to private tables; the rest is the kernel's.
-            free_subtree(pd_entry, 2, KERNEL_PD_SLOT);
-            frame::free(pdpt);
+        for table_frame in self.tables.drain(..) {
+            frame::free(table_frame);
         }
         frame::free(self.pml4);
     }
-}
-
-/// Frees the table `entry` points to (a table of `level`) and the tables below it, looking
-/// at the first `slots` entries only (the rest is shared with the kernel).
-fn free_subtree(entry: &mut PageTableEntry, level: u32, slots: usize) {
-    if entry.is_unused() {
-        return;
-    }
-    let frame = entry_frame(entry);
-    if level > 1 {
-        for child in table(frame).iter_mut().take(slots) {
-            free_subtree(child, level - 1, usize::MAX);
-        }
-    }
-    frame::free(frame);
-    entry.set_unused();
 }

@@ -70,6 +70,8 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let mut space = super::new_space().ok_or(())?;
     match load_into(&mut space, name, cmdline) {
         Ok((start, exe)) => {
+            // Mappings are not inherited across exec: write them back and drop them.
+            super::mmap::unmap_all(process);
             let mut old = core::mem::replace(&mut process.space, space);
             process.space.activate();
             super::free_user_pages(&mut old);

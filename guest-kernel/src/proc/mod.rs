@@ -10,6 +10,7 @@
 
 pub mod fd;
 pub mod load;
+pub mod mmap;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -32,6 +33,9 @@ pub type Pid = i32;
 
 /// Exit status of a process the kernel killed.
 pub const KILLED: i32 = -1;
+/// Kernel frames kept free for the kernel's own use: `fork` fails below this (a process
+/// needs about a dozen: page tables, kernel stack, its share of the heap).
+const KERNEL_RESERVE_PAGES: u64 = 256;
 
 static NEXT_PID: AtomicU64 = AtomicU64::new(1);
 
@@ -62,6 +66,8 @@ pub struct Process {
     /// The user stack pointer when the current system call was made (stack growth inside a
     /// system call is judged against it).
     pub syscall_rsp: u64,
+    /// File mappings made with `mmap`.
+    pub mappings: Vec<mmap::Mapping>,
 }
 
 impl Process {
@@ -111,6 +117,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
         children: Vec::new(),
         state: state.clone(),
         syscall_rsp: 0,
+        mappings: Vec::new(),
     });
     let cmdline: Vec<u8> = cmdline.to_vec();
     if thread::spawn_process(process, move || run_program(&cmdline)).is_none() {
@@ -184,7 +191,9 @@ pub fn restart_frame(frame: &mut TrapFrame, start: &Start) {
 pub fn exit(status: i32) -> ! {
     let mut process = thread::take_current_process().expect("proc: exit without a process");
     println!("{}: exit({status})", process.name);
-    // Files first (a removed file's blocks are freed at its last close), then memory.
+    // Mappings first (dirty pages go back to their files), then files (a removed file's
+    // blocks are freed at its last close), then memory.
+    mmap::unmap_all(&mut process);
     process.fds.close_all();
     process.exe = None;
     page_table::activate_kernel();
@@ -222,16 +231,11 @@ pub fn grow_stack(space: &mut AddressSpace, addr: u64, rsp: u64) -> bool {
 
 /// Unmaps and frees every user page of `space` (not the shared trampoline).
 pub fn free_user_pages(space: &mut AddressSpace) {
-    let mut pages = Vec::new();
-    space.for_each_user_page(|va, _| pages.push(va));
-    for va in pages {
-        if va == TRAMPOLINE_VA {
-            continue;
-        }
-        if let Some(f) = space.unmap(va) {
+    space.unmap_all(|va, f| {
+        if va != TRAMPOLINE_VA {
             frame::free(f);
         }
-    }
+    });
 }
 
 /// Waits for direct child `pid` and returns its status; -1 if `pid` is not a child or was
@@ -259,6 +263,14 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     let Some(parent) = thread::current_process() else {
         return KILLED;
     };
+    // Kernel memory must not run out because of user actions (a failed kernel allocation
+    // is fatal): refuse new processes while the kernel pool is low.
+    let available = frame::stats(Pool::Kernel).free
+        + thread::cached_stack_pages()
+        + crate::mm::heap::free_bytes() / PAGE_SIZE;
+    if available < KERNEL_RESERVE_PAGES {
+        return KILLED;
+    }
     let Some(mut space) = new_space() else {
         return KILLED;
     };
@@ -281,6 +293,16 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
         children: Vec::new(),
         state: state.clone(),
         syscall_rsp: 0,
+        mappings: parent
+            .mappings
+            .iter()
+            .map(|m| mmap::Mapping {
+                addr: m.addr,
+                pages: m.pages,
+                file: m.file.duplicate(),
+                offset: m.offset,
+            })
+            .collect(),
     });
     let mut child_frame = *frame;
     child_frame.rax = 0;

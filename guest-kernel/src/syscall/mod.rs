@@ -125,9 +125,18 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
             process.fds.close(int(a0));
             Ok(Some(0))
         }
-        // Memory mapping arrives with the virtual-memory work; until then it fails cleanly.
-        nr::MMAP => Ok(Some(0)),
-        nr::MUNMAP => Ok(Some(0)),
+        nr::MMAP => Ok(Some(proc::mmap::map(
+            process,
+            a0,
+            a1,
+            int(a2) != 0,
+            int(frame.r10),
+            frame.r8,
+        ))),
+        nr::MUNMAP => {
+            proc::mmap::unmap(process, a0);
+            Ok(Some(0))
+        }
         nr::DUP2 => ret(process.fds.dup2(int(a0), int(a1))),
         n if nr::UNSUPPORTED_BOOL.contains(&n) => boolean(false),
         n if nr::UNSUPPORTED_INT.contains(&n) => ret(-1),

@@ -43,6 +43,13 @@ const STACK_PAGES: u64 = (STACK_SIZE as u64) / PAGE_SIZE;
 
 /// Lowest frame of the most recently freed stack, or 0.
 static FREE_STACKS: IrqSpinLock<u64> = IrqSpinLock::new("free stacks", 0);
+/// Stacks on [`FREE_STACKS`].
+static FREE_STACK_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Kernel frames held by freed stacks, ready for new threads.
+pub fn cached_stack_pages() -> u64 {
+    FREE_STACK_COUNT.load(Ordering::Relaxed) * STACK_PAGES
+}
 
 impl Stack {
     /// A stack, or `None` if the kernel pool has no run of fresh frames left.
@@ -52,6 +59,7 @@ impl Stack {
             let stack = Frame::from_gpa(*head);
             // SAFETY: a free stack is owned by the list; its first word is the link.
             *head = unsafe { (stack.virt() as *const u64).read() };
+            FREE_STACK_COUNT.fetch_sub(1, Ordering::Relaxed);
             return Some(Stack(stack));
         }
         drop(head);
@@ -69,6 +77,7 @@ impl Drop for Stack {
         // SAFETY: the stack's thread is gone, so the list now owns its memory.
         unsafe { (self.0.virt() as *mut u64).write(*head) };
         *head = self.0.gpa();
+        FREE_STACK_COUNT.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Forks a chain of processes (each `fkl` forks the next and waits) until fork fails, then
-//! does it again: the second chain must reach about the same depth, so nothing leaked.
+//! does it again: the second chain must reach about the same depth (within 2%), so nothing
+//! leaked per process.
 //! The number of `fkl: exit(N)` lines depends on the kernel's limits; the test harness
 //! drops them and compares the rest.
 #![no_std]
@@ -33,6 +34,8 @@ fn main(_args: &[&str]) -> i32 {
     msg!("fork failed eventually");
     check!(first >= 1, "at least one fork worked");
     let second = descend(0);
-    check!(second + 2 >= first, "the second chain got as deep");
+    // Within 2%: the kernel's allocators may keep a little more memory after the first
+    // chain (heap fragmentation), but a leak of anything per process would cost far more.
+    check!(second * 50 >= first * 49, "the second chain got as deep");
     0
 }
