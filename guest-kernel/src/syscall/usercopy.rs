@@ -57,16 +57,6 @@ pub fn slices(
     Ok(out)
 }
 
-/// Copies `buf.len()` bytes from user address `va`.
-pub fn copy_in(process: &mut Process, va: u64, buf: &mut [u8]) -> Result<(), Fault> {
-    let mut done = 0;
-    for chunk in slices(process, va, buf.len(), false)? {
-        buf[done..done + chunk.len()].copy_from_slice(chunk);
-        done += chunk.len();
-    }
-    Ok(())
-}
-
 /// Reads a NUL-terminated string at `va`: `Ok(None)` if no NUL comes within
 /// [`MAX_STRING`] bytes (each of which must be valid), the bytes without the NUL otherwise.
 pub fn string(process: &mut Process, va: u64) -> Result<Option<Vec<u8>>, Fault> {

@@ -146,13 +146,24 @@ fn user_page_fault(frame: &TrapFrame) -> bool {
         .is_some_and(|p| crate::proc::grow_stack(&mut p.space, addr, frame.rsp))
 }
 
-/// Whether the user instruction at `rip` is `int 0x42`.
+/// Whether the user instruction at `rip` is `int 0x42` (read through the page tables, as
+/// the user-copy module does, but without building a buffer: this is on the `int 0x42`
+/// path of KVMs that raise #UD for it).
 fn is_int42_at(rip: u64) -> bool {
     let Some(process) = crate::thread::current_process() else {
         return false;
     };
-    let mut bytes = [0u8; 2];
-    crate::syscall::usercopy::copy_in(process, rip, &mut bytes).is_ok() && bytes == INT42_BYTES
+    let mut byte = |va: u64| {
+        let page = va & !(abi::layout::PAGE_SIZE - 1);
+        let mapping = (va < abi::layout::KERN_BASE)
+            .then(|| process.space.translate(page))
+            .flatten()?;
+        // SAFETY: the frame backs a mapped user page of the current process; the direct map
+        // covers it; the offset is inside the page.
+        Some(unsafe { *mapping.frame.as_ptr().add((va - page) as usize) })
+    };
+    byte(rip) == Some(INT42_BYTES[0])
+        && rip.checked_add(1).and_then(&mut byte) == Some(INT42_BYTES[1])
 }
 
 /// `int 0x42`: `rax` holds a user address; it becomes the kernel-virtual address of the
