@@ -373,6 +373,14 @@ fork-fd: exit(0)
 (fork-limit) the second chain got as deep
 fork-limit: exit(0)
 ").drop_prefix("fkl: exit(").mem("16"),
+    case("cross-ok", "cross-ok", "\
+(cross-ok) open a name that crosses a page boundary
+(cross-ok) read into a buffer that crosses a page boundary
+(cross-ok) a line written across a page boundary
+(cross-ok) write it whole
+(cross-ok) create with a name across the boundary
+cross-ok: exit(0)
+").put(&[SAMPLE]),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run
