@@ -381,6 +381,15 @@ fork-limit: exit(0)
 (cross-ok) create with a name across the boundary
 cross-ok: exit(0)
 ").put(&[SAMPLE]),
+    // The children's exit lines come in scheduling order: dropped.
+    case("fs-conc", "fs-conc", "\
+(fs-conc) create shared, 8192 bytes
+(fs-conc) both writers finished
+(fs-conc) the reader never saw a torn or wrong byte
+(fs-conc) read the whole file
+(fs-conc) every byte is as written
+fs-conc: exit(0)
+").drop_prefix("fsc-"),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run
