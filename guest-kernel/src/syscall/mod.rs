@@ -14,29 +14,13 @@ use crate::proc::fd::Fd;
 use crate::proc::{self, KILLED};
 use crate::{console, fs, thread};
 
-/// System-call numbers (guest-abi.md §4).
+/// System-call numbers (guest-abi.md §4), and how the unsupported ones answer.
 mod nr {
-    pub const HALT: u64 = 0;
-    pub const EXIT: u64 = 1;
-    pub const FORK: u64 = 2;
-    pub const EXEC: u64 = 3;
-    pub const WAIT: u64 = 4;
-    pub const CREATE: u64 = 5;
-    pub const REMOVE: u64 = 6;
-    pub const OPEN: u64 = 7;
-    pub const FILESIZE: u64 = 8;
-    pub const READ: u64 = 9;
-    pub const WRITE: u64 = 10;
-    pub const SEEK: u64 = 11;
-    pub const TELL: u64 = 12;
-    pub const CLOSE: u64 = 13;
-    pub const MMAP: u64 = 14;
-    pub const MUNMAP: u64 = 15;
+    pub use abi::syscall::*;
     /// chdir, mkdir, readdir, isdir: unsupported, return false.
-    pub const UNSUPPORTED_BOOL: [u64; 4] = [16, 17, 18, 19];
+    pub const UNSUPPORTED_BOOL: [u64; 4] = [CHDIR, MKDIR, READDIR, ISDIR];
     /// inumber, symlink, mount, umount: unsupported, return -1.
-    pub const UNSUPPORTED_INT: [u64; 4] = [20, 21, 23, 24];
-    pub const DUP2: u64 = 22;
+    pub const UNSUPPORTED_INT: [u64; 4] = [INUMBER, SYMLINK, MOUNT, UMOUNT];
 }
 
 /// What a handler produced: a value for `rax`, or nothing (exec rewrote the frame).
