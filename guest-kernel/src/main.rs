@@ -42,7 +42,6 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     mm::init(info);
     thread::init();
     arch::x86_64::lapic::init();
-    arch::x86_64::user::init();
     arch::x86_64::cpu::enable_interrupts();
     console::enable_input();
 

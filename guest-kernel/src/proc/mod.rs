@@ -99,6 +99,9 @@ fn new_space() -> Option<AddressSpace> {
 /// Starts the first process from the command line and waits for it; returns its exit
 /// status (what the machine powers off with).
 pub fn start_first(cmdline: &[u8]) -> i32 {
+    // System calls are needed from here on only (each MSR write costs where ring 0 is
+    // emulated, so a boot without a program skips them).
+    user::init();
     let Some(name) = load::program_name(cmdline) else {
         println!("kernel: empty command line");
         return KILLED;
