@@ -11,7 +11,7 @@ use self::usercopy::Fault;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::drivers::sysctl;
 use crate::proc::fd::Fd;
-use crate::proc::{self, KILLED};
+use crate::proc::{self, KILLED, Process};
 use crate::{console, fs, thread};
 
 /// System-call numbers (guest-abi.md §4), and how the unsupported ones answer.
@@ -93,8 +93,8 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
             Some(Fd::File(f)) => f.lock().length() as i64,
             _ => -1,
         }),
-        nr::READ => read(int(a0), a1, unsigned(a2)),
-        nr::WRITE => write(int(a0), a1, unsigned(a2)),
+        nr::READ => read(process, int(a0), a1, unsigned(a2)),
+        nr::WRITE => write(process, int(a0), a1, unsigned(a2)),
         nr::SEEK => {
             if let Some(Fd::File(f)) = process.fds.get(int(a0)) {
                 f.lock().seek(unsigned(a1));
@@ -130,8 +130,7 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
 
 /// `read(fd, buf, n)`: bytes read into the user buffer (straight into its frames for whole
 /// sectors), 0 at end of file, -1 for a bad descriptor.
-fn read(fd: i64, buf: u64, n: u64) -> Outcome {
-    let process = thread::current_process().expect("syscall: no process");
+fn read(process: &mut Process, fd: i64, buf: u64, n: u64) -> Outcome {
     let file = match process.fds.get(fd) {
         Some(Fd::File(f)) => f.clone(),
         // Console input: waits until `n` bytes have arrived (as Pintos does).
@@ -161,8 +160,7 @@ fn read(fd: i64, buf: u64, n: u64) -> Outcome {
 
 /// `write(fd, buf, n)`: bytes written; the console gets each call's bytes in one piece; a
 /// file never grows; -1 for a bad descriptor.
-fn write(fd: i64, buf: u64, n: u64) -> Outcome {
-    let process = thread::current_process().expect("syscall: no process");
+fn write(process: &mut Process, fd: i64, buf: u64, n: u64) -> Outcome {
     let target = match process.fds.get(fd) {
         Some(Fd::File(f)) => Some(f.clone()),
         Some(Fd::Stdout) => None,
