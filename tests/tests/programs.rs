@@ -390,6 +390,17 @@ cross-ok: exit(0)
 (fs-conc) every byte is as written
 fs-conc: exit(0)
 ").drop_prefix("fsc-"),
+    case("lazy", "lazy", "\
+(lazy) a bss page has no frame before it is touched
+(lazy) it reads as zero
+(lazy) and has a frame afterwards
+(lazy) the next bss page is still not loaded
+(lazy) a data page has no frame before it is touched
+(lazy) it holds the file's bytes when read
+(lazy) and has a frame afterwards
+(lazy) kernel addresses have no user frame
+lazy: exit(0)
+"),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run

@@ -1,10 +1,11 @@
 //! Loading a program: the ELF checks of guest-abi.md §1 (with `goblin`), the segments, and
 //! the stack with the arguments (§3).
 //!
-//! Loading is eager for now: every segment page gets a user frame at load time, with the
-//! file's bytes read straight into it (DMA) and the rest zero. Two segments may share a
-//! page (modern linkers put R and R-X segments back to back): the page is loaded once,
-//! writable if either segment is.
+//! Loading is lazy: exec only registers each segment page in the supplemental page table
+//! (which part of the executable fills it); the first touch loads it (`proc::claim`). Two
+//! segments may share a page (modern linkers put R and R-X segments back to back): the
+//! page then carries both ranges and is writable if either segment is. The first stack
+//! page is mapped at once, holding the arguments.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -22,6 +23,7 @@ use crate::arch::x86_64::user::TRAMPOLINE_VA;
 use crate::fs::{self, File};
 use crate::mm::frame::{self, Frame, Pool, Zero};
 use crate::mm::page_table::{AddressSpace, PageFlags};
+use crate::mm::spt::{FileRange, Spt};
 use crate::println;
 
 /// Top of the user stack: the first stack page is `[USER_STACK - 4096, USER_STACK)`.
@@ -52,8 +54,9 @@ pub fn program_name(cmdline: &[u8]) -> Option<&[u8]> {
 pub fn load(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let name = program_name(cmdline).ok_or(())?;
     match load_into(&mut process.space, name, cmdline) {
-        Ok((start, exe)) => {
+        Ok((start, exe, spt)) => {
             process.exe = Some(exe);
+            process.spt = spt;
             Ok(start)
         }
         Err(e) => {
@@ -69,7 +72,7 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let name = program_name(cmdline).ok_or(())?;
     let mut space = super::new_space().ok_or(())?;
     match load_into(&mut space, name, cmdline) {
-        Ok((start, exe)) => {
+        Ok((start, exe, spt)) => {
             // Mappings are not inherited across exec: write them back and drop them.
             super::mmap::unmap_all(process);
             let mut old = core::mem::replace(&mut process.space, space);
@@ -77,6 +80,7 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
             super::free_user_pages(&mut old);
             drop(old);
             process.exe = Some(exe);
+            process.spt = spt;
             Ok(start)
         }
         Err(e) => {
@@ -95,13 +99,13 @@ fn report(name: &[u8], error: LoadError) {
     }
 }
 
-/// Checks and loads the executable `name`; returns where it starts and the executable,
-/// open with writes denied.
+/// Checks the executable `name` and registers its pages; returns where it starts, the
+/// executable (open with writes denied) and the page table describing its pages.
 fn load_into(
     space: &mut AddressSpace,
     name: &[u8],
     cmdline: &[u8],
-) -> Result<(Start, File), LoadError> {
+) -> Result<(Start, File, Spt), LoadError> {
     let mut exe = fs::open(name).ok_or(LoadError::Open)?;
     let mut raw = [0u8; SIZEOF_EHDR];
     if exe.read_at(&mut raw, 0) != SIZEOF_EHDR {
@@ -123,12 +127,14 @@ fn load_into(
             _ => {}
         }
     }
+    let mut spt = Spt::new();
     for ph in headers.iter().filter(|ph| ph.p_type == PT_LOAD) {
-        load_segment(space, &exe, ph)?;
+        register_segment(&mut spt, ph)?;
     }
     let start = setup_stack(space, header.e_entry, cmdline)?;
+    spt.set_resident(USER_STACK - PAGE_SIZE, true);
     exe.deny_write();
-    Ok((start, exe))
+    Ok((start, exe, spt))
 }
 
 fn check_header(h: &Header) -> Result<(), LoadError> {
@@ -163,42 +169,22 @@ fn frame_bytes(f: Frame) -> &'static mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(f.as_ptr(), PAGE_SIZE as usize) }
 }
 
-/// Maps every page of a checked segment and fills it from the file.
-fn load_segment(space: &mut AddressSpace, exe: &File, ph: &ProgramHeader) -> Result<(), LoadError> {
+/// Registers every page of a checked segment, with the part of the file that fills it.
+fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> {
     let writable = ph.p_flags & PF_W != 0;
     let first = ph.p_vaddr & !(PAGE_SIZE - 1);
     let end = ph.p_vaddr + ph.p_memsz;
     let file_end_va = ph.p_vaddr + ph.p_filesz;
     for page in (first..end).step_by(PAGE_SIZE as usize) {
-        let frame = match space.translate(page) {
-            // Shared with the previous segment: keep its bytes, widen its permission.
-            Some(m) => {
-                if writable && !m.writable {
-                    space.unmap(page);
-                    space
-                        .map(page, m.frame, PageFlags { writable: true })
-                        .map_err(|_| LoadError::Bad)?;
-                }
-                m.frame
-            }
-            None => {
-                let f = frame::alloc(Pool::User, Zero::Yes).ok_or(LoadError::Bad)?;
-                if space.map(page, f, PageFlags { writable }).is_err() {
-                    frame::free(f);
-                    return Err(LoadError::Bad);
-                }
-                f
-            }
-        };
-        // The part of this page backed by file bytes.
         let from = page.max(ph.p_vaddr);
         let to = (page + PAGE_SIZE).min(file_end_va);
-        if from < to {
-            let into = &mut frame_bytes(frame)[(from - page) as usize..(to - page) as usize];
-            let file_offset = ph.p_offset + (from - ph.p_vaddr);
-            if exe.read_at(into, file_offset) != into.len() {
-                return Err(LoadError::Bad);
-            }
+        let range = (from < to).then(|| FileRange {
+            page_offset: (from - page) as u16,
+            len: (to - from) as u16,
+            file_offset: ph.p_offset + (from - ph.p_vaddr),
+        });
+        if !spt.add_segment_page(page, writable, range) {
+            return Err(LoadError::Bad);
         }
     }
     Ok(())

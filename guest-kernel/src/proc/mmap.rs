@@ -15,6 +15,7 @@ use crate::arch::x86_64::user::TRAMPOLINE_VA;
 use crate::fs::File;
 use crate::mm::frame::{self, Pool, Zero};
 use crate::mm::page_table::{AddressSpace, PageFlags};
+use crate::mm::spt::Spt;
 use crate::proc::fd::Fd;
 
 /// One mapping.
@@ -29,8 +30,8 @@ pub struct Mapping {
 }
 
 /// Whether `[addr, addr + len)` may hold a new mapping: user space, clear of the stack
-/// region, the trampoline and every mapped page.
-fn range_free(space: &mut AddressSpace, addr: u64, len: u64) -> bool {
+/// region, the trampoline, every mapped page and every program page not loaded yet.
+fn range_free(space: &mut AddressSpace, spt: &Spt, addr: u64, len: u64) -> bool {
     let Some(end) = addr.checked_add(len) else {
         return false;
     };
@@ -43,7 +44,7 @@ fn range_free(space: &mut AddressSpace, addr: u64, len: u64) -> bool {
     }
     (addr..end)
         .step_by(PAGE_SIZE as usize)
-        .all(|page| space.translate(page).is_none())
+        .all(|page| space.translate(page).is_none() && !spt.contains(page))
 }
 
 /// `mmap(addr, len, writable, fd, offset)`: the address, or 0 (NULL) on any failure.
@@ -68,7 +69,7 @@ pub fn map(
         _ => return 0,
     };
     let file_len = file.length();
-    if file_len == 0 || !range_free(&mut process.space, addr, len) {
+    if file_len == 0 || !range_free(&mut process.space, &process.spt, addr, len) {
         return 0;
     }
     let pages = len.div_ceil(PAGE_SIZE);

@@ -25,6 +25,7 @@ use crate::arch::x86_64::user::{self, TRAMPOLINE_VA, USER_CS, USER_DS, USER_RFLA
 use crate::fs;
 use crate::mm::frame::{self, Frame, Pool, Zero};
 use crate::mm::page_table::{self, AddressSpace, PageFlags};
+use crate::mm::spt::{Page, Spt};
 use crate::sync::Semaphore;
 use crate::{println, thread};
 
@@ -68,6 +69,8 @@ pub struct Process {
     pub syscall_rsp: u64,
     /// File mappings made with `mmap`.
     pub mappings: Vec<mmap::Mapping>,
+    /// What each page of the program should hold (loaded on first touch).
+    pub spt: Spt,
 }
 
 impl Process {
@@ -121,6 +124,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
         state: state.clone(),
         syscall_rsp: 0,
         mappings: Vec::new(),
+        spt: Spt::new(),
     });
     let cmdline: Vec<u8> = cmdline.to_vec();
     if thread::spawn_process(process, move || run_program(&cmdline)).is_none() {
@@ -206,6 +210,45 @@ pub fn exit(status: i32) -> ! {
     state.status.store(status, Ordering::Relaxed);
     state.exited.up();
     thread::exit()
+}
+
+/// Loads the page at `addr` if the process owns it and it is not loaded yet (a segment
+/// page registered at exec): a frame, the executable's bytes read straight into it, zeros
+/// elsewhere (not cleared again if the frame is known to be zero). Returns whether it did.
+pub fn claim(process: &mut Process, addr: u64) -> bool {
+    let page = addr & !(PAGE_SIZE - 1);
+    let Some(Page::Uninit { writable, ranges }) = process.spt.get(page) else {
+        return false;
+    };
+    let Some(exe) = process.exe.as_ref() else {
+        return false;
+    };
+    let covered: u64 = ranges.iter().flatten().map(|r| u64::from(r.len)).sum();
+    let zero = if covered == PAGE_SIZE {
+        Zero::No
+    } else {
+        Zero::Yes
+    };
+    let Some(f) = frame::alloc(Pool::User, zero) else {
+        return false;
+    };
+    for range in ranges.iter().flatten() {
+        let at = usize::from(range.page_offset);
+        // SAFETY: the frame is ours until mapped; the range lies inside the page (checked
+        // at exec).
+        let into =
+            unsafe { core::slice::from_raw_parts_mut(f.as_ptr().add(at), usize::from(range.len)) };
+        if exe.read_at(into, range.file_offset) != into.len() {
+            frame::free(f);
+            return false;
+        }
+    }
+    if process.space.map(page, f, PageFlags { writable }).is_err() {
+        frame::free(f);
+        return false;
+    }
+    process.spt.set_resident(page, writable);
+    true
 }
 
 /// Lowest address the stack may grow to: 1 MiB below its top.
@@ -306,6 +349,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
                 offset: m.offset,
             })
             .collect(),
+        spt: parent.spt.clone(),
     });
     let mut child_frame = *frame;
     child_frame.rax = 0;

@@ -32,14 +32,16 @@ pub fn slices(
         return Err(Fault);
     }
     let rsp = process.syscall_rsp;
-    let space = &mut process.space;
     let mut out = Vec::new();
     let mut at = va;
     while at < end {
         let page = at & !(PAGE_SIZE - 1);
-        let mapping = match space.translate(page) {
+        let mapping = match process.space.translate(page) {
             Some(mapping) => mapping,
-            None if proc::grow_stack(space, at, rsp) => space.translate(page).ok_or(Fault)?,
+            // Not loaded yet (a program page), or a valid stack growth: bring it in.
+            None if proc::claim(process, at) || proc::grow_stack(&mut process.space, at, rsp) => {
+                process.space.translate(page).ok_or(Fault)?
+            }
             None => return Err(Fault),
         };
         if write && !mapping.writable {

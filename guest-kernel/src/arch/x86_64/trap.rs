@@ -142,8 +142,9 @@ fn user_page_fault(frame: &TrapFrame) -> bool {
         return false;
     }
     let addr = cpu::read_cr2();
-    crate::thread::current_process()
-        .is_some_and(|p| crate::proc::grow_stack(&mut p.space, addr, frame.rsp))
+    crate::thread::current_process().is_some_and(|p| {
+        crate::proc::claim(p, addr) || crate::proc::grow_stack(&mut p.space, addr, frame.rsp)
+    })
 }
 
 /// Whether the user instruction at `rip` is `int 0x42` (read through the page tables, as

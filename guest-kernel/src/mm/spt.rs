@@ -1,0 +1,121 @@
+//! The supplemental page table (Pintos-KAIST's `spt`): what each user page of a process
+//! should hold, whether or not a frame backs it now.
+//!
+//! A program's segment pages are registered here at exec, without frames (`Uninit`); the
+//! first touch loads the page ([`crate::proc::claim`]): a frame, the executable's bytes read
+//! straight into it, zeros for the rest. Keys are page addresses; the hasher is one
+//! multiplication, because the fault path runs as emulated ring-0 code on some hosts.
+
+use core::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashMap;
+
+/// Hashes a page address: the page number times a 64-bit odd constant (Fibonacci hashing),
+/// which spreads consecutive pages over the table's buckets and control bytes.
+#[derive(Default)]
+pub struct PageHasher(u64);
+
+impl Hasher for PageHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+        self.0 = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u64(&mut self, page: u64) {
+        self.0 = (page >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Bytes of the executable a page is filled with: `len` bytes from `file_offset`, placed at
+/// `page_offset` in the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRange {
+    pub page_offset: u16,
+    pub len: u16,
+    pub file_offset: u64,
+}
+
+/// A user page's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// Not loaded yet: zeros, except up to two ranges of the executable (two segments may
+    /// share a page).
+    Uninit {
+        writable: bool,
+        ranges: [Option<FileRange>; 2],
+    },
+    /// Loaded: a frame backs it.
+    Resident { writable: bool },
+}
+
+/// One process's table.
+#[derive(Clone, Default)]
+pub struct Spt {
+    pages: HashMap<u64, Page, BuildHasherDefault<PageHasher>>,
+}
+
+impl Spt {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state of the page at `page`, if the process owns it.
+    pub fn get(&self, page: u64) -> Option<Page> {
+        self.pages.get(&page).copied()
+    }
+
+    /// Registers (part of) a segment on `page`: zeros, plus `range` of the executable if any.
+    /// A page already registered by another segment gets the second range, and is writable
+    /// if either segment is. False if the page already has two ranges or is loaded.
+    pub fn add_segment_page(
+        &mut self,
+        page: u64,
+        writable: bool,
+        range: Option<FileRange>,
+    ) -> bool {
+        match self.pages.get_mut(&page) {
+            None => {
+                self.pages.insert(
+                    page,
+                    Page::Uninit {
+                        writable,
+                        ranges: [range, None],
+                    },
+                );
+                true
+            }
+            Some(Page::Uninit {
+                writable: w,
+                ranges,
+            }) => {
+                *w |= writable;
+                match (range, ranges.iter_mut().find(|r| r.is_none())) {
+                    (None, _) => true,
+                    (Some(range), Some(slot)) => {
+                        *slot = Some(range);
+                        true
+                    }
+                    (Some(_), None) => false,
+                }
+            }
+            Some(Page::Resident { .. }) => false,
+        }
+    }
+
+    /// Marks `page` as loaded.
+    pub fn set_resident(&mut self, page: u64, writable: bool) {
+        self.pages.insert(page, Page::Resident { writable });
+    }
+
+    /// Whether the process owns `page` (loaded or not).
+    pub fn contains(&self, page: u64) -> bool {
+        self.pages.contains_key(&page)
+    }
+}
