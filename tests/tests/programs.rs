@@ -401,6 +401,23 @@ fs-conc: exit(0)
 (lazy) kernel addresses have no user frame
 lazy: exit(0)
 "),
+    case("cow", "cow", "\
+(cow) open sample.txt
+(cow) child shares the parent's data frame
+(cow) and reads the parent's bytes
+(cow) a store gives it a frame of its own
+(cow) holding the stored byte and the rest
+(cow) child reads 5 bytes into a shared page
+(cow) the read gave that page a frame of its own
+(cow) holding the file's bytes
+cowchild: exit(5)
+(cow) wait returns the child's 5
+(cow) the parent's bytes are unchanged
+(cow) in the parent's frames
+(cow) with the child gone, a store needs no copy
+(cow) and lands in place
+cow: exit(0)
+").put(&[SAMPLE]),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run

@@ -16,6 +16,7 @@
 use abi::boot::{BootInfo, MAX_USABLE_RANGES, MemRange};
 use abi::layout::{PAGE_SIZE, phys_to_virt};
 
+use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sync::IrqSpinLock;
@@ -282,6 +283,37 @@ pub fn free(frame: Frame) {
 /// The counters of `which` pool.
 pub fn stats(which: Pool) -> PoolStats {
     pool(which).lock().stats
+}
+
+/// Owners beyond the first of each user frame shared copy-on-write (by fork). A frame not
+/// in the map has one owner.
+static SHARES: IrqSpinLock<BTreeMap<u64, u32>> = IrqSpinLock::new("frame shares", BTreeMap::new());
+
+/// Records one more owner of `frame` (a copy-on-write share).
+pub fn share(frame: Frame) {
+    *SHARES.lock().entry(frame.0).or_insert(0) += 1;
+}
+
+/// Whether more than one owner holds `frame`.
+pub fn is_shared(frame: Frame) -> bool {
+    SHARES.lock().contains_key(&frame.0)
+}
+
+/// Drops one owner of `frame`; the last one frees it.
+pub fn release(frame: Frame) {
+    let mut shares = SHARES.lock();
+    match shares.get_mut(&frame.0) {
+        Some(extra) => {
+            *extra -= 1;
+            if *extra == 0 {
+                shares.remove(&frame.0);
+            }
+        }
+        None => {
+            drop(shares);
+            free(frame);
+        }
+    }
 }
 
 /// Clears a frame.

@@ -35,6 +35,10 @@ const TABLE_FLAGS: Flags = Flags::PRESENT
     .union(Flags::WRITABLE)
     .union(Flags::USER_ACCESSIBLE);
 
+/// Software bit of a leaf entry: the page is copy-on-write (writable once it has a frame
+/// of its own).
+const COW: Flags = Flags::BIT_9;
+
 /// Records the running page tables as the kernel's. Call once at boot.
 pub fn init() {
     let (frame, _) = Cr3::read();
@@ -67,6 +71,8 @@ pub struct PageFlags {
 pub struct Mapping {
     pub frame: Frame,
     pub writable: bool,
+    /// Read-only until written: a write gets a private copy (after fork).
+    pub cow: bool,
     pub accessed: bool,
     pub dirty: bool,
 }
@@ -223,9 +229,45 @@ impl AddressSpace {
         f.contains(Flags::PRESENT).then(|| Mapping {
             frame: entry_frame(entry),
             writable: f.contains(Flags::WRITABLE),
+            cow: f.contains(COW),
             accessed: f.contains(Flags::ACCESSED),
             dirty: f.contains(Flags::DIRTY),
         })
+    }
+
+    /// Makes mapped user page `va` copy-on-write: read-only, marked so that a write fault
+    /// gives it a private writable frame ([`Self::cow_frame`], [`Self::resolve_cow`]).
+    /// False if unmapped.
+    pub fn mark_cow(&mut self, va: u64) -> bool {
+        let Ok(Some(entry)) = self.leaf(va, false) else {
+            return false;
+        };
+        let flags = entry.flags();
+        if !flags.contains(Flags::PRESENT) {
+            return false;
+        }
+        entry.set_flags((flags - Flags::WRITABLE) | COW);
+        self.flush(va);
+        true
+    }
+
+    /// The frame behind copy-on-write page `va`, or None if `va` is not one.
+    pub fn cow_frame(&mut self, va: u64) -> Option<Frame> {
+        let entry = self.leaf(va, false).ok()??;
+        let flags = entry.flags();
+        flags
+            .contains(Flags::PRESENT | COW)
+            .then(|| entry_frame(entry))
+    }
+
+    /// Ends copy-on-write for page `va`: it maps `frame` (the old frame or a private copy),
+    /// writable. The caller checked [`Self::cow_frame`].
+    pub fn resolve_cow(&mut self, va: u64, frame: Frame) {
+        if let Ok(Some(entry)) = self.leaf(va, false) {
+            let flags = (entry.flags() - COW - Flags::DIRTY) | Flags::WRITABLE;
+            entry.set_addr(PhysAddr::new(frame.gpa()), flags);
+            self.flush(va);
+        }
     }
 
     /// Clears the accessed and dirty bits of `va`'s mapping; returns them as they were.

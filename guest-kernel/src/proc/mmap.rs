@@ -29,6 +29,13 @@ pub struct Mapping {
     pub offset: u64,
 }
 
+impl Mapping {
+    /// Whether page `va` lies inside this mapping.
+    pub fn contains(&self, va: u64) -> bool {
+        va >= self.addr && (va - self.addr) / PAGE_SIZE < self.pages
+    }
+}
+
 /// Whether `[addr, addr + len)` may hold a new mapping: user space, clear of the stack
 /// region, the trampoline, every mapped page and every program page not loaded yet.
 fn range_free(space: &mut AddressSpace, spt: &Spt, addr: u64, len: u64) -> bool {

@@ -275,11 +275,12 @@ pub fn grow_stack(space: &mut AddressSpace, addr: u64, rsp: u64) -> bool {
     true
 }
 
-/// Unmaps and frees every user page of `space` (not the shared trampoline).
+/// Unmaps every user page of `space` (not the shared trampoline) and frees the frames no
+/// other process shares.
 pub fn free_user_pages(space: &mut AddressSpace) {
     space.unmap_all(|va, f| {
         if va != TRAMPOLINE_VA {
-            frame::free(f);
+            frame::release(f);
         }
     });
 }
@@ -302,9 +303,9 @@ pub fn wait(pid: Pid) -> i32 {
     child.status.load(Ordering::Relaxed)
 }
 
-/// Copies the running process (address space, files) into a child named `name` that
-/// resumes from `frame` with 0 in `rax`. Returns the child's pid, or -1 if a copy failed
-/// (nothing of the child is left then).
+/// Copies the running process (address space, copy-on-write; files) into a child named
+/// `name` that resumes from `frame` with 0 in `rax`. Returns the child's pid, or -1 if a
+/// copy failed (nothing of the child is left then).
 pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     let Some(parent) = thread::current_process() else {
         return KILLED;
@@ -320,7 +321,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     let Some(mut space) = new_space() else {
         return KILLED;
     };
-    if copy_user_pages(&mut parent.space, &mut space).is_err() {
+    if share_user_pages(parent, &mut space).is_err() {
         free_user_pages(&mut space);
         return KILLED;
     }
@@ -366,39 +367,79 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     }
 }
 
-/// Gives `to` a private copy of every user page of `from`.
-fn copy_user_pages(from: &mut AddressSpace, to: &mut AddressSpace) -> Result<(), ()> {
+/// Gives the child space `to` the user pages of `parent`. Program and stack pages are
+/// shared copy-on-write: the child maps the same frame, both sides lose write access, and
+/// the first write of either gets a private copy ([`break_cow`]). Read-only pages are
+/// shared for good. Pages of file mappings are copied now (their dirty bits decide what
+/// goes back to the file, so each process needs its own).
+fn share_user_pages(parent: &mut Process, to: &mut AddressSpace) -> Result<(), ()> {
     let mut pages = Vec::new();
-    from.for_each_user_page(|va, mapping| pages.push((va, mapping)));
+    parent
+        .space
+        .for_each_user_page(|va, mapping| pages.push((va, mapping)));
     for (va, mapping) in pages {
         if va == TRAMPOLINE_VA {
             continue;
         }
-        let copy = frame::alloc(Pool::User, Zero::No).ok_or(())?;
-        // SAFETY: both frames are owned (the parent's by its mapping, the copy by us) and
-        // distinct; the direct map covers both; exactly one page is copied.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                mapping.frame.as_ptr(),
-                copy.as_ptr(),
-                PAGE_SIZE as usize,
-            )
-        };
+        if parent.mappings.iter().any(|m| m.contains(va)) {
+            copy_page(va, mapping, to)?;
+            continue;
+        }
+        frame::share(mapping.frame);
         if to
-            .map(
-                va,
-                copy,
-                PageFlags {
-                    writable: mapping.writable,
-                },
-            )
+            .map(va, mapping.frame, PageFlags { writable: false })
             .is_err()
         {
-            frame::free(copy);
+            frame::release(mapping.frame);
             return Err(());
+        }
+        if mapping.writable || mapping.cow {
+            parent.space.mark_cow(va);
+            to.mark_cow(va);
         }
     }
     Ok(())
+}
+
+/// Maps into `to` at `va` a private copy of the frame `mapping` names.
+fn copy_page(va: u64, mapping: page_table::Mapping, to: &mut AddressSpace) -> Result<(), ()> {
+    let copy = frame::alloc(Pool::User, Zero::No).ok_or(())?;
+    // SAFETY: both frames are owned (the parent's by its mapping, the copy by us) and
+    // distinct; the direct map covers both; exactly one page is copied.
+    unsafe {
+        core::ptr::copy_nonoverlapping(mapping.frame.as_ptr(), copy.as_ptr(), PAGE_SIZE as usize)
+    };
+    let flags = PageFlags {
+        writable: mapping.writable,
+    };
+    if to.map(va, copy, flags).is_err() {
+        frame::free(copy);
+        return Err(());
+    }
+    Ok(())
+}
+
+/// Handles a write to copy-on-write page `addr`: if another process still shares the
+/// frame, the page gets a copy of its own; if not, the frame is simply made writable again.
+/// Returns false if `addr` is not a copy-on-write page or no frame is free.
+pub fn break_cow(process: &mut Process, addr: u64) -> bool {
+    let page = addr & !(PAGE_SIZE - 1);
+    let Some(shared) = process.space.cow_frame(page) else {
+        return false;
+    };
+    if !frame::is_shared(shared) {
+        process.space.resolve_cow(page, shared);
+        return true;
+    }
+    let Some(copy) = frame::alloc(Pool::User, Zero::No) else {
+        return false;
+    };
+    // SAFETY: `copy` is ours and distinct from `shared`, which this process still maps;
+    // the direct map covers both; exactly one page is copied.
+    unsafe { core::ptr::copy_nonoverlapping(shared.as_ptr(), copy.as_ptr(), PAGE_SIZE as usize) };
+    process.space.resolve_cow(page, copy);
+    frame::release(shared);
+    true
 }
 
 /// Replaces the running program with `cmdline` (keeping name, pid and files). On success

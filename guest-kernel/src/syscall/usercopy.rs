@@ -44,9 +44,15 @@ pub fn slices(
             }
             None => return Err(Fault),
         };
-        if write && !mapping.writable {
-            return Err(Fault);
-        }
+        let mapping = if write && !mapping.writable {
+            // Copy-on-write pages get their own frame first (as a write fault would).
+            if !(mapping.cow && proc::break_cow(process, page)) {
+                return Err(Fault);
+            }
+            process.space.translate(page).ok_or(Fault)?
+        } else {
+            mapping
+        };
         let chunk_end = end.min(page + PAGE_SIZE);
         let offset = (at - page) as usize;
         let n = (chunk_end - at) as usize;

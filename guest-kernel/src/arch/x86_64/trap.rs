@@ -134,17 +134,22 @@ fn user_trap(frame: &mut TrapFrame) {
     }
 }
 
-/// Resolves a user page fault if it is stack growth; false if the program must die.
+/// Resolves a user page fault (a program page not loaded yet, stack growth, a write to a
+/// copy-on-write page); false if the program must die.
 fn user_page_fault(frame: &TrapFrame) -> bool {
     /// Error-code bit: the page was present (a protection violation, not a missing page).
     const PF_PRESENT: u64 = 1;
-    if frame.error_code & PF_PRESENT != 0 {
-        return false;
-    }
+    /// Error-code bit: the access was a write.
+    const PF_WRITE: u64 = 2;
     let addr = cpu::read_cr2();
-    crate::thread::current_process().is_some_and(|p| {
-        crate::proc::claim(p, addr) || crate::proc::grow_stack(&mut p.space, addr, frame.rsp)
-    })
+    let Some(p) = crate::thread::current_process() else {
+        return false;
+    };
+    if frame.error_code & PF_PRESENT != 0 {
+        // A write to a read-only page: fine only if the page is copy-on-write.
+        return frame.error_code & PF_WRITE != 0 && crate::proc::break_cow(p, addr);
+    }
+    crate::proc::claim(p, addr) || crate::proc::grow_stack(&mut p.space, addr, frame.rsp)
 }
 
 /// Whether the user instruction at `rip` is `int 0x42` (read through the page tables, as
