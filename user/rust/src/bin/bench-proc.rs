@@ -1,7 +1,11 @@
 //! Process benchmarks (`make bench`), in TSC cycles measured in user mode:
 //! - a null system call (`tell` on a bad descriptor: entry, dispatch, exit);
 //! - an `int 0x42` round trip (the bare cost of entering and leaving the kernel);
-//! - fork + exec of a program that does nothing + wait.
+//! - fork + exec of a program that does nothing + wait;
+//! - page faults, one byte touched per page: a zero-fill fault (bss), a lazy load of a
+//!   data page from the executable, a copy-on-write copy (a forked child's first store to
+//!   a page the parent has), and a copy-on-write store that needs no copy (the parent's,
+//!   after the child has gone).
 //!
 //! Prints `bench NAME: N cycles` lines; the harness converts them to time.
 #![no_std]
@@ -13,6 +17,38 @@ ulib::entry!("bench-proc", main);
 
 const SYSCALLS: u64 = 2000;
 const SPAWNS: u64 = 10;
+/// Pages of each fault benchmark (1 MiB: fits the default 64 MiB guest many times over).
+const FAULT_PAGES: usize = 256;
+const PAGE: usize = 4096;
+
+/// Page-aligned bytes, so each benchmark array owns its pages.
+#[repr(C, align(4096))]
+struct Pages([u8; FAULT_PAGES * PAGE]);
+
+/// Zero-fill on demand (bss).
+static mut ZERO: Pages = Pages([0; FAULT_PAGES * PAGE]);
+/// Loaded from the executable on first touch (data: nonzero, so it is in the file).
+static mut DATA: Pages = Pages([1; FAULT_PAGES * PAGE]);
+
+/// Touches one byte of each page of `pages` (a store if `store`), and returns the average
+/// cycles per page.
+fn touch_pages(pages: *mut Pages, store: bool) -> u64 {
+    let base = pages.cast::<u8>();
+    let t0 = cycles();
+    for i in 0..FAULT_PAGES {
+        // SAFETY: the byte lies inside the static array; this program is single-threaded
+        // and holds no reference to the array.
+        unsafe {
+            let at = base.add(i * PAGE);
+            if store {
+                at.write_volatile(2);
+            } else {
+                at.read_volatile();
+            }
+        }
+    }
+    (cycles() - t0) / FAULT_PAGES as u64
+}
 
 /// The time-stamp counter.
 fn cycles() -> u64 {
@@ -54,5 +90,21 @@ fn main(_args: &[&str]) -> i32 {
     }
     let t1 = cycles();
     println!("bench fork_exec_wait: {} cycles", (t1 - t0) / SPAWNS);
+
+    let zero_fill = touch_pages(&raw mut ZERO, false);
+    println!("bench zero_fill_fault: {zero_fill} cycles");
+    let lazy_load = touch_pages(&raw mut DATA, false);
+    println!("bench lazy_load_fault: {lazy_load} cycles");
+    // Make the pages writable ones of this process before sharing them.
+    touch_pages(&raw mut ZERO, true);
+    let pid = fork(c"bench-cow");
+    if pid == 0 {
+        let copy = touch_pages(&raw mut ZERO, true);
+        println!("bench cow_copy_fault: {copy} cycles");
+        exit(0);
+    }
+    wait(pid);
+    let reclaim = touch_pages(&raw mut ZERO, true);
+    println!("bench cow_no_copy_fault: {reclaim} cycles");
     0
 }
