@@ -43,11 +43,30 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 8;
+pub const SYSCTL_PORT_COUNT: u16 = 12;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
 pub const SYSCTL_PANIC: u16 = 4;
+/// Offset of the page-operation register (32-bit write: [`PAGE_OP_ZERO`] or
+/// [`PAGE_OP_COPY`], arguments in the [`PageOp`] block at `layout::PAGE_OP_GPA`). The VMM
+/// does the operation before the write completes: one VM exit instead of a page of
+/// `rep stos`/`rep movs`, which KVMs that emulate ring 0 run one element at a time.
+pub const SYSCTL_PAGE_OP: u16 = 8;
+/// Page operation: clear the page at `PageOp::dst`.
+pub const PAGE_OP_ZERO: u32 = 1;
+/// Page operation: copy the page at `PageOp::src` to `PageOp::dst`.
+pub const PAGE_OP_COPY: u32 = 2;
+
+/// Arguments of a page operation: guest-physical page addresses. The VMM treats them as
+/// hostile: an operation whose pages are not page-aligned, not wholly guest RAM, or the
+/// same page (for a copy) does nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageOp {
+    pub dst: u64,
+    pub src: u64,
+}
 
 /// Capacity of [`PanicReport::message`].
 pub const PANIC_MESSAGE_MAX: usize = 4096 - 8;
@@ -73,5 +92,12 @@ mod tests {
     fn panic_report_is_one_page() {
         assert_eq!(size_of::<PanicReport>(), 4096);
         assert_eq!(core::mem::offset_of!(PanicReport, message), 8);
+    }
+
+    #[test]
+    fn page_op_layout() {
+        assert_eq!(size_of::<PageOp>(), 16);
+        assert_eq!(core::mem::offset_of!(PageOp, dst), 0);
+        assert_eq!(core::mem::offset_of!(PageOp, src), 8);
     }
 }

@@ -1,9 +1,26 @@
-//! The system-control block: power-off and the panic report (abi::devices).
+//! The system-control block: power-off, the panic report and page operations
+//! (abi::devices).
 
-use abi::devices::{PANIC_MESSAGE_MAX, PanicReport, SYSCTL_EXIT, SYSCTL_PANIC, SYSCTL_PORT};
-use abi::layout::{PANIC_PAGE_GPA, phys_to_virt};
+use abi::devices::{
+    PANIC_MESSAGE_MAX, PageOp, PanicReport, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC, SYSCTL_PORT,
+};
+use abi::layout::{PAGE_OP_GPA, PANIC_PAGE_GPA, phys_to_virt};
 
 use crate::arch::x86_64::cpu;
+use crate::sync::IrqGuard;
+
+/// Has the VMM do page operation `op` (`PAGE_OP_ZERO`, `PAGE_OP_COPY`) on the guest-physical
+/// pages `dst` and `src`; done when this returns.
+pub fn page_op(op: u32, dst: u64, src: u64) {
+    // The argument block is shared: no interrupt handler may use it between the stores and
+    // the register write.
+    let _irqs_off = IrqGuard::new();
+    let args = phys_to_virt(PAGE_OP_GPA) as *mut PageOp;
+    // SAFETY: the page-operation block is reserved for this use (abi::layout) and mapped by
+    // the direct map; interrupts are off, so nothing else writes it now.
+    unsafe { args.write_volatile(PageOp { dst, src }) };
+    cpu::outl(SYSCTL_PORT + SYSCTL_PAGE_OP, op);
+}
 
 /// Powers the machine off; the VMM exits with the low byte of `status`. Never returns.
 pub fn power_off(status: i32) -> ! {

@@ -14,11 +14,14 @@
 //! either handed out or on the free list, or at/above the cursor and never used.
 
 use abi::boot::{BootInfo, MAX_USABLE_RANGES, MemRange};
+use abi::devices::{PAGE_OP_COPY, PAGE_OP_ZERO};
 use abi::layout::{PAGE_SIZE, phys_to_virt};
 
-use alloc::collections::BTreeMap;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use spin::Once;
+
+use crate::drivers::sysctl;
 use crate::sync::IrqSpinLock;
 
 /// A 4 KiB physical frame, by its guest-physical address.
@@ -244,6 +247,12 @@ pub fn init(info: &BootInfo) {
         }
         kernel_left -= kernel_part;
     }
+    let user_end = info.usable().iter().map(|r| r.end).max().unwrap_or(0);
+    reserve_share_counts(
+        &mut kernel,
+        USER_POOL_START.load(Ordering::Relaxed),
+        user_end,
+    );
 }
 
 /// Allocates a frame from `which` pool; with [`Zero::Yes`] it reads as zero. `None` when
@@ -285,48 +294,68 @@ pub fn stats(which: Pool) -> PoolStats {
     pool(which).lock().stats
 }
 
-/// Owners beyond the first of each user frame shared copy-on-write (by fork). A frame not
-/// in the map has one owner.
-static SHARES: IrqSpinLock<BTreeMap<u64, u32>> = IrqSpinLock::new("frame shares", BTreeMap::new());
+/// Owners beyond the first of each user frame (copy-on-write sharing after fork), indexed
+/// by frame number from [`USER_POOL_START`]: 0 for a frame with one owner. Reserved at
+/// boot from never-used kernel frames (so it reads as zero without being cleared: nothing
+/// is touched in proportion to memory), 4 bytes per user frame; the fault path indexes it
+/// in O(1). Empty if the kernel pool could not spare the run (fork then copies).
+static SHARES: Once<&'static [AtomicU32]> = Once::new();
 
-/// Records one more owner of `frame` (a copy-on-write share).
-pub fn share(frame: Frame) {
-    *SHARES.lock().entry(frame.0).or_insert(0) += 1;
+/// Reserves [`SHARES`] for the user pool `[start, end)`.
+fn reserve_share_counts(kernel: &mut FramePool, start: u64, end: u64) {
+    let frames = end.saturating_sub(start) / PAGE_SIZE;
+    let bytes = frames * size_of::<AtomicU32>() as u64;
+    let counts = match kernel.take_fresh_run(bytes.div_ceil(PAGE_SIZE)) {
+        // SAFETY: the run is fresh (zero), owned by this table for good, and covered by
+        // the direct map; zero is a valid `AtomicU32`.
+        Some(run) if frames > 0 => unsafe {
+            core::slice::from_raw_parts(run.virt() as *const AtomicU32, frames as usize)
+        },
+        _ => &[],
+    };
+    SHARES.call_once(|| counts);
+}
+
+/// The share count of user frame `frame`, if it has one.
+fn share_count(frame: Frame) -> Option<&'static AtomicU32> {
+    let index = frame
+        .0
+        .checked_sub(USER_POOL_START.load(Ordering::Relaxed))?
+        / PAGE_SIZE;
+    SHARES.get()?.get(index as usize)
+}
+
+/// Records one more owner of user frame `frame` (a copy-on-write share). False if frames
+/// cannot be shared (no share table): the caller copies instead.
+pub fn share(frame: Frame) -> bool {
+    share_count(frame).is_some_and(|count| {
+        count.fetch_add(1, Ordering::Relaxed);
+        true
+    })
 }
 
 /// Whether more than one owner holds `frame`.
 pub fn is_shared(frame: Frame) -> bool {
-    SHARES.lock().contains_key(&frame.0)
+    share_count(frame).is_some_and(|count| count.load(Ordering::Relaxed) > 0)
 }
 
 /// Drops one owner of `frame`; the last one frees it.
 pub fn release(frame: Frame) {
-    let mut shares = SHARES.lock();
-    match shares.get_mut(&frame.0) {
-        Some(extra) => {
-            *extra -= 1;
-            if *extra == 0 {
-                shares.remove(&frame.0);
-            }
+    match share_count(frame) {
+        Some(count) if count.load(Ordering::Relaxed) > 0 => {
+            count.fetch_sub(1, Ordering::Relaxed);
         }
-        None => {
-            drop(shares);
-            free(frame);
-        }
+        _ => free(frame),
     }
 }
 
-/// Clears a frame.
+/// Copies frame `from` into frame `to` (the VMM copies: one VM exit, where `rep movsq`
+/// costs one emulated step per word on KVMs that emulate ring 0).
+pub fn copy_frame(from: Frame, to: Frame) {
+    sysctl::page_op(PAGE_OP_COPY, to.gpa(), from.gpa());
+}
+
+/// Clears a frame (the VMM clears it, as [`copy_frame`] copies).
 pub fn zero_frame(frame: Frame) {
-    // SAFETY: the caller owns the frame; the direct map covers it; `rep stosq` writes
-    // exactly PAGE_SIZE bytes (one instruction: cheap where ring 0 is emulated).
-    unsafe {
-        core::arch::asm!(
-            "rep stosq",
-            inout("rdi") frame.virt() => _,
-            inout("rcx") PAGE_SIZE / 8 => _,
-            in("rax") 0u64,
-            options(nostack, preserves_flags)
-        );
-    }
+    sysctl::page_op(PAGE_OP_ZERO, frame.gpa(), 0);
 }

@@ -66,9 +66,10 @@ impl Spt {
         Self::default()
     }
 
-    /// The state of the page at `page`, if the process owns it.
-    pub fn get(&self, page: u64) -> Option<Page> {
-        self.pages.get(&page).copied()
+    /// The state of the page at `page`, if the process owns it, to update in place (one
+    /// lookup on the fault path).
+    pub fn get_mut(&mut self, page: u64) -> Option<&mut Page> {
+        self.pages.get_mut(&page)
     }
 
     /// Registers (part of) a segment on `page`: zeros, plus `range` of the executable if any.

@@ -217,7 +217,10 @@ pub fn exit(status: i32) -> ! {
 /// elsewhere (not cleared again if the frame is known to be zero). Returns whether it did.
 pub fn claim(process: &mut Process, addr: u64) -> bool {
     let page = addr & !(PAGE_SIZE - 1);
-    let Some(Page::Uninit { writable, ranges }) = process.spt.get(page) else {
+    let Some(state) = process.spt.get_mut(page) else {
+        return false;
+    };
+    let Page::Uninit { writable, ranges } = *state else {
         return false;
     };
     let Some(exe) = process.exe.as_ref() else {
@@ -247,7 +250,7 @@ pub fn claim(process: &mut Process, addr: u64) -> bool {
         frame::free(f);
         return false;
     }
-    process.spt.set_resident(page, writable);
+    *state = Page::Resident { writable };
     true
 }
 
@@ -371,7 +374,8 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
 /// shared copy-on-write: the child maps the same frame, both sides lose write access, and
 /// the first write of either gets a private copy ([`break_cow`]). Read-only pages are
 /// shared for good. Pages of file mappings are copied now (their dirty bits decide what
-/// goes back to the file, so each process needs its own).
+/// goes back to the file, so each process needs its own), and so is every page if frames
+/// cannot be shared.
 fn share_user_pages(parent: &mut Process, to: &mut AddressSpace) -> Result<(), ()> {
     let mut pages = Vec::new();
     parent
@@ -381,11 +385,10 @@ fn share_user_pages(parent: &mut Process, to: &mut AddressSpace) -> Result<(), (
         if va == TRAMPOLINE_VA {
             continue;
         }
-        if parent.mappings.iter().any(|m| m.contains(va)) {
+        if parent.mappings.iter().any(|m| m.contains(va)) || !frame::share(mapping.frame) {
             copy_page(va, mapping, to)?;
             continue;
         }
-        frame::share(mapping.frame);
         if to
             .map(va, mapping.frame, PageFlags { writable: false })
             .is_err()
@@ -404,11 +407,7 @@ fn share_user_pages(parent: &mut Process, to: &mut AddressSpace) -> Result<(), (
 /// Maps into `to` at `va` a private copy of the frame `mapping` names.
 fn copy_page(va: u64, mapping: page_table::Mapping, to: &mut AddressSpace) -> Result<(), ()> {
     let copy = frame::alloc(Pool::User, Zero::No).ok_or(())?;
-    // SAFETY: both frames are owned (the parent's by its mapping, the copy by us) and
-    // distinct; the direct map covers both; exactly one page is copied.
-    unsafe {
-        core::ptr::copy_nonoverlapping(mapping.frame.as_ptr(), copy.as_ptr(), PAGE_SIZE as usize)
-    };
+    frame::copy_frame(mapping.frame, copy);
     let flags = PageFlags {
         writable: mapping.writable,
     };
@@ -434,9 +433,7 @@ pub fn break_cow(process: &mut Process, addr: u64) -> bool {
     let Some(copy) = frame::alloc(Pool::User, Zero::No) else {
         return false;
     };
-    // SAFETY: `copy` is ours and distinct from `shared`, which this process still maps;
-    // the direct map covers both; exactly one page is copied.
-    unsafe { core::ptr::copy_nonoverlapping(shared.as_ptr(), copy.as_ptr(), PAGE_SIZE as usize) };
+    frame::copy_frame(shared, copy);
     process.space.resolve_cow(page, copy);
     frame::release(shared);
     true

@@ -27,6 +27,10 @@ pub const TESTS: &[Test] = &[
         run: frames_zeroed_only_when_asked,
     },
     Test {
+        name: "frame_copy_is_exact",
+        run: frame_copy_is_exact,
+    },
+    Test {
         name: "heap_stress",
         run: heap_stress,
     },
@@ -140,6 +144,34 @@ fn frames_zeroed_only_when_asked() -> TestResult {
         "frame not zeroed on request"
     );
     frame::free(f);
+    Ok(())
+}
+
+/// A frame copy (done by the VMM) reproduces every word and leaves the source alone.
+fn frame_copy_is_exact() -> TestResult {
+    let (a, b) = (
+        frame::alloc(Pool::Kernel, Zero::No),
+        frame::alloc(Pool::Kernel, Zero::No),
+    );
+    check!(a.is_some() && b.is_some(), "no kernel frames");
+    let (a, b) = (
+        a.unwrap_or(Frame::from_gpa(0)),
+        b.unwrap_or(Frame::from_gpa(0)),
+    );
+    for (i, w) in words(a).iter_mut().enumerate() {
+        *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    }
+    words(b).fill(0);
+    frame::copy_frame(a, b);
+    let same = words(a) == words(b);
+    let source_kept = words(a)
+        .iter()
+        .enumerate()
+        .all(|(i, &w)| w == (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    frame::free(a);
+    frame::free(b);
+    check!(same, "the copy differs from the source");
+    check!(source_kept, "the copy changed the source");
     Ok(())
 }
 

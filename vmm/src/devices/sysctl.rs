@@ -1,13 +1,17 @@
-//! The system-control block (see `abi::devices`): power-off and the kernel's panic report.
+//! The system-control block (see `abi::devices`): power-off, the kernel's panic report,
+//! and page operations (clearing and copying guest pages for the kernel).
 
-use abi::devices::{PANIC_MESSAGE_MAX, SYSCTL_EXIT, SYSCTL_PANIC};
-use abi::layout::PANIC_PAGE_GPA;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use abi::devices::{
+    PAGE_OP_COPY, PAGE_OP_ZERO, PANIC_MESSAGE_MAX, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC,
+};
+use abi::layout::{PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::GuestRequest;
 use super::bus::BusDevice;
 
-/// The system-control registers. Holds guest memory to read the panic page.
+/// The system-control registers. Holds guest memory to read the panic page and to do page
+/// operations.
 pub struct SysCtl {
     memory: GuestMemoryMmap,
 }
@@ -40,7 +44,51 @@ impl BusDevice for SysCtl {
                 };
                 Some(GuestRequest::Panic(message))
             }
+            SYSCTL_PAGE_OP => {
+                self.page_op(u32::from_le_bytes(value));
+                None
+            }
             _ => None,
+        }
+    }
+}
+
+impl SysCtl {
+    /// Does page operation `op` with the arguments in the page-operation block. Every
+    /// argument is the guest's: anything but whole, page-aligned RAM pages (distinct, for a
+    /// copy) and a known operation is ignored.
+    fn page_op(&self, op: u32) {
+        let mut args = [0u8; 16];
+        if self
+            .memory
+            .read_slice(&mut args, GuestAddress(PAGE_OP_GPA))
+            .is_err()
+        {
+            return;
+        }
+        let word = |at: usize| u64::from_le_bytes(args[at..at + 8].try_into().expect("8 bytes"));
+        let (dst, src) = (word(0), word(8));
+        let page = |gpa: u64| {
+            gpa.is_multiple_of(PAGE_SIZE)
+                .then(|| {
+                    self.memory
+                        .get_slice(GuestAddress(gpa), PAGE_SIZE as usize)
+                        .ok()
+                })
+                .flatten()
+        };
+        match op {
+            PAGE_OP_ZERO => {
+                if let Some(to) = page(dst) {
+                    to.copy_from(&[0u8; PAGE_SIZE as usize]);
+                }
+            }
+            PAGE_OP_COPY if dst != src => {
+                if let (Some(to), Some(from)) = (page(dst), page(src)) {
+                    from.copy_to_volatile_slice(to);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -104,5 +152,47 @@ mod tests {
         );
         assert_eq!(dev.write(0, &[1]), None, "narrow writes are ignored");
         assert_eq!(dev.write(2, &[0; 4]), None, "no register at offset 2");
+    }
+
+    /// Writes the page-operation block and runs `op`.
+    fn page_op(dev: &mut SysCtl, memory: &GuestMemoryMmap, dst: u64, src: u64, op: u32) {
+        let mut args = dst.to_le_bytes().to_vec();
+        args.extend_from_slice(&src.to_le_bytes());
+        memory
+            .write_slice(&args, GuestAddress(PAGE_OP_GPA))
+            .unwrap();
+        assert_eq!(
+            dev.write(u64::from(SYSCTL_PAGE_OP), &op.to_le_bytes()),
+            None
+        );
+    }
+
+    #[test]
+    fn page_operations() {
+        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let mut dev = SysCtl::new(memory.clone());
+        let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
+        memory
+            .write_slice(&[7u8; 4096], GuestAddress(0x8000))
+            .unwrap();
+        memory
+            .write_slice(&[9u8; 4096], GuestAddress(0x9000))
+            .unwrap();
+        page_op(&mut dev, &memory, 0xa000, 0x8000, PAGE_OP_COPY);
+        assert_eq!((byte(0xa000), byte(0xafff), byte(0xb000)), (7, 7, 0));
+        page_op(&mut dev, &memory, 0x9000, 0, PAGE_OP_ZERO);
+        assert_eq!((byte(0x8fff), byte(0x9000), byte(0x9fff)), (7, 0, 0));
+        // Hostile arguments do nothing (and do not panic).
+        memory
+            .write_slice(&[5u8; 4096], GuestAddress(0x9000))
+            .unwrap();
+        page_op(&mut dev, &memory, 0x9001, 0, PAGE_OP_ZERO);
+        page_op(&mut dev, &memory, 0xf000 + PAGE_SIZE, 0, PAGE_OP_ZERO);
+        page_op(&mut dev, &memory, !0xfff, 0, PAGE_OP_ZERO);
+        page_op(&mut dev, &memory, 0x9000, 0x10000, PAGE_OP_COPY);
+        page_op(&mut dev, &memory, 0x9000, 0x8800, PAGE_OP_COPY);
+        page_op(&mut dev, &memory, 0x9000, 0x9000, PAGE_OP_COPY);
+        page_op(&mut dev, &memory, 0x9000, 0x8000, 99);
+        assert_eq!((byte(0x9000), byte(0x9fff)), (5, 5));
     }
 }
