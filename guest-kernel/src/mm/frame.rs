@@ -248,11 +248,7 @@ pub fn init(info: &BootInfo) {
         kernel_left -= kernel_part;
     }
     let user_end = info.usable().iter().map(|r| r.end).max().unwrap_or(0);
-    reserve_share_counts(
-        &mut kernel,
-        USER_POOL_START.load(Ordering::Relaxed),
-        user_end,
-    );
+    USER_POOL_END.store(user_end, Ordering::Relaxed);
 }
 
 /// Allocates a frame from `which` pool; with [`Zero::Yes`] it reads as zero. `None` when
@@ -294,26 +290,33 @@ pub fn stats(which: Pool) -> PoolStats {
     pool(which).lock().stats
 }
 
+/// End of the user pool's highest range (the share table covers
+/// `USER_POOL_START..USER_POOL_END`).
+static USER_POOL_END: AtomicU64 = AtomicU64::new(0);
+
 /// Owners beyond the first of each user frame (copy-on-write sharing after fork), indexed
-/// by frame number from [`USER_POOL_START`]: 0 for a frame with one owner. Reserved at
-/// boot from never-used kernel frames (so it reads as zero without being cleared: nothing
-/// is touched in proportion to memory), 4 bytes per user frame; the fault path indexes it
-/// in O(1). Empty if the kernel pool could not spare the run (fork then copies).
+/// by frame number from [`USER_POOL_START`]: 0 for a frame with one owner. Reserved at the
+/// first share (not at boot: at 4 GiB it is 512 frames, which can cost the boot a range of
+/// frames handed to the free list one by one) from never-used kernel frames, so it reads
+/// as zero without being cleared; 4 bytes per user frame; the fault path indexes it in
+/// O(1). Empty if the kernel pool could not spare the run (fork then copies).
 static SHARES: Once<&'static [AtomicU32]> = Once::new();
 
-/// Reserves [`SHARES`] for the user pool `[start, end)`.
-fn reserve_share_counts(kernel: &mut FramePool, start: u64, end: u64) {
-    let frames = end.saturating_sub(start) / PAGE_SIZE;
-    let bytes = frames * size_of::<AtomicU32>() as u64;
-    let counts = match kernel.take_fresh_run(bytes.div_ceil(PAGE_SIZE)) {
-        // SAFETY: the run is fresh (zero), owned by this table for good, and covered by
-        // the direct map; zero is a valid `AtomicU32`.
-        Some(run) if frames > 0 => unsafe {
-            core::slice::from_raw_parts(run.virt() as *const AtomicU32, frames as usize)
-        },
-        _ => &[],
-    };
-    SHARES.call_once(|| counts);
+/// The share table, reserved now if it is not yet.
+fn share_counts() -> &'static [AtomicU32] {
+    SHARES.call_once(|| {
+        let start = USER_POOL_START.load(Ordering::Relaxed);
+        let frames = USER_POOL_END.load(Ordering::Relaxed).saturating_sub(start) / PAGE_SIZE;
+        let bytes = frames * size_of::<AtomicU32>() as u64;
+        match alloc_fresh_run(Pool::Kernel, bytes.div_ceil(PAGE_SIZE)) {
+            // SAFETY: the run is fresh (zero), owned by this table for good, and covered by
+            // the direct map; zero is a valid `AtomicU32`.
+            Some(run) if frames > 0 => unsafe {
+                core::slice::from_raw_parts(run.virt() as *const AtomicU32, frames as usize)
+            },
+            _ => &[],
+        }
+    })
 }
 
 /// The share count of user frame `frame`, if it has one.
@@ -328,6 +331,7 @@ fn share_count(frame: Frame) -> Option<&'static AtomicU32> {
 /// Records one more owner of user frame `frame` (a copy-on-write share). False if frames
 /// cannot be shared (no share table): the caller copies instead.
 pub fn share(frame: Frame) -> bool {
+    share_counts();
     share_count(frame).is_some_and(|count| {
         count.fetch_add(1, Ordering::Relaxed);
         true
