@@ -418,6 +418,28 @@ cowchild: exit(5)
 (cow) and lands in place
 cow: exit(0)
 ").put(&[SAMPLE]),
+    case("page-big", "page-big", "\
+(page-big) 5 MiB of bss reads as zero
+(page-big) the pattern reads back
+(page-big) and again
+page-big: exit(0)
+"),
+    case("page-parallel", "page-parallel", "\
+(page-parallel) child 0 saw its own 1 MiB
+(page-parallel) child 1 saw its own 1 MiB
+(page-parallel) child 2 saw its own 1 MiB
+(page-parallel) child 3 saw its own 1 MiB
+(page-parallel) the parent's 1 MiB is unchanged
+page-parallel: exit(0)
+").drop_prefix("toucher"),
+    case("page-shuffle", "page-shuffle", "\
+(page-shuffle) 5 shuffles keep a permutation
+shuffler: exit(0)
+(page-shuffle) a child's 10 shuffles keep its permutation
+(page-shuffle) the parent's array is as it left it
+(page-shuffle) 5 more shuffles in the parent
+page-shuffle: exit(0)
+"),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run
