@@ -440,6 +440,19 @@ shuffler: exit(0)
 (page-shuffle) 5 more shuffles in the parent
 page-shuffle: exit(0)
 "),
+    case("mmap-lazy", "mmap-lazy", "\
+(mmap-lazy) open sample.txt
+(mmap-lazy) mmap 2 pages of sample.txt
+(mmap-lazy) no page has a frame yet
+(mmap-lazy) the first page holds the file
+(mmap-lazy) and has a frame now
+(mmap-lazy) the second page still has none
+(mmap-lazy) the first page is zero past the file's end
+(mmap-lazy) the page past the end reads zero
+(mmap-lazy) munmap leaves no frame
+(mmap-lazy) mmap of 256 GiB fails
+mmap-lazy: exit(0)
+").put(&[SAMPLE]),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run

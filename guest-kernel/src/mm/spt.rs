@@ -52,6 +52,10 @@ pub enum Page {
     },
     /// Loaded: a frame backs it.
     Resident { writable: bool },
+    /// A page of a file mapping (mmap): `range` of the mapped file (empty past its end),
+    /// zeros after. Loaded on first touch; it stays this kind while the mapping lasts (the
+    /// page table says whether a frame backs it now).
+    Mapped { writable: bool, range: FileRange },
 }
 
 /// One process's table.
@@ -106,8 +110,25 @@ impl Spt {
                     (Some(_), None) => false,
                 }
             }
-            Some(Page::Resident { .. }) => false,
+            Some(Page::Resident { .. } | Page::Mapped { .. }) => false,
         }
+    }
+
+    /// Whether `more` pages may be registered: within `budget` pages in all, and the kernel
+    /// heap has room for them (reserved now, so registering them cannot fail).
+    pub fn make_room(&mut self, more: u64, budget: u64) -> bool {
+        (self.pages.len() as u64).saturating_add(more) <= budget
+            && usize::try_from(more).is_ok_and(|more| self.pages.try_reserve(more).is_ok())
+    }
+
+    /// Registers `page` as part of a file mapping.
+    pub fn add_mapped(&mut self, page: u64, writable: bool, range: FileRange) {
+        self.pages.insert(page, Page::Mapped { writable, range });
+    }
+
+    /// Forgets `page` (its mapping is gone).
+    pub fn remove(&mut self, page: u64) {
+        self.pages.remove(&page);
     }
 
     /// Marks `page` as loaded.

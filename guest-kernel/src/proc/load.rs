@@ -175,6 +175,10 @@ fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> 
     let first = ph.p_vaddr & !(PAGE_SIZE - 1);
     let end = ph.p_vaddr + ph.p_memsz;
     let file_end_va = ph.p_vaddr + ph.p_filesz;
+    let pages = (end - first).div_ceil(PAGE_SIZE);
+    if !spt.make_room(pages, super::page_budget()) {
+        return Err(LoadError::Bad);
+    }
     for page in (first..end).step_by(PAGE_SIZE as usize) {
         let from = page.max(ph.p_vaddr);
         let to = (page + PAGE_SIZE).min(file_end_va);

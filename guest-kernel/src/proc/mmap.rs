@@ -1,21 +1,22 @@
 //! File mappings (guest-abi.md §6): `mmap` and `munmap`.
 //!
-//! For now a mapping is loaded when it is made (the virtual-memory work will make it lazy):
-//! each page gets a zeroed user frame with the file's bytes read straight into it. A
-//! mapping keeps its own handle on the file, so it survives `close` and `remove`. Dirty
-//! pages are written back (only the part inside the file) on `munmap`, at exit and at exec;
-//! clean pages are not written, so a later `write()` to the file survives.
+//! A mapping is lazy: `mmap` registers its pages in the supplemental page table, and the
+//! first touch of a page loads it ([`crate::proc::claim`]): a user frame with the file's
+//! bytes read straight into it and zeros past the file's end. A mapping keeps its own
+//! handle on the file, so it survives `close` and `remove`. Dirty pages are written back
+//! (only the part inside the file) on `munmap`, at exit and at exec; clean pages and pages
+//! never touched are not written, so a later `write()` to the file survives.
 
-use alloc::vec::Vec;
+use alloc::collections::BTreeMap;
 
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
 use super::{Process, STACK_LIMIT, load};
 use crate::arch::x86_64::user::TRAMPOLINE_VA;
 use crate::fs::File;
-use crate::mm::frame::{self, Pool, Zero};
-use crate::mm::page_table::{AddressSpace, PageFlags};
-use crate::mm::spt::Spt;
+use crate::mm::frame;
+use crate::mm::page_table::AddressSpace;
+use crate::mm::spt::{FileRange, Spt};
 use crate::proc::fd::Fd;
 
 /// One mapping.
@@ -76,70 +77,68 @@ pub fn map(
         _ => return 0,
     };
     let file_len = file.length();
-    if file_len == 0 || !range_free(&mut process.space, &process.spt, addr, len) {
+    let pages = len.div_ceil(PAGE_SIZE);
+    // The budget first: it bounds the page-by-page range check.
+    if file_len == 0
+        || !process.spt.make_room(pages, super::page_budget())
+        || !range_free(&mut process.space, &process.spt, addr, len)
+    {
         return 0;
     }
-    let pages = len.div_ceil(PAGE_SIZE);
     for i in 0..pages {
-        let va = addr + i * PAGE_SIZE;
-        let Some(f) = frame::alloc(Pool::User, Zero::Yes) else {
-            undo(&mut process.space, addr, i);
-            return 0;
-        };
         let at = offset + i * PAGE_SIZE;
-        if at < file_len {
-            let n = (file_len - at).min(PAGE_SIZE) as usize;
-            // SAFETY: the frame was just allocated and is ours; the direct map covers it.
-            let bytes = unsafe { core::slice::from_raw_parts_mut(f.as_ptr(), n) };
-            file.read_at(bytes, at);
-        }
-        if process.space.map(va, f, PageFlags { writable }).is_err() {
-            frame::free(f);
-            undo(&mut process.space, addr, i);
-            return 0;
-        }
-        // Loading set no dirty bit: only the program's own stores will.
-        process.space.take_accessed_dirty(va);
+        let range = FileRange {
+            page_offset: 0,
+            len: file_len.saturating_sub(at).min(PAGE_SIZE) as u16,
+            file_offset: at,
+        };
+        process
+            .spt
+            .add_mapped(addr + i * PAGE_SIZE, writable, range);
     }
-    process.mappings.push(Mapping {
+    process.mappings.insert(
         addr,
-        pages,
-        file,
-        offset,
-    });
+        Mapping {
+            addr,
+            pages,
+            file,
+            offset,
+        },
+    );
     addr
 }
 
-fn undo(space: &mut AddressSpace, addr: u64, pages: u64) {
-    for i in 0..pages {
-        if let Some(f) = space.unmap(addr + i * PAGE_SIZE) {
-            frame::free(f);
-        }
-    }
+/// The mapping that holds page `va`, if any (a lookup, not a scan: the fault path uses it).
+pub fn find(mappings: &BTreeMap<u64, Mapping>, va: u64) -> Option<&Mapping> {
+    mappings
+        .range(..=va)
+        .next_back()
+        .map(|(_, m)| m)
+        .filter(|m| m.contains(va))
 }
 
 /// `munmap(addr)`: removes the mapping that starts at `addr`, writing dirty pages back.
 /// Any other address is ignored.
 pub fn unmap(process: &mut Process, addr: u64) {
-    if let Some(at) = process.mappings.iter().position(|m| m.addr == addr) {
-        let mapping = process.mappings.swap_remove(at);
-        release(&mut process.space, mapping);
+    if let Some(mapping) = process.mappings.remove(&addr) {
+        release(&mut process.space, &mut process.spt, mapping);
     }
 }
 
 /// Removes every mapping, writing dirty pages back (exit, exec).
 pub fn unmap_all(process: &mut Process) {
-    let mappings: Vec<Mapping> = core::mem::take(&mut process.mappings);
-    for mapping in mappings {
-        release(&mut process.space, mapping);
+    for (_, mapping) in core::mem::take(&mut process.mappings) {
+        release(&mut process.space, &mut process.spt, mapping);
     }
 }
 
-/// Writes a mapping's dirty pages back (the part inside the file) and frees its frames.
-fn release(space: &mut AddressSpace, mapping: Mapping) {
+/// Writes a mapping's dirty pages back (the part inside the file), frees its frames and
+/// forgets its pages.
+fn release(space: &mut AddressSpace, spt: &mut Spt, mapping: Mapping) {
     let file_len = mapping.file.length();
     for i in 0..mapping.pages {
         let va = mapping.addr + i * PAGE_SIZE;
+        spt.remove(va);
         let dirty = space
             .take_accessed_dirty(va)
             .is_some_and(|(_, dirty)| dirty);

@@ -13,6 +13,7 @@ pub mod load;
 pub mod mmap;
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -25,7 +26,7 @@ use crate::arch::x86_64::user::{self, TRAMPOLINE_VA, USER_CS, USER_DS, USER_RFLA
 use crate::fs;
 use crate::mm::frame::{self, Frame, Pool, Zero};
 use crate::mm::page_table::{self, AddressSpace, PageFlags};
-use crate::mm::spt::{Page, Spt};
+use crate::mm::spt::{FileRange, Page, Spt};
 use crate::sync::Semaphore;
 use crate::{println, thread};
 
@@ -68,7 +69,7 @@ pub struct Process {
     /// system call is judged against it).
     pub syscall_rsp: u64,
     /// File mappings made with `mmap`.
-    pub mappings: Vec<mmap::Mapping>,
+    pub mappings: BTreeMap<u64, mmap::Mapping>,
     /// What each page of the program should hold (loaded on first touch).
     pub spt: Spt,
 }
@@ -123,7 +124,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
         children: Vec::new(),
         state: state.clone(),
         syscall_rsp: 0,
-        mappings: Vec::new(),
+        mappings: BTreeMap::new(),
         spt: Spt::new(),
     });
     let cmdline: Vec<u8> = cmdline.to_vec();
@@ -212,20 +213,41 @@ pub fn exit(status: i32) -> ! {
     thread::exit()
 }
 
-/// Loads the page at `addr` if the process owns it and it is not loaded yet (a segment
-/// page registered at exec): a frame, the executable's bytes read straight into it, zeros
-/// elsewhere (not cleared again if the frame is known to be zero). Returns whether it did.
+/// Loads the page at `addr` if the process owns it and it is not loaded yet: a program
+/// page registered at exec (the executable's bytes) or a page of a file mapping (the mapped
+/// file's). It gets a frame, the file's bytes read straight into it, zeros elsewhere (not
+/// cleared again if the frame is known to be zero). Returns whether it did.
 pub fn claim(process: &mut Process, addr: u64) -> bool {
     let page = addr & !(PAGE_SIZE - 1);
     let Some(state) = process.spt.get_mut(page) else {
         return false;
     };
-    let Page::Uninit { writable, ranges } = *state else {
-        return false;
-    };
-    let Some(exe) = process.exe.as_ref() else {
-        return false;
-    };
+    match *state {
+        Page::Uninit { writable, ranges } => {
+            let Some(exe) = process.exe.as_ref() else {
+                return false;
+            };
+            if !fill_and_map(&mut process.space, page, writable, exe, &ranges) {
+                return false;
+            }
+            *state = Page::Resident { writable };
+            true
+        }
+        Page::Mapped { writable, range } => mmap::find(&process.mappings, page).is_some_and(|m| {
+            fill_and_map(&mut process.space, page, writable, &m.file, &[Some(range)])
+        }),
+        Page::Resident { .. } => false,
+    }
+}
+
+/// Maps at `page` a frame holding `ranges` of `file` and zeros elsewhere.
+fn fill_and_map(
+    space: &mut AddressSpace,
+    page: u64,
+    writable: bool,
+    file: &fs::File,
+    ranges: &[Option<FileRange>],
+) -> bool {
     let covered: u64 = ranges.iter().flatten().map(|r| u64::from(r.len)).sum();
     let zero = if covered == PAGE_SIZE {
         Zero::No
@@ -238,20 +260,26 @@ pub fn claim(process: &mut Process, addr: u64) -> bool {
     for range in ranges.iter().flatten() {
         let at = usize::from(range.page_offset);
         // SAFETY: the frame is ours until mapped; the range lies inside the page (checked
-        // at exec).
+        // when it was registered).
         let into =
             unsafe { core::slice::from_raw_parts_mut(f.as_ptr().add(at), usize::from(range.len)) };
-        if exe.read_at(into, range.file_offset) != into.len() {
+        if file.read_at(into, range.file_offset) != into.len() {
             frame::free(f);
             return false;
         }
     }
-    if process.space.map(page, f, PageFlags { writable }).is_err() {
+    if space.map(page, f, PageFlags { writable }).is_err() {
         frame::free(f);
         return false;
     }
-    *state = Page::Resident { writable };
     true
+}
+
+/// Most pages one process may register (program, mappings): what memory and swap together
+/// can hold. Registering costs kernel heap even before a page is touched, so a program
+/// asking for more (a huge bss or mmap) is refused instead of exhausting the kernel.
+pub fn page_budget() -> u64 {
+    frame::stats(Pool::User).total + crate::mm::swap::slot_count()
 }
 
 /// Lowest address the stack may grow to: 1 MiB below its top.
@@ -346,11 +374,14 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
         mappings: parent
             .mappings
             .iter()
-            .map(|m| mmap::Mapping {
-                addr: m.addr,
-                pages: m.pages,
-                file: m.file.duplicate(),
-                offset: m.offset,
+            .map(|(&addr, m)| {
+                let copy = mmap::Mapping {
+                    addr: m.addr,
+                    pages: m.pages,
+                    file: m.file.duplicate(),
+                    offset: m.offset,
+                };
+                (addr, copy)
             })
             .collect(),
         spt: parent.spt.clone(),
@@ -385,7 +416,7 @@ fn share_user_pages(parent: &mut Process, to: &mut AddressSpace) -> Result<(), (
         if va == TRAMPOLINE_VA {
             continue;
         }
-        if parent.mappings.iter().any(|m| m.contains(va)) || !frame::share(mapping.frame) {
+        if mmap::find(&parent.mappings, va).is_some() || !frame::share(mapping.frame) {
             copy_page(va, mapping, to)?;
             continue;
         }
