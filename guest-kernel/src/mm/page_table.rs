@@ -189,6 +189,24 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Makes room in the bookkeeping lists for `pages` user pages mapped at once, so that
+    /// mapping them (on the fault path) does not allocate. Page-table pages are reserved
+    /// for contiguous runs: one per 256 pages plus 64 more (a layout of many scattered runs
+    /// could still grow the list). False if the kernel heap has no room.
+    pub fn reserve_for(&mut self, pages: u64) -> bool {
+        let Ok(pages) = usize::try_from(pages) else {
+            return false;
+        };
+        let tables = pages / 256 + 64;
+        self.mapped
+            .try_reserve(pages.saturating_sub(self.mapped.len()))
+            .is_ok()
+            && self
+                .tables
+                .try_reserve(tables.saturating_sub(self.tables.len()))
+                .is_ok()
+    }
+
     /// Unmaps user page `va`, returning the frame it mapped (the caller frees it). Flushes
     /// the TLB entry if this space is active.
     pub fn unmap(&mut self, va: u64) -> Option<Frame> {

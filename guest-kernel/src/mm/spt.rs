@@ -114,6 +114,11 @@ impl Spt {
         }
     }
 
+    /// Pages registered.
+    pub fn len(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
     /// Whether `more` pages may be registered: within `budget` pages in all, and the kernel
     /// heap has room for them (reserved now, so registering them cannot fail).
     pub fn make_room(&mut self, more: u64, budget: u64) -> bool {

@@ -133,6 +133,9 @@ fn load_into(
     }
     let start = setup_stack(space, header.e_entry, cmdline)?;
     spt.set_resident(USER_STACK - PAGE_SIZE, true);
+    if !super::reserve_mappings(space, &spt) {
+        return Err(LoadError::Bad);
+    }
     exe.deny_write();
     Ok((start, exe, spt))
 }

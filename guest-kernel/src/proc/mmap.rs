@@ -96,6 +96,12 @@ pub fn map(
             .spt
             .add_mapped(addr + i * PAGE_SIZE, writable, range);
     }
+    if !super::reserve_mappings(&mut process.space, &process.spt) {
+        for i in 0..pages {
+            process.spt.remove(addr + i * PAGE_SIZE);
+        }
+        return 0;
+    }
     process.mappings.insert(
         addr,
         Mapping {

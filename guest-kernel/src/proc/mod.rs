@@ -285,6 +285,14 @@ pub fn page_budget() -> u64 {
 /// Lowest address the stack may grow to: 1 MiB below its top.
 pub const STACK_LIMIT: u64 = load::USER_STACK - (1 << 20);
 
+/// Prepares `space` to map every page `spt` registers plus a full stack and the trampoline
+/// without allocating on the fault path (design rule: the fault path allocates nothing).
+/// Called whenever pages are registered (exec, mmap) and for a forked child.
+pub fn reserve_mappings(space: &mut AddressSpace, spt: &Spt) -> bool {
+    let stack_pages = (load::USER_STACK - STACK_LIMIT) / PAGE_SIZE;
+    space.reserve_for(spt.len() + stack_pages + 1)
+}
+
 /// Grows the stack to cover `addr` if the access is a valid stack growth (guest-abi.md §7):
 /// inside the 1 MiB below `USER_STACK`, and at or above `rsp - 8`. Maps a zeroed page;
 /// returns whether it did (false: not stack growth, or no memory).
@@ -352,7 +360,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     let Some(mut space) = new_space() else {
         return KILLED;
     };
-    if share_user_pages(parent, &mut space).is_err() {
+    if !reserve_mappings(&mut space, &parent.spt) || share_user_pages(parent, &mut space).is_err() {
         free_user_pages(&mut space);
         return KILLED;
     }
