@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use tests::{require_kvm, vmm};
+use tests::{TempDir, require_kvm, vmm};
 
 /// One program run and what it must print.
 #[derive(Clone, Debug)]
@@ -827,4 +827,36 @@ fn case_labels_are_unique_and_programs_fit_the_file_system() {
             assert!(name <= 14, "{p}: file name over 14 bytes");
         }
     }
+}
+
+/// A program whose data segment claims 256 GiB (a patched copy of `exit`, fine otherwise)
+/// is refused at load with the usual line: registering its pages would cost more kernel
+/// heap than memory and swap could ever back. Before the page budget this took minutes of
+/// registration and then exhausted the kernel heap.
+#[test]
+fn huge_segment_is_refused_at_load() {
+    if !require_kvm() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut elf = std::fs::read(root.join("target/user/exit")).expect("make user builds exit");
+    let u16_at = |elf: &[u8], at: usize| usize::from(u16::from_le_bytes([elf[at], elf[at + 1]]));
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(&elf, 0x36), u16_at(&elf, 0x38));
+    // The last PT_LOAD (type 1) is the data segment: give it 256 GiB of bss.
+    let last_load = (0..phnum)
+        .rev()
+        .map(|i| phoff + i * phentsize)
+        .find(|&ph| elf[ph..ph + 4] == 1u32.to_le_bytes())
+        .expect("exit has a PT_LOAD");
+    elf[last_load + 0x28..last_load + 0x30].copy_from_slice(&(1u64 << 38).to_le_bytes());
+    let dir = TempDir::new("huge-segment");
+    let huge = dir.path().join("huge");
+    std::fs::write(&huge, elf).unwrap();
+    let run = vmm(&["run", "--timeout", "30", huge.to_str().unwrap()]);
+    assert_eq!(
+        run.stdout, "load: huge: error loading executable\nhuge: exit(-1)\n",
+        "{run:?}"
+    );
+    assert_eq!(run.status, Some(255));
 }
