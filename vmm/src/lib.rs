@@ -23,6 +23,8 @@ pub mod loader;
 pub mod machine;
 pub mod run;
 pub mod storage;
+#[cfg(test)]
+mod testutil;
 pub mod vstate;
 
 use std::time::Duration;

@@ -125,8 +125,8 @@ fn layout_of_given_size(size_mib: u64, data_blocks: u64) -> Result<Superblock, D
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::TempDir;
     use super::*;
+    use crate::testutil::TempDir;
 
     fn spec(name: &str, host: &Path) -> (String, PathBuf) {
         (name.to_string(), host.to_path_buf())

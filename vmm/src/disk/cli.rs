@@ -166,8 +166,8 @@ pub fn guest_host(arg: &str) -> (&str, PathBuf) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::TempDir;
     use super::*;
+    use crate::testutil::TempDir;
     use clap::Parser;
 
     /// Just `vmm disk`, so these tests do not depend on the rest of the command line.

@@ -19,8 +19,6 @@
 pub mod build;
 pub mod cli;
 mod open;
-#[cfg(test)]
-mod testutil;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -410,8 +408,8 @@ fn lossy(name: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::TempDir;
     use super::*;
+    use crate::testutil::TempDir;
 
     /// An image of `blocks` blocks in a fresh temp dir (kept alive by the returned guard).
     fn fresh(tag: &str, blocks: u64) -> (TempDir, DiskImage) {

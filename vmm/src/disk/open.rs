@@ -255,8 +255,8 @@ fn check_extents(entries: &BTreeMap<u64, DirEntry>, free_map: &[u8]) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::TempDir;
     use super::*;
+    use crate::testutil::TempDir;
     use abi::fs::{MIN_BLOCKS, mark_blocks};
 
     const BLOCK: usize = BLOCK_SIZE as usize;

@@ -247,35 +247,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    /// A scratch file under the temp directory, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str, len_bytes: u64) -> (Self, File) {
-            let path = std::env::temp_dir().join(format!(
-                "vmm-backend-{name}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .unwrap();
-            file.set_len(len_bytes).unwrap();
-            (Scratch(path), file)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
+    use crate::testutil::TempDir;
 
     fn memory() -> GuestMemoryMmap {
         GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x20_0000)]).unwrap()
@@ -283,19 +255,22 @@ mod tests {
 
     #[test]
     fn rejects_partial_sector_files() {
-        let (_s, file) = Scratch::new("unaligned", 1000);
+        let dir = TempDir::new("backend-unaligned");
+        let file = dir.sparse_file("disk", 1000);
         assert!(matches!(
             FileBackend::new(file),
             Err(BackendError::UnalignedSize { len_bytes: 1000 })
         ));
-        let (_s, file) = Scratch::new("aligned", 4096);
+        let dir = TempDir::new("backend-aligned");
+        let file = dir.sparse_file("disk", 4096);
         assert_eq!(FileBackend::new(file).unwrap().capacity_sectors(), 8);
     }
 
     #[test]
     fn scattered_round_trip_across_bounce_chunks() {
         let sectors = 2 * (BOUNCE_BYTES as u64 / SECTOR_SIZE) + 8;
-        let (_s, file) = Scratch::new("round-trip", sectors * SECTOR_SIZE);
+        let dir = TempDir::new("backend-round-trip");
+        let file = dir.sparse_file("disk", sectors * SECTOR_SIZE);
         let mut disk = FileBackend::new(file.try_clone().unwrap()).unwrap();
         let mem = memory();
         // Uneven pieces, one empty, in non-ascending guest order; the total is 513 KiB.
@@ -327,7 +302,8 @@ mod tests {
 
     #[test]
     fn errors_do_not_escape_the_file_or_memory() {
-        let (_s, file) = Scratch::new("short", 4096);
+        let dir = TempDir::new("backend-short");
+        let file = dir.sparse_file("disk", 4096);
         let mut disk = FileBackend::new(file.try_clone().unwrap()).unwrap();
         let mem = memory();
         // The file shrank behind the device's back: reading past its end is an error.

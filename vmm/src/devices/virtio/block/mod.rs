@@ -279,8 +279,8 @@ impl BusDevice for VirtioBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
     use std::os::unix::fs::FileExt;
-    use std::path::PathBuf;
     use std::sync::atomic::AtomicU64;
 
     use virtio_bindings::virtio_blk::{
@@ -312,31 +312,17 @@ mod tests {
     const DATA: u64 = 0x2_0000;
     const DISK_SECTORS: u64 = 128;
 
-    /// A disk image under the temp directory, removed on drop.
+    /// A disk image in a scratch directory, removed on drop.
     struct TempDisk {
-        path: PathBuf,
+        _dir: TempDir,
         file: File,
     }
 
     impl TempDisk {
         fn new(name: &str, len_bytes: u64) -> Self {
-            let path = std::env::temp_dir()
-                .join(format!("vmm-virtio-blk-{name}-{}.img", std::process::id()));
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .unwrap();
-            file.set_len(len_bytes).unwrap();
-            TempDisk { path, file }
-        }
-    }
-
-    impl Drop for TempDisk {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.path);
+            let dir = TempDir::new(&format!("virtio-blk-{name}"));
+            let file = dir.sparse_file("disk.img", len_bytes);
+            TempDisk { _dir: dir, file }
         }
     }
 

@@ -1,5 +1,7 @@
-//! Scratch directories for the disk module's unit tests, removed when dropped.
+//! Scratch directories for the crate's unit tests (disk images, block backends), removed
+//! when dropped.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -10,10 +12,10 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    /// Creates `$TMPDIR/vmm-disk-TAG-PID-N`.
+    /// Creates `$TMPDIR/vmm-unit-TAG-PID-N`.
     pub(crate) fn new(tag: &str) -> Self {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("vmm-disk-{tag}-{}-{id}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("vmm-unit-{tag}-{}-{id}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -22,6 +24,20 @@ impl TempDir {
     /// `NAME` inside the directory.
     pub(crate) fn join(&self, name: impl AsRef<Path>) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// A new sparse file of `len_bytes` at `NAME` inside the directory, open for reading and
+    /// writing.
+    pub(crate) fn sparse_file(&self, name: &str, len_bytes: u64) -> File {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.join(name))
+            .expect("create scratch file");
+        file.set_len(len_bytes).expect("size scratch file");
+        file
     }
 }
 
