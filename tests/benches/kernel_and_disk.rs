@@ -5,46 +5,9 @@
 //!   `pread`/`pwrite` on the same kind of file (sparse, in the temporary directory)
 //!   measured in the same run, with the ratio, and the VM exits per request (target: one).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
-use tests::{TempDir, kvm_kind, kvm_usable, vmm_path};
-
-const PAGE: usize = 4096;
-const PAGES: u64 = 64;
-const ROUNDS: u32 = 20;
-
-/// Mean ns of a 4 KiB pwrite and of a 4 KiB pread on a sparse file like the VMM's disks.
-fn host_latency_ns() -> (f64, f64) {
-    let dir = TempDir::new("disk-bench");
-    let path = dir.path().join("disk.img");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    file.set_len(64 << 20).unwrap();
-    let mut page = vec![0x5au8; PAGE];
-    let (mut write_ns, mut read_ns) = (0u128, 0u128);
-    for _ in 0..ROUNDS {
-        let start = Instant::now();
-        for i in 0..PAGES {
-            file.write_all_at(&page, i * PAGE as u64).unwrap();
-        }
-        write_ns += start.elapsed().as_nanos();
-        let start = Instant::now();
-        for i in 0..PAGES {
-            file.read_exact_at(&mut page, i * PAGE as u64).unwrap();
-        }
-        read_ns += start.elapsed().as_nanos();
-    }
-    let ops = (ROUNDS as u64 * PAGES) as f64;
-    (write_ns as f64 / ops, read_ns as f64 / ops)
-}
+use tests::{host_page_io_ns, kvm_kind, kvm_usable, vmm_path};
 
 /// The number in a `bench NAME: VALUE ...` line.
 fn value(lines: &str, name: &str) -> Option<f64> {
@@ -61,7 +24,7 @@ fn main() {
         kvm_usable(),
         "the disk benchmark needs a read-write /dev/kvm"
     );
-    let (host_write, host_read) = host_latency_ns();
+    let (host_write, host_read) = host_page_io_ns();
     let output = Command::new(vmm_path())
         .args(["run", "--bench"])
         .stdin(Stdio::null())

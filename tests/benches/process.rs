@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{kvm_kind, kvm_usable, vmm_path};
+use tests::{host_page_io_ns, kvm_kind, kvm_usable, vmm_path};
 
 /// TSC ticks per second, measured against the host clock.
 fn tsc_hz() -> f64 {
@@ -75,25 +75,6 @@ fn host_anon_fault_once() -> f64 {
     per_page
 }
 
-/// The host's 4 KiB `pread` from a cached file (what the VMM does per disk request), in
-/// seconds.
-fn host_pread() -> f64 {
-    use std::os::unix::fs::FileExt;
-    const READS: u64 = 4096;
-    let path = std::env::temp_dir().join(format!("vmm-bench-pread-{}", std::process::id()));
-    std::fs::write(&path, vec![7u8; 1 << 20]).expect("write the pread file");
-    let file = std::fs::File::open(&path).expect("open the pread file");
-    let mut buf = [0u8; 4096];
-    let t0 = Instant::now();
-    for i in 0..READS {
-        file.read_exact_at(&mut buf, (i % 256) * 4096)
-            .expect("pread");
-    }
-    let per_read = t0.elapsed().as_secs_f64() / READS as f64;
-    let _ = std::fs::remove_file(&path);
-    per_read
-}
-
 fn main() {
     assert!(
         kvm_usable(),
@@ -101,7 +82,7 @@ fn main() {
     );
     let hz = tsc_hz();
     let anon = host_anon_fault();
-    let pread = host_pread();
+    let pread = host_page_io_ns().1 / 1e9;
     println!(
         "process benchmarks (user mode, TSC at {:.0} MHz), KVM: {}",
         hz / 1e6,
