@@ -57,7 +57,6 @@ fn page_zero_copy() {
         "bench page_copy_4k: {} ns",
         ns(cpu::rdtsc() - tsc0) / ROUNDS
     );
-
     frame::free(a);
     frame::free(b);
 }

@@ -153,6 +153,14 @@ impl AddressSpace {
         Ok(Some(&mut t[slot(va, 1)]))
     }
 
+    /// The level-1 entry of `va` if it maps a page.
+    fn present_leaf(&mut self, va: u64) -> Option<&'static mut PageTableEntry> {
+        self.leaf(va, false)
+            .ok()
+            .flatten()
+            .filter(|entry| entry.flags().contains(Flags::PRESENT))
+    }
+
     /// Gives this space private copies of the shared slot's PDPT and of the PD below
     /// KERN_BASE, so user pages in the window do not appear in other spaces.
     fn make_window_private(&mut self) -> Result<(), MapError> {
@@ -242,9 +250,9 @@ impl AddressSpace {
 
     /// What user page `va` maps to.
     pub fn translate(&mut self, va: u64) -> Option<Mapping> {
-        let entry = self.leaf(va & !(PAGE_SIZE - 1), false).ok()??;
+        let entry = self.present_leaf(va & !(PAGE_SIZE - 1))?;
         let f = entry.flags();
-        f.contains(Flags::PRESENT).then(|| Mapping {
+        Some(Mapping {
             frame: entry_frame(entry),
             writable: f.contains(Flags::WRITABLE),
             cow: f.contains(COW),
@@ -257,32 +265,25 @@ impl AddressSpace {
     /// gives it a private writable frame ([`Self::cow_frame`], [`Self::resolve_cow`]).
     /// False if unmapped.
     pub fn mark_cow(&mut self, va: u64) -> bool {
-        let Ok(Some(entry)) = self.leaf(va, false) else {
+        let Some(entry) = self.present_leaf(va) else {
             return false;
         };
-        let flags = entry.flags();
-        if !flags.contains(Flags::PRESENT) {
-            return false;
-        }
-        entry.set_flags((flags - Flags::WRITABLE) | COW);
+        entry.set_flags((entry.flags() - Flags::WRITABLE) | COW);
         self.flush(va);
         true
     }
 
     /// The frame behind copy-on-write page `va`, or None if `va` is not one.
     pub fn cow_frame(&mut self, va: u64) -> Option<Frame> {
-        let entry = self.leaf(va, false).ok()??;
-        let flags = entry.flags();
-        flags
-            .contains(Flags::PRESENT | COW)
-            .then(|| entry_frame(entry))
+        let entry = self.present_leaf(va)?;
+        entry.flags().contains(COW).then(|| entry_frame(entry))
     }
 
     /// Ends copy-on-write for page `va`: it maps `frame` (the old frame or a private copy),
     /// writable. The caller checked [`Self::cow_frame`].
     pub fn resolve_cow(&mut self, va: u64, frame: Frame) {
         if let Ok(Some(entry)) = self.leaf(va, false) {
-            let flags = (entry.flags() - COW - Flags::DIRTY) | Flags::WRITABLE;
+            let flags = (entry.flags() - COW) | Flags::WRITABLE;
             entry.set_addr(PhysAddr::new(frame.gpa()), flags);
             self.flush(va);
         }
@@ -290,11 +291,8 @@ impl AddressSpace {
 
     /// Clears the accessed and dirty bits of `va`'s mapping; returns them as they were.
     pub fn take_accessed_dirty(&mut self, va: u64) -> Option<(bool, bool)> {
-        let entry = self.leaf(va, false).ok()??;
+        let entry = self.present_leaf(va)?;
         let f = entry.flags();
-        if !f.contains(Flags::PRESENT) {
-            return None;
-        }
         entry.set_flags(f - Flags::ACCESSED - Flags::DIRTY);
         self.flush(va);
         Some((f.contains(Flags::ACCESSED), f.contains(Flags::DIRTY)))

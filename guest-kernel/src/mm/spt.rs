@@ -122,7 +122,7 @@ impl Spt {
     /// Whether `more` pages may be registered: within `budget` pages in all, and the kernel
     /// heap has room for them (reserved now, so registering them cannot fail).
     pub fn make_room(&mut self, more: u64, budget: u64) -> bool {
-        (self.pages.len() as u64).saturating_add(more) <= budget
+        self.len().saturating_add(more) <= budget
             && usize::try_from(more).is_ok_and(|more| self.pages.try_reserve(more).is_ok())
     }
 

@@ -31,6 +31,16 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// The same mapping with its own handle on the file (fork).
+    pub fn duplicate(&self) -> Self {
+        Mapping {
+            addr: self.addr,
+            pages: self.pages,
+            file: self.file.duplicate(),
+            offset: self.offset,
+        }
+    }
+
     /// Whether page `va` lies inside this mapping.
     pub fn contains(&self, va: u64) -> bool {
         va >= self.addr && (va - self.addr) / PAGE_SIZE < self.pages

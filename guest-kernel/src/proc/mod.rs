@@ -382,15 +382,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
         mappings: parent
             .mappings
             .iter()
-            .map(|(&addr, m)| {
-                let copy = mmap::Mapping {
-                    addr: m.addr,
-                    pages: m.pages,
-                    file: m.file.duplicate(),
-                    offset: m.offset,
-                };
-                (addr, copy)
-            })
+            .map(|(&addr, m)| (addr, m.duplicate()))
             .collect(),
         spt: parent.spt.clone(),
     });
