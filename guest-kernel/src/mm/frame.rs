@@ -345,11 +345,16 @@ pub fn is_shared(frame: Frame) -> bool {
 
 /// Drops one owner of `frame`; the last one frees it.
 pub fn release(frame: Frame) {
-    match share_count(frame) {
-        Some(count) if count.load(Ordering::Relaxed) > 0 => {
-            count.fetch_sub(1, Ordering::Relaxed);
-        }
-        _ => free(frame),
+    // One atomic step decides who is last: with a separate check and decrement, two owners
+    // releasing at once (one preempted in between) could both decrement, wrapping the
+    // count and leaking the frame.
+    let last = share_count(frame).is_none_or(|count| {
+        count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+    });
+    if last {
+        free(frame);
     }
 }
 

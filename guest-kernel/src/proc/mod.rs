@@ -128,7 +128,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
         spt: Spt::new(),
     });
     let cmdline: Vec<u8> = cmdline.to_vec();
-    if thread::spawn_process(process, move || run_program(&cmdline)).is_none() {
+    if thread::spawn_process(process, move || run_program(&cmdline)).is_err() {
         return KILLED;
     }
     state.exited.down();
@@ -388,16 +388,15 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     });
     let mut child_frame = *frame;
     child_frame.rax = 0;
-    let started = thread::spawn_process(child, move || {
-        // SAFETY: the frame is a copy of the parent's user-mode system-call frame.
-        unsafe { user::enter_user(&child_frame) }
-    });
-    match started {
-        Some(_) => {
+    match thread::spawn_forked(child, child_frame) {
+        Ok(_) => {
             parent.children.push(state);
             pid
         }
-        None => KILLED,
+        Err(mut child) => {
+            free_user_pages(&mut child.space);
+            KILLED
+        }
     }
 }
 

@@ -18,6 +18,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::context::{self, Context, FpuState};
 use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::x86_64::user;
 use crate::mm::frame::{self, Frame, Pool};
 use crate::proc::Process;
 use crate::sync::{IrqGuard, IrqSpinLock};
@@ -93,7 +95,7 @@ pub struct Thread {
     /// `None` for the boot thread, which runs on the boot stack.
     _stack: Option<Stack>,
     /// What the thread runs; taken when it starts.
-    entry: Option<Box<dyn FnOnce() + Send>>,
+    entry: Option<Entry>,
     /// Tick at which a sleeping thread becomes ready.
     wake_tick: u64,
     is_idle: bool,
@@ -104,7 +106,7 @@ pub struct Thread {
 
 impl Thread {
     /// A new thread, or `None` if there is no memory for its stack.
-    fn new(entry: Option<Box<dyn FnOnce() + Send>>, is_idle: bool) -> Option<Box<Thread>> {
+    fn new(entry: Option<Entry>, is_idle: bool) -> Option<Box<Thread>> {
         let stack = Stack::new()?;
         let mut thread = Box::new(Thread {
             tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
@@ -122,6 +124,17 @@ impl Thread {
         thread._stack = Some(stack);
         Some(thread)
     }
+}
+
+/// How a new thread starts.
+enum Entry {
+    /// Runs kernel code (which may enter user mode itself).
+    Kernel(Box<dyn FnOnce() + Send>),
+    /// Resumes user mode from a saved frame (a forked child). The frame is copied onto the
+    /// thread's own stack and its box freed before the jump: a closure that captured it
+    /// would never be freed (entering user mode does not return) and would leave the
+    /// frame in the heap.
+    User(Box<TrapFrame>),
 }
 
 struct Scheduler {
@@ -167,7 +180,7 @@ pub fn init() {
         is_idle: false,
         process: None,
     });
-    let idle = Thread::new(Some(Box::new(idle_loop)), true)
+    let idle = Thread::new(Some(Entry::Kernel(Box::new(idle_loop))), true)
         .expect("thread: no memory for the idle thread");
     let mut s = SCHED.lock();
     s.current = Some(main);
@@ -178,7 +191,7 @@ pub fn init() {
 /// Starts a thread running `f`; it is ready at once. Returns its id, or `None` if there is
 /// no memory for the thread.
 pub fn spawn(f: impl FnOnce() + Send + 'static) -> Option<Tid> {
-    let thread = Thread::new(Some(Box::new(f)), false)?;
+    let thread = Thread::new(Some(Entry::Kernel(Box::new(f))), false)?;
     let tid = thread.tid;
     unblock(thread);
     Some(tid)
@@ -315,18 +328,34 @@ unsafe fn enter_address_space(thread: &Thread) {
         None => crate::mm::page_table::activate_kernel_if_needed(),
     }
     if let Some(stack) = &thread._stack {
-        crate::arch::x86_64::user::set_kernel_stack(stack.top());
+        user::set_kernel_stack(stack.top());
     }
 }
 
-/// Starts a thread that runs `process` (in user mode, through `f`, which does not return).
-/// Returns its id, or `None` if there is no memory for the thread.
-pub fn spawn_process(process: Box<Process>, f: impl FnOnce() + Send + 'static) -> Option<Tid> {
-    let mut thread = Thread::new(Some(Box::new(f)), false)?;
+/// Starts a thread that runs `process`, beginning with kernel code `f` (which loads a
+/// program and enters it; it does not return). On failure (no memory for the thread) the
+/// process is handed back, so the caller can release what it holds.
+pub fn spawn_process(
+    process: Box<Process>,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<Tid, Box<Process>> {
+    start_process(process, Entry::Kernel(Box::new(f)))
+}
+
+/// Starts a thread that runs `process` from user-mode `frame` (a forked child). On failure
+/// the process is handed back, as by [`spawn_process`].
+pub fn spawn_forked(process: Box<Process>, frame: TrapFrame) -> Result<Tid, Box<Process>> {
+    start_process(process, Entry::User(Box::new(frame)))
+}
+
+fn start_process(process: Box<Process>, entry: Entry) -> Result<Tid, Box<Process>> {
+    let Some(mut thread) = Thread::new(Some(entry), false) else {
+        return Err(process);
+    };
     thread.process = Some(process);
     let tid = thread.tid;
     unblock(thread);
-    Some(tid)
+    Ok(tid)
 }
 
 /// The process the running thread runs, if any.
@@ -360,9 +389,20 @@ extern "C" fn thread_start(thread: u64) -> ! {
     // SAFETY: `thread` is the address of this thread's own box, which is `current` now and
     // stays alive while the thread runs; only this thread touches `entry`.
     let entry = unsafe { (*(thread as *mut Thread)).entry.take() };
-    cpu::enable_interrupts();
-    if let Some(entry) = entry {
-        entry();
+    match entry {
+        Some(Entry::Kernel(f)) => {
+            cpu::enable_interrupts();
+            f();
+        }
+        Some(Entry::User(boxed)) => {
+            let frame = *boxed;
+            drop(boxed);
+            // SAFETY: a user-mode frame (a copy of the parent's system-call frame) on this
+            // thread's kernel stack, whose top the scheduler installed as the ring-0 entry
+            // stack; interrupts are still off from the switch.
+            unsafe { user::enter_user(&frame) }
+        }
+        None => {}
     }
     exit();
 }

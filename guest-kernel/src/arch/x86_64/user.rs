@@ -134,10 +134,14 @@ pub fn set_kernel_stack(top: u64) {
 }
 
 /// Starts user code: loads the registers of `frame` and returns to ring 3 with `iretq`.
+/// Interrupts go off before `rsp` moves to the frame (an interrupt taken while the
+/// registers are popped would push its own frame below it, over whatever lies there);
+/// `iretq` turns them back on from the frame's flags.
 ///
 /// # Safety
-/// `frame` must be a user-mode frame (user selectors, canonical user `rip` and `rsp`) at the
-/// top of the current thread's kernel stack, which is the stack `set_kernel_stack` gave.
+/// `frame` must be a user-mode frame (user selectors, canonical user `rip` and `rsp`) on the
+/// current thread's kernel stack, which is the stack `set_kernel_stack` gave; nothing on
+/// that stack below the frame may still be needed.
 pub unsafe fn enter_user(frame: *const TrapFrame) -> ! {
     // SAFETY: upheld by the caller.
     unsafe { enter_user_asm(frame) }
@@ -145,5 +149,5 @@ pub unsafe fn enter_user(frame: *const TrapFrame) -> ! {
 
 #[unsafe(naked)]
 unsafe extern "C" fn enter_user_asm(frame: *const TrapFrame) -> ! {
-    naked_asm!("mov rsp, rdi", "jmp {exit}", exit = sym super::idt::trap_exit)
+    naked_asm!("cli", "mov rsp, rdi", "jmp {exit}", exit = sym super::idt::trap_exit)
 }
