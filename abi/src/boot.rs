@@ -119,6 +119,9 @@ pub enum TestHook {
     /// Execute `xgetbv` in ring 0 with XSAVE off: an emulation failure on KVMs that emulate
     /// ring 0 (PVM), an invalid-opcode fault (kernel panic) on hardware KVM.
     EmulationFailure = 7,
+    /// When the first process has ended, print the free user frames and swap slots (each
+    /// against its total), so a test can check that nothing leaked.
+    MemoryReport = 8,
 }
 
 impl TestHook {
@@ -133,6 +136,7 @@ impl TestHook {
             5 => Some(Self::DoubleFault),
             6 => Some(Self::FailSelfTest),
             7 => Some(Self::EmulationFailure),
+            8 => Some(Self::MemoryReport),
             _ => None,
         }
     }
@@ -296,6 +300,7 @@ mod tests {
             TestHook::DoubleFault,
             TestHook::FailSelfTest,
             TestHook::EmulationFailure,
+            TestHook::MemoryReport,
         ] {
             assert_eq!(TestHook::from_raw(hook as u32), Some(hook));
         }

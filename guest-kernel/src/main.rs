@@ -59,6 +59,14 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let cmdline = info.cmdline();
     if proc::load::program_name(cmdline).is_some() {
         let status = proc::start_first(cmdline);
+        if TestHook::from_raw(info.test_hook) == Some(TestHook::MemoryReport) {
+            let frames = mm::frame::stats(mm::frame::Pool::User);
+            let (slots_free, slots) = mm::swap::slot_usage();
+            println!(
+                "kernel: free user frames {}/{}, free swap slots {slots_free}/{slots}",
+                frames.free, frames.total
+            );
+        }
         arch::x86_64::lapic::stop_timer();
         drivers::sysctl::power_off(status);
     }
@@ -84,7 +92,7 @@ fn swap_summary() -> alloc::string::String {
 /// Forces the failure a test asked for (see `abi::boot::TestHook`); returns for `None`.
 fn run_test_hook(hook: Option<TestHook>) {
     match hook {
-        Some(TestHook::None | TestHook::FailSelfTest) => {}
+        Some(TestHook::None | TestHook::FailSelfTest | TestHook::MemoryReport) => {}
         Some(TestHook::Panic) => panic!("test hook: forced panic"),
         Some(TestHook::TripleFault) => arch::x86_64::trap::force_triple_fault(),
         Some(TestHook::Spin) => arch::x86_64::cpu::spin_forever(),

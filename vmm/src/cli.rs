@@ -120,6 +120,7 @@ pub enum TestHookArg {
     DoubleFault,
     FailSelfTest,
     EmulationFailure,
+    MemoryReport,
 }
 
 impl From<TestHookArg> for TestHook {
@@ -132,6 +133,7 @@ impl From<TestHookArg> for TestHook {
             TestHookArg::DoubleFault => TestHook::DoubleFault,
             TestHookArg::FailSelfTest => TestHook::FailSelfTest,
             TestHookArg::EmulationFailure => TestHook::EmulationFailure,
+            TestHookArg::MemoryReport => TestHook::MemoryReport,
         }
     }
 }

@@ -17,9 +17,7 @@ use abi::boot::{BootInfo, MAX_USABLE_RANGES, MemRange};
 use abi::devices::{PAGE_OP_COPY, PAGE_OP_ZERO};
 use abi::layout::{PAGE_SIZE, phys_to_virt};
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
-use spin::Once;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::drivers::sysctl;
 use crate::sync::IrqSpinLock;
@@ -290,72 +288,15 @@ pub fn stats(which: Pool) -> PoolStats {
     pool(which).lock().stats
 }
 
-/// End of the user pool's highest range (the share table covers
-/// `USER_POOL_START..USER_POOL_END`).
+/// End of the user pool's highest range.
 static USER_POOL_END: AtomicU64 = AtomicU64::new(0);
 
-/// Owners beyond the first of each user frame (copy-on-write sharing after fork), indexed
-/// by frame number from [`USER_POOL_START`]: 0 for a frame with one owner. Reserved at the
-/// first share (not at boot: at 4 GiB it is 512 frames, which can cost the boot a range of
-/// frames handed to the free list one by one) from never-used kernel frames, so it reads
-/// as zero without being cleared; 4 bytes per user frame; the fault path indexes it in
-/// O(1). Empty if the kernel pool could not spare the run (fork then copies).
-static SHARES: Once<&'static [AtomicU32]> = Once::new();
-
-/// The share table, reserved now if it is not yet.
-fn share_counts() -> &'static [AtomicU32] {
-    SHARES.call_once(|| {
-        let start = USER_POOL_START.load(Ordering::Relaxed);
-        let frames = USER_POOL_END.load(Ordering::Relaxed).saturating_sub(start) / PAGE_SIZE;
-        let bytes = frames * size_of::<AtomicU32>() as u64;
-        match alloc_fresh_run(Pool::Kernel, bytes.div_ceil(PAGE_SIZE)) {
-            // SAFETY: the run is fresh (zero), owned by this table for good, and covered by
-            // the direct map; zero is a valid `AtomicU32`.
-            Some(run) if frames > 0 => unsafe {
-                core::slice::from_raw_parts(run.virt() as *const AtomicU32, frames as usize)
-            },
-            _ => &[],
-        }
-    })
-}
-
-/// The share count of user frame `frame`, if it has one.
-fn share_count(frame: Frame) -> Option<&'static AtomicU32> {
-    let index = frame
-        .0
-        .checked_sub(USER_POOL_START.load(Ordering::Relaxed))?
-        / PAGE_SIZE;
-    SHARES.get()?.get(index as usize)
-}
-
-/// Records one more owner of user frame `frame` (a copy-on-write share). False if frames
-/// cannot be shared (no share table): the caller copies instead.
-pub fn share(frame: Frame) -> bool {
-    share_counts();
-    share_count(frame).is_some_and(|count| {
-        count.fetch_add(1, Ordering::Relaxed);
-        true
-    })
-}
-
-/// Whether more than one owner holds `frame`.
-pub fn is_shared(frame: Frame) -> bool {
-    share_count(frame).is_some_and(|count| count.load(Ordering::Relaxed) > 0)
-}
-
-/// Drops one owner of `frame`; the last one frees it.
-pub fn release(frame: Frame) {
-    // One atomic step decides who is last: with a separate check and decrement, two owners
-    // releasing at once (one preempted in between) could both decrement, wrapping the
-    // count and leaking the frame.
-    let last = share_count(frame).is_none_or(|count| {
-        count
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_err()
-    });
-    if last {
-        free(frame);
-    }
+/// The addresses the user pool's frames lie in: `start..end` (holes included).
+pub fn user_span() -> (u64, u64) {
+    (
+        USER_POOL_START.load(Ordering::Relaxed),
+        USER_POOL_END.load(Ordering::Relaxed),
+    )
 }
 
 /// Copies frame `from` into frame `to` (the VMM copies: one VM exit, where `rep movsq`

@@ -38,6 +38,10 @@ const TABLE_FLAGS: Flags = Flags::PRESENT
 /// Software bit of a leaf entry: the page is copy-on-write (writable once it has a frame
 /// of its own).
 const COW: Flags = Flags::BIT_9;
+/// Software bit of a leaf entry: `va` is on the space's `mapped` list. An evicted page's
+/// entry keeps only this bit, so mapping it again does not list it twice (and eviction
+/// need not search the list).
+const LISTED: Flags = Flags::BIT_10;
 
 /// Records the running page tables as the kernel's. Call once at boot.
 pub fn init() {
@@ -185,16 +189,29 @@ impl AddressSpace {
     /// Maps user page `va` to `frame`.
     pub fn map(&mut self, va: u64, frame: Frame, flags: PageFlags) -> Result<(), MapError> {
         let entry = self.leaf(va, true)?.expect("leaf with create");
-        if !entry.is_unused() {
+        let listed = entry.flags() == LISTED;
+        if !entry.is_unused() && !listed {
             return Err(MapError::AlreadyMapped);
         }
-        let mut f = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+        let mut f = Flags::PRESENT | Flags::USER_ACCESSIBLE | LISTED;
         if flags.writable {
             f |= Flags::WRITABLE;
         }
         entry.set_addr(PhysAddr::new(frame.gpa()), f);
-        self.mapped.push(va);
+        if !listed {
+            self.mapped.push(va);
+        }
         Ok(())
+    }
+
+    /// Takes user page `va` out of memory (eviction): the entry stops mapping it (the TLB
+    /// entry is flushed if this space is active) but `va` stays listed. Returns the frame.
+    pub fn evict(&mut self, va: u64) -> Option<Frame> {
+        let entry = self.present_leaf(va)?;
+        let frame = entry_frame(entry);
+        entry.set_addr(PhysAddr::new(0), LISTED);
+        self.flush(va);
+        Some(frame)
     }
 
     /// Makes room in the bookkeeping lists for `pages` user pages mapped at once, so that
@@ -222,13 +239,14 @@ impl AddressSpace {
         if entry.is_unused() {
             return None;
         }
+        let present = entry.flags().contains(Flags::PRESENT);
         let frame = entry_frame(entry);
         entry.set_unused();
         self.flush(va);
         if let Some(at) = self.mapped.iter().rposition(|&m| m == va) {
             self.mapped.swap_remove(at);
         }
-        Some(frame)
+        present.then_some(frame)
     }
 
     /// Unmaps every user page, handing each page and frame to `f` (at exit: no search per
@@ -238,9 +256,12 @@ impl AddressSpace {
             if let Ok(Some(entry)) = self.leaf(va, false)
                 && !entry.is_unused()
             {
+                let present = entry.flags().contains(Flags::PRESENT);
                 let frame = entry_frame(entry);
                 entry.set_unused();
-                f(va, frame);
+                if present {
+                    f(va, frame);
+                }
             }
         }
         if self.is_active() {
@@ -286,6 +307,28 @@ impl AddressSpace {
             let flags = (entry.flags() - COW) | Flags::WRITABLE;
             entry.set_addr(PhysAddr::new(frame.gpa()), flags);
             self.flush(va);
+        }
+    }
+
+    /// The accessed and dirty bits of `va`'s mapping.
+    pub fn accessed_dirty(&mut self, va: u64) -> Option<(bool, bool)> {
+        let f = self.present_leaf(va)?.flags();
+        Some((f.contains(Flags::ACCESSED), f.contains(Flags::DIRTY)))
+    }
+
+    /// Clears the accessed bit of `va`'s mapping (the clock's second chance).
+    pub fn clear_accessed(&mut self, va: u64) {
+        if let Some(entry) = self.present_leaf(va) {
+            entry.set_flags(entry.flags() - Flags::ACCESSED);
+            self.flush(va);
+        }
+    }
+
+    /// Marks `va`'s mapping accessed and dirty: the kernel wrote the page through the
+    /// direct map, which the CPU does not record in the user mapping.
+    pub fn mark_dirty(&mut self, va: u64) {
+        if let Some(entry) = self.present_leaf(va) {
+            entry.set_flags(entry.flags() | Flags::ACCESSED | Flags::DIRTY);
         }
     }
 

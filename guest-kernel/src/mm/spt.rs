@@ -3,8 +3,13 @@
 //!
 //! A program's segment pages are registered here at exec, without frames (`Uninit`); the
 //! first touch loads the page ([`crate::proc::claim`]): a frame, the executable's bytes read
-//! straight into it, zeros for the rest. Keys are page addresses; the hasher is one
-//! multiplication, because the fault path runs as emulated ring-0 code on some hosts.
+//! straight into it, zeros for the rest. Whether a frame backs a page now is the page
+//! table's business; this table says what the page holds when it has none: the executable's
+//! bytes (a page never written: eviction drops it, the next touch loads it again), a swap
+//! slot (an anonymous page written to swap), or a mapped file's bytes.
+//!
+//! Keys are page addresses; the hasher is one multiplication, because the fault path runs
+//! as emulated ring-0 code on some hosts.
 
 use core::hash::{BuildHasherDefault, Hasher};
 
@@ -44,14 +49,15 @@ pub struct FileRange {
 /// A user page's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Page {
-    /// Not loaded yet: zeros, except up to two ranges of the executable (two segments may
-    /// share a page).
+    /// Initialised from the executable: zeros, except up to two ranges of the executable
+    /// (two segments may share a page). It keeps this kind while its frame is clean (so
+    /// eviction may drop it); once written and evicted, it becomes [`Page::Anon`].
     Uninit {
         writable: bool,
         ranges: [Option<FileRange>; 2],
     },
-    /// Loaded: a frame backs it.
-    Resident { writable: bool },
+    /// Anonymous (stack, written program pages): in its frame, or in swap slot `slot`.
+    Anon { writable: bool, slot: Option<u32> },
     /// A page of a file mapping (mmap): `range` of the mapped file (empty past its end),
     /// zeros after. Loaded on first touch; it stays this kind while the mapping lasts (the
     /// page table says whether a frame backs it now).
@@ -110,7 +116,7 @@ impl Spt {
                     (Some(_), None) => false,
                 }
             }
-            Some(Page::Resident { .. } | Page::Mapped { .. }) => false,
+            Some(Page::Anon { .. } | Page::Mapped { .. }) => false,
         }
     }
 
@@ -136,9 +142,23 @@ impl Spt {
         self.pages.remove(&page);
     }
 
-    /// Marks `page` as loaded.
-    pub fn set_resident(&mut self, page: u64, writable: bool) {
-        self.pages.insert(page, Page::Resident { writable });
+    /// Registers `page` as anonymous and in memory (a stack page). Callers made room.
+    pub fn add_anon(&mut self, page: u64, writable: bool) {
+        self.pages.insert(
+            page,
+            Page::Anon {
+                writable,
+                slot: None,
+            },
+        );
+    }
+
+    /// The swap slots the pages hold (to share them at fork or free them at exit).
+    pub fn slots(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pages.values().filter_map(|p| match p {
+            Page::Anon { slot: Some(s), .. } => Some(u64::from(*s)),
+            _ => None,
+        })
     }
 
     /// Whether the process owns `page` (loaded or not).

@@ -21,7 +21,7 @@ use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
 use super::{Process, Start};
 use crate::arch::x86_64::user::TRAMPOLINE_VA;
 use crate::fs::{self, File};
-use crate::mm::frame::{self, Frame, Pool, Zero};
+use crate::mm::frame::{self, Frame, Zero};
 use crate::mm::page_table::{AddressSpace, PageFlags};
 use crate::mm::spt::{FileRange, Spt};
 use crate::println;
@@ -57,6 +57,7 @@ pub fn load(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
         Ok((start, exe, spt)) => {
             process.exe = Some(exe);
             process.spt = spt;
+            adopt_stack(process);
             Ok(start)
         }
         Err(e) => {
@@ -75,19 +76,34 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
         Ok((start, exe, spt)) => {
             // Mappings are not inherited across exec: write them back and drop them.
             super::mmap::unmap_all(process);
-            let mut old = core::mem::replace(&mut process.space, space);
+            let mut old_space = core::mem::replace(&mut process.space, space);
+            let old_spt = core::mem::replace(&mut process.spt, spt);
             process.space.activate();
-            super::free_user_pages(&mut old);
-            drop(old);
+            super::release_memory(process, &mut old_space, &old_spt);
+            drop(old_space);
             process.exe = Some(exe);
-            process.spt = spt;
+            adopt_stack(process);
             Ok(start)
         }
         Err(e) => {
-            super::free_user_pages(&mut space);
+            // The new space's only frame (the stack's) was never registered: free it here.
+            space.unmap_all(|va, f| {
+                if va != TRAMPOLINE_VA {
+                    frame::free(f);
+                }
+            });
             report(name, e);
             Err(())
         }
+    }
+}
+
+/// Enters the first stack page (mapped by `setup_stack` before the space was the
+/// process's) in the frame table.
+fn adopt_stack(process: &mut Process) {
+    let va = USER_STACK - PAGE_SIZE;
+    if let Some(m) = process.space.translate(va) {
+        super::paging::register(m.frame, process, va);
     }
 }
 
@@ -131,8 +147,13 @@ fn load_into(
     for ph in headers.iter().filter(|ph| ph.p_type == PT_LOAD) {
         register_segment(&mut spt, ph)?;
     }
+    // Room for every stack page now, so that stack growth registers pages without
+    // allocating (the fault path allocates nothing).
+    if !spt.make_room(super::STACK_PAGES, super::page_budget()) {
+        return Err(LoadError::Bad);
+    }
     let start = setup_stack(space, header.e_entry, cmdline)?;
-    spt.set_resident(USER_STACK - PAGE_SIZE, true);
+    spt.add_anon(USER_STACK - PAGE_SIZE, true);
     if !super::reserve_mappings(space, &spt) {
         return Err(LoadError::Bad);
     }
@@ -203,7 +224,7 @@ fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> 
 /// fit the page.
 fn setup_stack(space: &mut AddressSpace, entry: u64, cmdline: &[u8]) -> Result<Start, LoadError> {
     let base = USER_STACK - PAGE_SIZE;
-    let page = frame::alloc(Pool::User, Zero::Yes).ok_or(LoadError::Bad)?;
+    let page = super::paging::alloc(Zero::Yes).ok_or(LoadError::Bad)?;
     if space.map(base, page, PageFlags { writable: true }).is_err() {
         frame::free(page);
         return Err(LoadError::Bad);

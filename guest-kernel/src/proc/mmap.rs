@@ -14,7 +14,6 @@ use abi::layout::{KERN_BASE, PAGE_SIZE};
 use super::{Process, STACK_LIMIT, load};
 use crate::arch::x86_64::user::TRAMPOLINE_VA;
 use crate::fs::File;
-use crate::mm::frame;
 use crate::mm::page_table::AddressSpace;
 use crate::mm::spt::{FileRange, Spt};
 use crate::proc::fd::Fd;
@@ -137,20 +136,23 @@ pub fn find(mappings: &BTreeMap<u64, Mapping>, va: u64) -> Option<&Mapping> {
 /// Any other address is ignored.
 pub fn unmap(process: &mut Process, addr: u64) {
     if let Some(mapping) = process.mappings.remove(&addr) {
-        release(&mut process.space, &mut process.spt, mapping);
+        let owner: *mut Process = process;
+        release(owner, &mut process.space, &mut process.spt, mapping);
     }
 }
 
 /// Removes every mapping, writing dirty pages back (exit, exec).
 pub fn unmap_all(process: &mut Process) {
+    let owner: *mut Process = process;
     for (_, mapping) in core::mem::take(&mut process.mappings) {
-        release(&mut process.space, &mut process.spt, mapping);
+        release(owner, &mut process.space, &mut process.spt, mapping);
     }
 }
 
-/// Writes a mapping's dirty pages back (the part inside the file), frees its frames and
-/// forgets its pages.
-fn release(space: &mut AddressSpace, spt: &mut Spt, mapping: Mapping) {
+/// Writes a mapping's dirty pages back (the part inside the file), releases its frames
+/// (held by `owner`; a frame shared with a forked child stays the child's) and forgets its
+/// pages. Pages evicted earlier were written back then.
+fn release(owner: *mut Process, space: &mut AddressSpace, spt: &mut Spt, mapping: Mapping) {
     let file_len = mapping.file.length();
     for i in 0..mapping.pages {
         let va = mapping.addr + i * PAGE_SIZE;
@@ -168,6 +170,6 @@ fn release(space: &mut AddressSpace, spt: &mut Spt, mapping: Mapping) {
             let bytes = unsafe { core::slice::from_raw_parts(f.as_ptr(), n) };
             mapping.file.write_at(bytes, at);
         }
-        frame::free(f);
+        super::paging::release(f, owner);
     }
 }

@@ -11,6 +11,7 @@
 pub mod fd;
 pub mod load;
 pub mod mmap;
+pub mod paging;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -72,6 +73,9 @@ pub struct Process {
     pub mappings: BTreeMap<u64, mmap::Mapping>,
     /// What each page of the program should hold (loaded on first touch).
     pub spt: Spt,
+    /// A page fault found no memory (no free frame and nothing to evict): the exit line is
+    /// preceded by `NAME: out of memory`.
+    pub out_of_memory: bool,
 }
 
 impl Process {
@@ -106,6 +110,12 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
     // System calls are needed from here on only (each MSR write costs where ring 0 is
     // emulated, so a boot without a program skips them).
     user::init();
+    if !paging::init() || !crate::mm::swap::init_slots() {
+        println!(
+            "kernel: not enough kernel memory for the frame table: give the VM more memory (--mem)"
+        );
+        return KILLED;
+    }
     let Some(name) = load::program_name(cmdline) else {
         println!("kernel: empty command line");
         return KILLED;
@@ -126,6 +136,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
         syscall_rsp: 0,
         mappings: BTreeMap::new(),
         spt: Spt::new(),
+        out_of_memory: false,
     });
     let cmdline: Vec<u8> = cmdline.to_vec();
     if thread::spawn_process(process, move || run_program(&cmdline)).is_err() {
@@ -198,6 +209,9 @@ pub fn restart_frame(frame: &mut TrapFrame, start: &Start) {
 /// files, tells the parent, and ends the thread. Never returns.
 pub fn exit(status: i32) -> ! {
     let mut process = thread::take_current_process().expect("proc: exit without a process");
+    if status == KILLED && process.out_of_memory {
+        println!("{}: out of memory", process.name);
+    }
     println!("{}: exit({status})", process.name);
     // Mappings first (dirty pages go back to their files), then files (a removed file's
     // blocks are freed at its last close), then memory.
@@ -205,7 +219,8 @@ pub fn exit(status: i32) -> ! {
     process.fds.close_all();
     process.exe = None;
     page_table::activate_kernel();
-    free_user_pages(&mut process.space);
+    let owner: *mut Process = &mut *process;
+    release_memory(owner, &mut process.space, &process.spt);
     let state = process.state.clone();
     drop(process);
     state.status.store(status, Ordering::Relaxed);
@@ -213,50 +228,69 @@ pub fn exit(status: i32) -> ! {
     thread::exit()
 }
 
-/// Loads the page at `addr` if the process owns it and it is not loaded yet: a program
-/// page registered at exec (the executable's bytes) or a page of a file mapping (the mapped
-/// file's). It gets a frame, the file's bytes read straight into it, zeros elsewhere (not
-/// cleared again if the frame is known to be zero). Returns whether it did.
+/// Brings in the page at `addr` if the process owns it and no frame backs it now: a
+/// program page (the executable's bytes, read straight into the frame, zeros elsewhere,
+/// not cleared again if the frame is known to be zero), a page in swap (read straight into
+/// the frame) or a page of a file mapping (the mapped file's bytes). Returns whether it
+/// did; if memory ran out, the process is marked so.
 pub fn claim(process: &mut Process, addr: u64) -> bool {
     let page = addr & !(PAGE_SIZE - 1);
-    let Some(state) = process.spt.get_mut(page) else {
+    let Some(state) = process.spt.get_mut(page).copied() else {
         return false;
     };
-    match *state {
+    let owner: *mut Process = process;
+    let oom = &mut process.out_of_memory;
+    let frame = match state {
         Page::Uninit { writable, ranges } => {
             let Some(exe) = process.exe.as_ref() else {
                 return false;
             };
-            if !fill_and_map(&mut process.space, page, writable, exe, &ranges) {
-                return false;
-            }
-            *state = Page::Resident { writable };
-            true
+            fill_and_map(&mut process.space, oom, page, writable, exe, &ranges)
         }
-        Page::Mapped { writable, range } => mmap::find(&process.mappings, page).is_some_and(|m| {
-            fill_and_map(&mut process.space, page, writable, &m.file, &[Some(range)])
-        }),
-        Page::Resident { .. } => false,
-    }
+        Page::Mapped { writable, range } => match mmap::find(&process.mappings, page) {
+            Some(m) => fill_and_map(
+                &mut process.space,
+                oom,
+                page,
+                writable,
+                &m.file,
+                &[Some(range)],
+            ),
+            None => None,
+        },
+        Page::Anon { writable, slot } => swap_in(process, page, writable, slot),
+    };
+    let Some(frame) = frame else {
+        return false;
+    };
+    paging::register(frame, owner, page);
+    true
 }
 
-/// Maps at `page` a frame holding `ranges` of `file` and zeros elsewhere.
+/// A user frame for a page fault, evicting if needed; marks the process out of memory if
+/// there is none.
+fn fault_frame(oom: &mut bool, zero: Zero) -> Option<Frame> {
+    let f = paging::alloc(zero);
+    *oom |= f.is_none();
+    f
+}
+
+/// Maps at `page` a frame holding `ranges` of `file` and zeros elsewhere; returns it.
 fn fill_and_map(
     space: &mut AddressSpace,
+    oom: &mut bool,
     page: u64,
     writable: bool,
     file: &fs::File,
     ranges: &[Option<FileRange>],
-) -> bool {
+) -> Option<Frame> {
     let covered: u64 = ranges.iter().flatten().map(|r| u64::from(r.len)).sum();
     let zero = if covered == PAGE_SIZE {
         Zero::No
     } else {
         Zero::Yes
     };
-    let Some(f) = frame::alloc(Pool::User, zero) else {
-        return false;
-    };
+    let f = fault_frame(oom, zero)?;
     for range in ranges.iter().flatten() {
         let at = usize::from(range.page_offset);
         // SAFETY: the frame is ours until mapped; the range lies inside the page (checked
@@ -265,14 +299,41 @@ fn fill_and_map(
             unsafe { core::slice::from_raw_parts_mut(f.as_ptr().add(at), usize::from(range.len)) };
         if file.read_at(into, range.file_offset) != into.len() {
             frame::free(f);
-            return false;
+            return None;
         }
     }
     if space.map(page, f, PageFlags { writable }).is_err() {
         frame::free(f);
-        return false;
+        return None;
     }
-    true
+    Some(f)
+}
+
+/// Maps at `page` a frame with the anonymous page's contents: read from swap `slot` (the
+/// slot is then released), or zeros if it has none.
+fn swap_in(process: &mut Process, page: u64, writable: bool, slot: Option<u32>) -> Option<Frame> {
+    let zero = if slot.is_some() { Zero::No } else { Zero::Yes };
+    let f = fault_frame(&mut process.out_of_memory, zero)?;
+    if let Some(slot) = slot
+        && crate::mm::swap::read_slot(u64::from(slot), f).is_err()
+    {
+        frame::free(f);
+        return None;
+    }
+    if process.space.map(page, f, PageFlags { writable }).is_err() {
+        frame::free(f);
+        return None;
+    }
+    if let Some(slot) = slot {
+        crate::mm::swap::release_slot(u64::from(slot));
+        if let Some(state) = process.spt.get_mut(page) {
+            *state = Page::Anon {
+                writable,
+                slot: None,
+            };
+        }
+    }
+    Some(f)
 }
 
 /// Most pages one process may register (program, mappings): what memory and swap together
@@ -284,44 +345,56 @@ pub fn page_budget() -> u64 {
 
 /// Lowest address the stack may grow to: 1 MiB below its top.
 pub const STACK_LIMIT: u64 = load::USER_STACK - (1 << 20);
+/// Pages the stack may grow to.
+pub const STACK_PAGES: u64 = (load::USER_STACK - STACK_LIMIT) / PAGE_SIZE;
 
 /// Prepares `space` to map every page `spt` registers plus a full stack and the trampoline
 /// without allocating on the fault path (design rule: the fault path allocates nothing).
 /// Called whenever pages are registered (exec, mmap) and for a forked child.
 pub fn reserve_mappings(space: &mut AddressSpace, spt: &Spt) -> bool {
-    let stack_pages = (load::USER_STACK - STACK_LIMIT) / PAGE_SIZE;
-    space.reserve_for(spt.len() + stack_pages + 1)
+    space.reserve_for(spt.len() + STACK_PAGES + 1)
 }
 
 /// Grows the stack to cover `addr` if the access is a valid stack growth (guest-abi.md §7):
-/// inside the 1 MiB below `USER_STACK`, and at or above `rsp - 8`. Maps a zeroed page;
-/// returns whether it did (false: not stack growth, or no memory).
-pub fn grow_stack(space: &mut AddressSpace, addr: u64, rsp: u64) -> bool {
+/// inside the 1 MiB below `USER_STACK`, and at or above `rsp - 8`. Maps a zeroed page,
+/// registered as anonymous (room for it was made at exec); returns whether it did (false:
+/// not stack growth, or no memory, which marks the process).
+pub fn grow_stack(process: &mut Process, addr: u64, rsp: u64) -> bool {
     if !(STACK_LIMIT..load::USER_STACK).contains(&addr) || addr < rsp.saturating_sub(8) {
         return false;
     }
     let page = addr & !(PAGE_SIZE - 1);
-    if space.translate(page).is_some() {
+    if process.spt.contains(page) || process.space.translate(page).is_some() {
         return false;
     }
-    let Some(f) = frame::alloc(Pool::User, Zero::Yes) else {
+    let Some(f) = fault_frame(&mut process.out_of_memory, Zero::Yes) else {
         return false;
     };
-    if space.map(page, f, PageFlags { writable: true }).is_err() {
+    if process
+        .space
+        .map(page, f, PageFlags { writable: true })
+        .is_err()
+    {
         frame::free(f);
         return false;
     }
+    process.spt.add_anon(page, true);
+    paging::register(f, process, page);
     true
 }
 
-/// Unmaps every user page of `space` (not the shared trampoline) and frees the frames no
-/// other process shares.
-pub fn free_user_pages(space: &mut AddressSpace) {
+/// Releases the user memory process `owner` holds in `space` and `spt` (its own at exit,
+/// the old ones at exec): every frame (freed when no other process shares it), every swap
+/// slot, and the page-table entries. The trampoline is shared by all: kept.
+pub fn release_memory(owner: *mut Process, space: &mut AddressSpace, spt: &Spt) {
     space.unmap_all(|va, f| {
         if va != TRAMPOLINE_VA {
-            frame::release(f);
+            paging::release(f, owner);
         }
     });
+    for slot in spt.slots() {
+        crate::mm::swap::release_slot(slot);
+    }
 }
 
 /// Waits for direct child `pid` and returns its status; -1 if `pid` is not a child or was
@@ -357,16 +430,12 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     if available < KERNEL_RESERVE_PAGES {
         return KILLED;
     }
-    let Some(mut space) = new_space() else {
+    let Some(space) = new_space() else {
         return KILLED;
     };
-    if !reserve_mappings(&mut space, &parent.spt) || share_user_pages(parent, &mut space).is_err() {
-        free_user_pages(&mut space);
-        return KILLED;
-    }
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed) as Pid;
     let state = new_state(pid);
-    let child = Box::new(Process {
+    let mut child = Box::new(Process {
         pid,
         name: String::from_utf8_lossy(name).into_owned(),
         space,
@@ -385,7 +454,19 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
             .map(|(&addr, m)| (addr, m.duplicate()))
             .collect(),
         spt: parent.spt.clone(),
+        out_of_memory: false,
     });
+    // Pages in swap: the child's entries name the same slots.
+    for slot in child.spt.slots() {
+        crate::mm::swap::share_slot(slot);
+    }
+    let owner: *mut Process = &mut *child;
+    if !reserve_mappings(&mut child.space, &child.spt)
+        || share_user_pages(parent, &mut child.space, owner).is_err()
+    {
+        release_memory(owner, &mut child.space, &child.spt);
+        return KILLED;
+    }
     let mut child_frame = *frame;
     child_frame.rax = 0;
     match thread::spawn_forked(child, child_frame) {
@@ -394,19 +475,24 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
             pid
         }
         Err(mut child) => {
-            free_user_pages(&mut child.space);
+            let owner: *mut Process = &mut *child;
+            release_memory(owner, &mut child.space, &child.spt);
             KILLED
         }
     }
 }
 
-/// Gives the child space `to` the user pages of `parent`. Program and stack pages are
-/// shared copy-on-write: the child maps the same frame, both sides lose write access, and
-/// the first write of either gets a private copy ([`break_cow`]). Read-only pages are
-/// shared for good. Pages of file mappings are copied now (their dirty bits decide what
-/// goes back to the file, so each process needs its own), and so is every page if frames
-/// cannot be shared.
-fn share_user_pages(parent: &mut Process, to: &mut AddressSpace) -> Result<(), ()> {
+/// Gives the child space `to` (of process `owner`) the user pages of `parent`: each frame
+/// is shared copy-on-write: the child maps the same frame, both sides lose write access,
+/// and the first write of either gets a private copy ([`break_cow`]). Read-only pages are
+/// shared for good. A dirty page stays dirty for the child too (so that eviction does not
+/// take it for the executable's bytes once the parent has a copy of its own). No frame is
+/// allocated, so nothing is evicted while the parent's pages are walked.
+fn share_user_pages(
+    parent: &mut Process,
+    to: &mut AddressSpace,
+    owner: *mut Process,
+) -> Result<(), ()> {
     let mut pages = Vec::new();
     parent
         .space
@@ -415,35 +501,23 @@ fn share_user_pages(parent: &mut Process, to: &mut AddressSpace) -> Result<(), (
         if va == TRAMPOLINE_VA {
             continue;
         }
-        if mmap::find(&parent.mappings, va).is_some() || !frame::share(mapping.frame) {
-            copy_page(va, mapping, to)?;
-            continue;
+        if !paging::share(mapping.frame, owner) {
+            return Err(());
         }
         if to
             .map(va, mapping.frame, PageFlags { writable: false })
             .is_err()
         {
-            frame::release(mapping.frame);
+            paging::release(mapping.frame, owner);
             return Err(());
+        }
+        if mapping.dirty {
+            to.mark_dirty(va);
         }
         if mapping.writable || mapping.cow {
             parent.space.mark_cow(va);
             to.mark_cow(va);
         }
-    }
-    Ok(())
-}
-
-/// Maps into `to` at `va` a private copy of the frame `mapping` names.
-fn copy_page(va: u64, mapping: page_table::Mapping, to: &mut AddressSpace) -> Result<(), ()> {
-    let copy = frame::alloc(Pool::User, Zero::No).ok_or(())?;
-    frame::copy_frame(mapping.frame, copy);
-    let flags = PageFlags {
-        writable: mapping.writable,
-    };
-    if to.map(va, copy, flags).is_err() {
-        frame::free(copy);
-        return Err(());
     }
     Ok(())
 }
@@ -456,16 +530,22 @@ pub fn break_cow(process: &mut Process, addr: u64) -> bool {
     let Some(shared) = process.space.cow_frame(page) else {
         return false;
     };
-    if !frame::is_shared(shared) {
+    if !paging::is_shared(shared) {
         process.space.resolve_cow(page, shared);
         return true;
     }
-    let Some(copy) = frame::alloc(Pool::User, Zero::No) else {
+    // Finding a frame may evict: not the one being copied.
+    paging::pin(shared);
+    let copy = fault_frame(&mut process.out_of_memory, Zero::No);
+    paging::unpin(shared);
+    let Some(copy) = copy else {
         return false;
     };
     frame::copy_frame(shared, copy);
     process.space.resolve_cow(page, copy);
-    frame::release(shared);
+    let owner: *mut Process = process;
+    paging::release(shared, owner);
+    paging::register(copy, owner, page);
     true
 }
 

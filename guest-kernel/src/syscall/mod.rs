@@ -135,7 +135,8 @@ fn read(process: &mut Process, fd: i64, buf: u64, n: u64) -> Outcome {
         Some(Fd::File(f)) => f.clone(),
         // Console input: waits until `n` bytes have arrived (as Pintos does).
         Some(Fd::Stdin) => {
-            for chunk in usercopy::slices(process, buf, n as usize, true)? {
+            let mut chunks = usercopy::slices(process, buf, n as usize, true)?;
+            for chunk in chunks.iter_mut() {
                 for byte in chunk.iter_mut() {
                     *byte = console::read_byte();
                 }
@@ -144,10 +145,10 @@ fn read(process: &mut Process, fd: i64, buf: u64, n: u64) -> Outcome {
         }
         _ => return ret(-1),
     };
-    let chunks = usercopy::slices(process, buf, n as usize, true)?;
+    let mut chunks = usercopy::slices(process, buf, n as usize, true)?;
     let mut file = file.lock();
     let mut total = 0;
-    for chunk in chunks {
+    for chunk in chunks.iter_mut() {
         let len = chunk.len();
         let got = file.read(chunk);
         total += got;
@@ -175,7 +176,7 @@ fn write(process: &mut Process, fd: i64, buf: u64, n: u64) -> Outcome {
         Some(file) => {
             let mut file = file.lock();
             let mut total = 0;
-            for chunk in chunks {
+            for chunk in chunks.iter() {
                 let wrote = file.write(chunk);
                 total += wrote;
                 if wrote < chunk.len() {

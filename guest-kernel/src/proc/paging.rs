@@ -1,0 +1,315 @@
+//! The frame table and eviction (Pintos-KAIST's frame table, `vm_get_frame` and
+//! `vm_evict_frame`).
+//!
+//! Every user frame that backs a user page has an entry, indexed by frame number, naming
+//! the page and the processes that map it (one, or several when fork shares the frame
+//! copy-on-write: always at the same address). When the user pool is empty, [`alloc`]
+//! evicts a page chosen by the clock (second chance): the hand skips pages whose accessed
+//! bit is set in any owner, clearing it, and takes the first page not accessed since the
+//! hand last passed. A sweep clears what it passes, so a second sweep always finds a victim
+//! unless every frame is pinned: eviction costs amortised O(1) steps, never a scan per
+//! fault.
+//!
+//! What happens to the victim depends on its page (see [`Page`]): a page still holding the
+//! executable's bytes (clean in every owner) is dropped and loaded again at its next touch;
+//! a clean page of a file mapping is dropped, a dirty one written back to its file first;
+//! any other page goes to a swap slot (one slot for all owners), by DMA from its frame.
+//!
+//! Concurrency: the kernel runs system calls and faults with interrupts off and never
+//! blocks while it uses user memory (the file system's lock is only taken for a whole
+//! operation, which does not block), so an eviction never sees another thread halfway
+//! through a change to the pages it touches. Frames the kernel is reading or writing for a
+//! system call are pinned ([`pin`]) and never chosen.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use abi::layout::PAGE_SIZE;
+
+use super::{Process, mmap};
+use crate::mm::frame::{self, Frame, Pool, Zero};
+use crate::mm::spt::Page;
+use crate::mm::swap;
+use crate::sync::IrqSpinLock;
+
+/// Low bits of [`Entry::va`]: how many times the frame is pinned.
+const PIN_MASK: u64 = PAGE_SIZE - 1;
+
+/// One user frame.
+struct Entry {
+    /// The page it backs in every owner, plus the pin count in the low bits.
+    va: u64,
+    /// First owner; null while the frame backs no user page.
+    owner: *mut Process,
+    /// Further owners (copy-on-write sharing after fork). Boxed so that `None` is all-zero
+    /// bits: the table starts as zeroed memory.
+    #[expect(clippy::box_collection, reason = "None must be all-zero bits")]
+    more: Option<Box<Vec<*mut Process>>>,
+}
+
+impl Entry {
+    fn owners(&self) -> impl Iterator<Item = *mut Process> + '_ {
+        core::iter::once(self.owner).chain(self.more.iter().flat_map(|m| m.iter().copied()))
+    }
+
+    fn owner_count(&self) -> usize {
+        1 + self.more.as_ref().map_or(0, |m| m.len())
+    }
+}
+
+struct Table {
+    /// One entry per frame of the user pool's span, from `base`.
+    entries: *mut Entry,
+    len: usize,
+    base: u64,
+    /// The clock hand.
+    hand: usize,
+}
+
+// SAFETY: the table and the processes its entries point to are only reached under the
+// lock, on the one CPU.
+unsafe impl Send for Table {}
+
+impl Table {
+    fn entry(&mut self, f: Frame) -> Option<&mut Entry> {
+        let index = f.gpa().checked_sub(self.base)? / PAGE_SIZE;
+        if index >= self.len as u64 {
+            return None;
+        }
+        // SAFETY: `entries` holds `len` initialised entries owned by the table (see `init`).
+        Some(unsafe { &mut *self.entries.add(index as usize) })
+    }
+}
+
+static TABLE: IrqSpinLock<Table> = IrqSpinLock::new(
+    "frame table",
+    Table {
+        entries: core::ptr::null_mut(),
+        len: 0,
+        base: 0,
+        hand: 0,
+    },
+);
+
+/// Sets the table up (once, when the first process starts, not at boot: it is 24 bytes per
+/// user frame), from never-used kernel frames, which read as zero: a valid empty entry.
+/// False if the kernel pool cannot spare them.
+pub fn init() -> bool {
+    let mut t = TABLE.lock();
+    if t.len != 0 {
+        return true;
+    }
+    let (start, end) = frame::user_span();
+    let frames = (end.saturating_sub(start) / PAGE_SIZE) as usize;
+    let bytes = (frames * size_of::<Entry>()) as u64;
+    if frames == 0 {
+        return true;
+    }
+    let Some(run) = frame::alloc_fresh_run(Pool::Kernel, bytes.div_ceil(PAGE_SIZE)) else {
+        return false;
+    };
+    t.entries = run.as_ptr().cast::<Entry>();
+    t.len = frames;
+    t.base = start;
+    true
+}
+
+/// Records that `owner` maps `frame` at `va` (a new page: the frame's only owner).
+pub fn register(frame: Frame, owner: *mut Process, va: u64) {
+    if let Some(e) = TABLE.lock().entry(frame) {
+        e.va = va;
+        e.owner = owner;
+        e.more = None;
+    }
+}
+
+/// Records one more owner of `frame` (fork shares it copy-on-write). False if the kernel
+/// heap has no room for the record.
+pub fn share(frame: Frame, owner: *mut Process) -> bool {
+    let mut t = TABLE.lock();
+    let Some(e) = t.entry(frame) else {
+        return false;
+    };
+    if e.owner.is_null() {
+        return false;
+    }
+    let more = e.more.get_or_insert_with(Box::default);
+    if more.try_reserve(1).is_err() {
+        return false;
+    }
+    more.push(owner);
+    true
+}
+
+/// Whether more than one process maps `frame`.
+pub fn is_shared(frame: Frame) -> bool {
+    TABLE
+        .lock()
+        .entry(frame)
+        .is_some_and(|e| e.more.as_ref().is_some_and(|m| !m.is_empty()))
+}
+
+/// `owner` no longer maps `frame`; the last owner frees it.
+pub fn release(frame: Frame, owner: *mut Process) {
+    let last = {
+        let mut t = TABLE.lock();
+        match t.entry(frame) {
+            Some(e) if !e.owner.is_null() => {
+                let more = e.more.as_mut();
+                if e.owner == owner {
+                    match more.and_then(|m| m.pop()) {
+                        Some(next) => {
+                            e.owner = next;
+                            false
+                        }
+                        None => {
+                            e.owner = core::ptr::null_mut();
+                            e.more = None;
+                            e.va = 0;
+                            true
+                        }
+                    }
+                } else {
+                    if let Some(m) = more
+                        && let Some(at) = m.iter().position(|&p| p == owner)
+                    {
+                        m.swap_remove(at);
+                    }
+                    false
+                }
+            }
+            _ => true,
+        }
+    };
+    if last {
+        frame::free(frame);
+    }
+}
+
+/// Keeps `frame` from being evicted until [`unpin`] (a system call uses it).
+pub fn pin(frame: Frame) {
+    if let Some(e) = TABLE.lock().entry(frame)
+        && e.va & PIN_MASK < PIN_MASK
+    {
+        e.va += 1;
+    }
+}
+
+/// Undoes one [`pin`].
+pub fn unpin(frame: Frame) {
+    if let Some(e) = TABLE.lock().entry(frame)
+        && e.va & PIN_MASK > 0
+    {
+        e.va -= 1;
+    }
+}
+
+/// A user frame, evicting a page if the pool is empty; with [`Zero::Yes`] it reads as
+/// zero. `None` if nothing can be evicted (every frame pinned, or every victim needs a swap
+/// slot and swap is full or absent): the caller's process is out of memory.
+pub fn alloc(zero: Zero) -> Option<Frame> {
+    if let Some(f) = frame::alloc(Pool::User, zero) {
+        return Some(f);
+    }
+    let f = evict_one()?;
+    if zero == Zero::Yes {
+        frame::zero_frame(f);
+    }
+    Some(f)
+}
+
+/// Runs the clock until a page leaves memory; returns its frame (now nobody's).
+fn evict_one() -> Option<Frame> {
+    let mut t = TABLE.lock();
+    let len = t.len;
+    // The first sweep may only clear accessed bits; the second then finds a victim unless
+    // none can leave.
+    for _ in 0..2 * len {
+        let index = t.hand;
+        t.hand = if index + 1 == len { 0 } else { index + 1 };
+        // SAFETY: `index < len` (see `Table::entry`).
+        let e = unsafe { &mut *t.entries.add(index) };
+        if e.owner.is_null() || e.va & PIN_MASK != 0 {
+            continue;
+        }
+        let frame = Frame::from_gpa(t.base + index as u64 * PAGE_SIZE);
+        let va = e.va;
+        let (mut accessed, mut dirty) = (false, false);
+        for p in e.owners() {
+            // SAFETY: an owner is alive while its entry names it (exit releases its frames
+            // first) and is not using its tables now (see the module's documentation).
+            if let Some((a, d)) = unsafe { (*p).space.accessed_dirty(va) } {
+                accessed |= a;
+                dirty |= d;
+            }
+        }
+        if accessed {
+            for p in e.owners() {
+                // SAFETY: as above.
+                unsafe { (*p).space.clear_accessed(va) };
+            }
+            continue;
+        }
+        if evict(e, frame, dirty) {
+            e.owner = core::ptr::null_mut();
+            e.more = None;
+            e.va = 0;
+            return Some(frame);
+        }
+    }
+    None
+}
+
+/// Takes page `e.va` out of every owner: saved first where its contents must survive
+/// (its file, or a swap slot). False if it cannot leave now (no swap slot, or the write
+/// failed); nothing changed then.
+fn evict(e: &Entry, frame: Frame, dirty: bool) -> bool {
+    let va = e.va;
+    // SAFETY: as in `evict_one`; owners of one frame hold the same kind of page there.
+    let page = unsafe { (*e.owner).spt.get_mut(va).copied() };
+    match page {
+        Some(Page::Mapped { range, .. }) => {
+            if dirty {
+                // SAFETY: as above.
+                let mapping = unsafe { mmap::find(&(*e.owner).mappings, va) };
+                let Some(mapping) = mapping else {
+                    return false;
+                };
+                // SAFETY: the frame backs the page and stays allocated during the write.
+                let bytes =
+                    unsafe { core::slice::from_raw_parts(frame.as_ptr(), usize::from(range.len)) };
+                if mapping.file.write_at(bytes, range.file_offset) != bytes.len() {
+                    return false;
+                }
+            }
+        }
+        Some(Page::Uninit { .. }) if !dirty => {}
+        Some(Page::Uninit { writable, .. } | Page::Anon { writable, .. }) => {
+            let owners = u16::try_from(e.owner_count()).unwrap_or(u16::MAX);
+            let Some(slot) = swap::alloc_slot(owners) else {
+                return false;
+            };
+            let (Ok(slot32), Ok(())) = (u32::try_from(slot), swap::write_slot(slot, frame)) else {
+                for _ in 0..owners {
+                    swap::release_slot(slot);
+                }
+                return false;
+            };
+            for p in e.owners() {
+                // SAFETY: as above.
+                if let Some(state) = unsafe { (*p).spt.get_mut(va) } {
+                    *state = Page::Anon {
+                        writable,
+                        slot: Some(slot32),
+                    };
+                }
+            }
+        }
+        None => return false,
+    }
+    for p in e.owners() {
+        // SAFETY: as above.
+        unsafe { (*p).space.evict(va) };
+    }
+    true
+}
