@@ -57,15 +57,28 @@ pub const SYSCTL_PAGE_OP: u16 = 8;
 pub const PAGE_OP_ZERO: u32 = 1;
 /// Page operation: copy the page at `PageOp::src` to `PageOp::dst`.
 pub const PAGE_OP_COPY: u32 = 2;
+/// Page operation: read swap slot `PageOp::src` (4 KiB slots from the start of the swap
+/// disk) into the page at `PageOp::dst`. Swap moves whole pages between a frame and its
+/// slot during one VM exit, with no virtio request for the guest to build and parse.
+pub const PAGE_OP_SWAP_IN: u32 = 3;
+/// Page operation: write the page at `PageOp::src` to swap slot `PageOp::dst`.
+pub const PAGE_OP_SWAP_OUT: u32 = 4;
+/// [`PageOp::status`] after an operation that worked.
+pub const PAGE_OP_DONE: u64 = 0;
+/// [`PageOp::status`] after an operation that was refused (bad page or slot, no swap disk)
+/// or failed on the host.
+pub const PAGE_OP_FAILED: u64 = 1;
 
-/// Arguments of a page operation: guest-physical page addresses. The VMM treats them as
-/// hostile: an operation whose pages are not page-aligned, not wholly guest RAM, or the
-/// same page (for a copy) does nothing.
+/// Arguments of a page operation: guest-physical page addresses (or a swap slot), and the
+/// outcome the VMM writes back. The VMM treats the arguments as hostile: an operation whose
+/// pages are not page-aligned, not wholly guest RAM, the same page (for a copy), or whose
+/// slot is past the swap disk's end does nothing and reports [`PAGE_OP_FAILED`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageOp {
     pub dst: u64,
     pub src: u64,
+    pub status: u64,
 }
 
 /// Capacity of [`PanicReport::message`].
@@ -96,7 +109,8 @@ mod tests {
 
     #[test]
     fn page_op_layout() {
-        assert_eq!(size_of::<PageOp>(), 16);
+        assert_eq!(size_of::<PageOp>(), 24);
+        assert_eq!(core::mem::offset_of!(PageOp, status), 16);
         assert_eq!(core::mem::offset_of!(PageOp, dst), 0);
         assert_eq!(core::mem::offset_of!(PageOp, src), 8);
     }

@@ -184,6 +184,8 @@ fn bench_mode_reports_each_benchmark() {
         "bench fs_disk_read_4k",
         "bench swap_disk_write_4k",
         "bench swap_disk_read_4k",
+        "bench swap_page_out_4k",
+        "bench swap_page_in_4k",
     ];
     let vmm_lines = [
         "bench fs_disk_exits_per_request",

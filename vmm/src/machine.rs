@@ -114,6 +114,8 @@ pub enum MachineError {
     Thread(std::io::Error),
     #[error("the vCPU thread died unexpectedly")]
     VcpuThreadDied,
+    #[error("cannot open the swap file a second time (for page operations): {0}")]
+    SwapFile(std::io::Error),
 }
 
 /// How a run ended, and what each device saw.
@@ -347,7 +349,15 @@ fn attach_devices(
         u64::from(SYSCTL_PORT),
         u64::from(SYSCTL_PORT_COUNT),
         "sysctl",
-        Box::new(SysCtl::new(vm.memory.clone())),
+        Box::new(SysCtl::new(
+            vm.memory.clone(),
+            disks
+                .swap
+                .as_ref()
+                .map(File::try_clone)
+                .transpose()
+                .map_err(MachineError::SwapFile)?,
+        )),
     )?;
     let mut mmio = Bus::new();
     let fs = attach_disk(

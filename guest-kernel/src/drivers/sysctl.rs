@@ -2,24 +2,33 @@
 //! (abi::devices).
 
 use abi::devices::{
-    PANIC_MESSAGE_MAX, PageOp, PanicReport, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC, SYSCTL_PORT,
+    PAGE_OP_DONE, PAGE_OP_FAILED, PANIC_MESSAGE_MAX, PageOp, PanicReport, SYSCTL_EXIT,
+    SYSCTL_PAGE_OP, SYSCTL_PANIC, SYSCTL_PORT,
 };
 use abi::layout::{PAGE_OP_GPA, PANIC_PAGE_GPA, phys_to_virt};
 
 use crate::arch::x86_64::cpu;
 use crate::sync::IrqGuard;
 
-/// Has the VMM do page operation `op` (`PAGE_OP_ZERO`, `PAGE_OP_COPY`) on the guest-physical
-/// pages `dst` and `src`; done when this returns.
-pub fn page_op(op: u32, dst: u64, src: u64) {
+/// Has the VMM do page operation `op` (`abi::devices::PAGE_OP_*`) with arguments `dst`
+/// and `src`; done when this returns. False if the VMM refused or failed it.
+pub fn page_op(op: u32, dst: u64, src: u64) -> bool {
     // The argument block is shared: no interrupt handler may use it between the stores and
     // the register write.
     let _irqs_off = IrqGuard::new();
     let args = phys_to_virt(PAGE_OP_GPA) as *mut PageOp;
     // SAFETY: the page-operation block is reserved for this use (abi::layout) and mapped by
-    // the direct map; interrupts are off, so nothing else writes it now.
-    unsafe { args.write_volatile(PageOp { dst, src }) };
+    // the direct map; interrupts are off, so nothing else uses it now.
+    unsafe {
+        args.write_volatile(PageOp {
+            dst,
+            src,
+            status: PAGE_OP_FAILED,
+        })
+    };
     cpu::outl(SYSCTL_PORT + SYSCTL_PAGE_OP, op);
+    // SAFETY: as above; the VMM wrote the status during the register write.
+    unsafe { (&raw const (*args).status).read_volatile() == PAGE_OP_DONE }
 }
 
 /// Powers the machine off; the VMM exits with the low byte of `status`. Never returns.

@@ -302,10 +302,12 @@ pub fn user_span() -> (u64, u64) {
 /// Copies frame `from` into frame `to` (the VMM copies: one VM exit, where `rep movsq`
 /// costs one emulated step per word on KVMs that emulate ring 0).
 pub fn copy_frame(from: Frame, to: Frame) {
-    sysctl::page_op(PAGE_OP_COPY, to.gpa(), from.gpa());
+    let done = sysctl::page_op(PAGE_OP_COPY, to.gpa(), from.gpa());
+    assert!(done, "frame: the VMM refused to copy {:#x}", from.gpa());
 }
 
 /// Clears a frame (the VMM clears it, as [`copy_frame`] copies).
 pub fn zero_frame(frame: Frame) {
-    sysctl::page_op(PAGE_OP_ZERO, frame.gpa(), 0);
+    let done = sysctl::page_op(PAGE_OP_ZERO, frame.gpa(), 0);
+    assert!(done, "frame: the VMM refused to clear {:#x}", frame.gpa());
 }

@@ -1,9 +1,14 @@
 //! The system-control block (see `abi::devices`): power-off, the kernel's panic report,
-//! and page operations (clearing and copying guest pages for the kernel).
+//! and page operations (clearing and copying guest pages, and moving pages between guest
+//! memory and the swap disk's file, for the kernel).
 
 use abi::devices::{
-    PAGE_OP_COPY, PAGE_OP_ZERO, PANIC_MESSAGE_MAX, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC,
+    PAGE_OP_COPY, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_SWAP_IN, PAGE_OP_SWAP_OUT, PAGE_OP_ZERO,
+    PANIC_MESSAGE_MAX, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC,
 };
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
 use abi::layout::{PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -14,12 +19,20 @@ use super::bus::BusDevice;
 /// operations.
 pub struct SysCtl {
     memory: GuestMemoryMmap,
+    /// The swap disk's file (the same one the virtio device serves), for the swap page
+    /// operations, and its size in 4 KiB slots.
+    swap: Option<(File, u64)>,
 }
 
 impl SysCtl {
-    /// A block that reads panic reports from `memory`.
-    pub fn new(memory: GuestMemoryMmap) -> Self {
-        SysCtl { memory }
+    /// A block that reads panic reports from `memory` and moves pages between it and the
+    /// swap disk file `swap`, if any.
+    pub fn new(memory: GuestMemoryMmap, swap: Option<File>) -> Self {
+        let swap = swap.and_then(|f| {
+            let slots = f.metadata().ok()?.len() / PAGE_SIZE;
+            Some((f, slots))
+        });
+        SysCtl { memory, swap }
     }
 }
 
@@ -54,9 +67,10 @@ impl BusDevice for SysCtl {
 }
 
 impl SysCtl {
-    /// Does page operation `op` with the arguments in the page-operation block. Every
-    /// argument is the guest's: anything but whole, page-aligned RAM pages (distinct, for a
-    /// copy) and a known operation is ignored.
+    /// Does page operation `op` with the arguments in the page-operation block and writes
+    /// its status there. Every argument is the guest's: anything but whole, page-aligned RAM
+    /// pages (distinct, for a copy), a slot on the swap disk and a known operation is
+    /// refused.
     fn page_op(&self, op: u32) {
         let mut args = [0u8; 16];
         if self
@@ -68,6 +82,16 @@ impl SysCtl {
         }
         let word = |at: usize| u64::from_le_bytes(args[at..at + 8].try_into().expect("8 bytes"));
         let (dst, src) = (word(0), word(8));
+        let done = self.run_page_op(op, dst, src);
+        let status = if done { PAGE_OP_DONE } else { PAGE_OP_FAILED };
+        // The block is guest RAM (it was just read); a failure here leaves the status the
+        // guest preset (failed).
+        let _ = self
+            .memory
+            .write_slice(&status.to_le_bytes(), GuestAddress(PAGE_OP_GPA + 16));
+    }
+
+    fn run_page_op(&self, op: u32, dst: u64, src: u64) -> bool {
         let page = |gpa: u64| {
             gpa.is_multiple_of(PAGE_SIZE)
                 .then(|| {
@@ -77,18 +101,39 @@ impl SysCtl {
                 })
                 .flatten()
         };
+        let slot = |slot: u64| {
+            self.swap
+                .as_ref()
+                .filter(|(_, slots)| slot < *slots)
+                .map(|(file, _)| (file, slot * PAGE_SIZE))
+        };
+        let mut bounce = [0u8; PAGE_SIZE as usize];
         match op {
-            PAGE_OP_ZERO => {
-                if let Some(to) = page(dst) {
-                    to.copy_from(&[0u8; PAGE_SIZE as usize]);
-                }
-            }
-            PAGE_OP_COPY if dst != src => {
-                if let (Some(to), Some(from)) = (page(dst), page(src)) {
+            PAGE_OP_ZERO => page(dst).map(|to| to.copy_from(&bounce)).is_some(),
+            PAGE_OP_COPY if dst != src => match (page(dst), page(src)) {
+                (Some(to), Some(from)) => {
                     from.copy_to_volatile_slice(to);
+                    true
                 }
-            }
-            _ => {}
+                _ => false,
+            },
+            PAGE_OP_SWAP_IN => match (page(dst), slot(src)) {
+                (Some(to), Some((file, offset))) => {
+                    file.read_exact_at(&mut bounce, offset).is_ok() && {
+                        to.copy_from(&bounce);
+                        true
+                    }
+                }
+                _ => false,
+            },
+            PAGE_OP_SWAP_OUT => match (slot(dst), page(src)) {
+                (Some((file, offset)), Some(from)) => {
+                    from.copy_to(&mut bounce[..]);
+                    file.write_all_at(&bounce, offset).is_ok()
+                }
+                _ => false,
+            },
+            _ => false,
         }
     }
 }
@@ -141,7 +186,7 @@ mod tests {
         memory
             .write_slice(&page(3, b"bad"), GuestAddress(PANIC_PAGE_GPA))
             .unwrap();
-        let mut dev = SysCtl::new(memory);
+        let mut dev = SysCtl::new(memory, None);
         assert_eq!(
             dev.write(0, &(-1i32).to_le_bytes()),
             Some(GuestRequest::PowerOff(-1))
@@ -154,10 +199,12 @@ mod tests {
         assert_eq!(dev.write(2, &[0; 4]), None, "no register at offset 2");
     }
 
-    /// Writes the page-operation block and runs `op`.
-    fn page_op(dev: &mut SysCtl, memory: &GuestMemoryMmap, dst: u64, src: u64, op: u32) {
+    /// Writes the page-operation block, runs `op` and returns whether the VMM reported it
+    /// done.
+    fn page_op(dev: &mut SysCtl, memory: &GuestMemoryMmap, dst: u64, src: u64, op: u32) -> bool {
         let mut args = dst.to_le_bytes().to_vec();
         args.extend_from_slice(&src.to_le_bytes());
+        args.extend_from_slice(&PAGE_OP_FAILED.to_le_bytes());
         memory
             .write_slice(&args, GuestAddress(PAGE_OP_GPA))
             .unwrap();
@@ -165,12 +212,16 @@ mod tests {
             dev.write(u64::from(SYSCTL_PAGE_OP), &op.to_le_bytes()),
             None
         );
+        memory
+            .read_obj::<u64>(GuestAddress(PAGE_OP_GPA + 16))
+            .unwrap()
+            == PAGE_OP_DONE
     }
 
     #[test]
     fn page_operations() {
         let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
-        let mut dev = SysCtl::new(memory.clone());
+        let mut dev = SysCtl::new(memory.clone(), None);
         let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
         memory
             .write_slice(&[7u8; 4096], GuestAddress(0x8000))
@@ -178,21 +229,57 @@ mod tests {
         memory
             .write_slice(&[9u8; 4096], GuestAddress(0x9000))
             .unwrap();
-        page_op(&mut dev, &memory, 0xa000, 0x8000, PAGE_OP_COPY);
+        assert!(page_op(&mut dev, &memory, 0xa000, 0x8000, PAGE_OP_COPY));
         assert_eq!((byte(0xa000), byte(0xafff), byte(0xb000)), (7, 7, 0));
-        page_op(&mut dev, &memory, 0x9000, 0, PAGE_OP_ZERO);
+        assert!(page_op(&mut dev, &memory, 0x9000, 0, PAGE_OP_ZERO));
         assert_eq!((byte(0x8fff), byte(0x9000), byte(0x9fff)), (7, 0, 0));
-        // Hostile arguments do nothing (and do not panic).
+        // Hostile arguments do nothing (and do not panic), and are reported failed.
         memory
             .write_slice(&[5u8; 4096], GuestAddress(0x9000))
             .unwrap();
-        page_op(&mut dev, &memory, 0x9001, 0, PAGE_OP_ZERO);
-        page_op(&mut dev, &memory, 0xf000 + PAGE_SIZE, 0, PAGE_OP_ZERO);
-        page_op(&mut dev, &memory, !0xfff, 0, PAGE_OP_ZERO);
-        page_op(&mut dev, &memory, 0x9000, 0x10000, PAGE_OP_COPY);
-        page_op(&mut dev, &memory, 0x9000, 0x8800, PAGE_OP_COPY);
-        page_op(&mut dev, &memory, 0x9000, 0x9000, PAGE_OP_COPY);
-        page_op(&mut dev, &memory, 0x9000, 0x8000, 99);
+        for (dst, src, op) in [
+            (0x9001, 0, PAGE_OP_ZERO),
+            (0xf000 + PAGE_SIZE, 0, PAGE_OP_ZERO),
+            (!0xfff, 0, PAGE_OP_ZERO),
+            (0x9000, 0x10000, PAGE_OP_COPY),
+            (0x9000, 0x8800, PAGE_OP_COPY),
+            (0x9000, 0x9000, PAGE_OP_COPY),
+            (0x9000, 0x8000, 99),
+            // No swap disk.
+            (0x9000, 0, PAGE_OP_SWAP_IN),
+            (0, 0x9000, PAGE_OP_SWAP_OUT),
+        ] {
+            assert!(
+                !page_op(&mut dev, &memory, dst, src, op),
+                "{dst:#x} {src:#x} {op}"
+            );
+        }
         assert_eq!((byte(0x9000), byte(0x9fff)), (5, 5));
+    }
+
+    #[test]
+    fn swap_operations() {
+        let dir = crate::testutil::TempDir::new("sysctl-swap");
+        let file = dir.sparse_file("swap", 2 * PAGE_SIZE);
+        let path = dir.join("swap");
+        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let mut dev = SysCtl::new(memory.clone(), Some(file));
+        let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
+        memory
+            .write_slice(&[3u8; 4096], GuestAddress(0x8000))
+            .unwrap();
+        // Out to slot 1, back into another page: the same bytes, at slot 1's offset.
+        assert!(page_op(&mut dev, &memory, 1, 0x8000, PAGE_OP_SWAP_OUT));
+        assert!(page_op(&mut dev, &memory, 0xa000, 1, PAGE_OP_SWAP_IN));
+        assert_eq!((byte(0xa000), byte(0xafff)), (3, 3));
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len(), 2 * PAGE_SIZE as usize);
+        assert!(on_disk[..4096].iter().all(|&b| b == 0));
+        assert!(on_disk[4096..].iter().all(|&b| b == 3));
+        // Slots past the end, and pages that are not whole RAM pages, are refused.
+        assert!(!page_op(&mut dev, &memory, 2, 0x8000, PAGE_OP_SWAP_OUT));
+        assert!(!page_op(&mut dev, &memory, 0xa000, 2, PAGE_OP_SWAP_IN));
+        assert!(!page_op(&mut dev, &memory, 0xa001, 1, PAGE_OP_SWAP_IN));
+        assert!(!page_op(&mut dev, &memory, 1, 0x10000, PAGE_OP_SWAP_OUT));
     }
 }
