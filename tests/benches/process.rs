@@ -21,8 +21,8 @@ fn tsc_hz() -> f64 {
     (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
 }
 
-/// Runs `bench-proc` in a guest of `mem_mib` MiB; returns its `(name, cycles)` results.
-fn guest_results(mem_mib: u32) -> Vec<(String, f64)> {
+/// Runs `program` in a guest of `mem_mib` MiB; returns its `(name, cycles)` results.
+fn guest_results(program: &str, mem_mib: u32) -> Vec<(String, f64)> {
     let user = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/user");
     let output = Command::new(vmm_path())
         .arg("run")
@@ -30,13 +30,14 @@ fn guest_results(mem_mib: u32) -> Vec<(String, f64)> {
         .arg(mem_mib.to_string())
         .arg("--put")
         .arg(user.join("bench-true"))
-        .arg(user.join("bench-proc"))
+        .arg(user.join(program))
         .stdin(Stdio::null())
         .output()
         .expect("spawn vmm");
     assert!(
         output.status.success(),
-        "bench-proc failed: {}",
+        "{program} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout)
@@ -93,14 +94,18 @@ fn main() {
         anon * 1e6,
         pread * 1e6
     );
-    // Fault costs must not grow with guest memory: measure a small and a large guest.
-    for mem_mib in [64, 2048] {
-        let results = guest_results(mem_mib);
-        let int42 = results
-            .iter()
-            .find(|(n, _)| n == "int42_round_trip")
-            .map_or(f64::NAN, |(_, cycles)| cycles / hz);
-        println!("  guest with {mem_mib} MiB:");
+    // Fault costs must not grow with guest memory: measure a small and a large guest. Then
+    // paging under pressure in a 16 MiB guest (eviction to swap, swap-in).
+    for (program, mem_mib) in [("bench-proc", 64), ("bench-proc", 2048), ("bench-swap", 16)] {
+        let results = guest_results(program, mem_mib);
+        let get = |name: &str| {
+            results
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(f64::NAN, |(_, cycles)| cycles / hz)
+        };
+        let int42 = get("int42_round_trip");
+        println!("  {program} in a guest with {mem_mib} MiB:");
         for (name, cycles) in &results {
             let s = cycles / hz;
             if name.ends_with("_fault") {
@@ -114,6 +119,15 @@ fn main() {
             } else {
                 println!("    {name}: {:.1} us ({cycles:.0} cycles)", s * 1e6);
             }
+        }
+        if program == "bench-swap" {
+            let (zero, swap_in) = (get("zero_fill_fault"), get("swap_in_fault"));
+            println!(
+                "    eviction (evict_fault - zero_fill_fault): {:.1} us; swap-in - zero-fill: {:.1} us (target: one VM exit + 2 host preads = {:.1} us + exit)",
+                (get("evict_fault") - zero) * 1e6,
+                (swap_in - zero) * 1e6,
+                2.0 * pread * 1e6
+            );
         }
     }
 }

@@ -65,7 +65,7 @@ pub enum Page {
 }
 
 /// One process's table.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Spt {
     pages: HashMap<u64, Page, BuildHasherDefault<PageHasher>>,
 }
@@ -118,6 +118,15 @@ impl Spt {
             }
             Some(Page::Anon { .. } | Page::Mapped { .. }) => false,
         }
+    }
+
+    /// A copy (fork), or `None` if the kernel heap has no room for it: a table can be large
+    /// and a failed kernel allocation would be fatal, so the room is reserved first.
+    pub fn try_clone(&self) -> Option<Spt> {
+        let mut pages = HashMap::default();
+        pages.try_reserve(self.pages.capacity()).ok()?;
+        pages.extend(self.pages.iter().map(|(&k, &v)| (k, v)));
+        Some(Spt { pages })
     }
 
     /// Pages registered.

@@ -148,6 +148,9 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
 
 /// First code of a process started from a command line: load the program, enter it.
 fn run_program(cmdline: &[u8]) -> ! {
+    // Like every system call and fault, loading runs with interrupts off (the frame table
+    // relies on it); entering user mode turns them on.
+    crate::arch::x86_64::cpu::disable_interrupts();
     let process = thread::current_process().expect("proc: process thread without a process");
     match load::load(process, cmdline) {
         Ok(start) => enter(&start),
@@ -430,6 +433,9 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     if available < KERNEL_RESERVE_PAGES {
         return KILLED;
     }
+    let Some(spt) = parent.spt.try_clone() else {
+        return KILLED;
+    };
     let Some(space) = new_space() else {
         return KILLED;
     };
@@ -453,7 +459,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
             .iter()
             .map(|(&addr, m)| (addr, m.duplicate()))
             .collect(),
-        spt: parent.spt.clone(),
+        spt,
         out_of_memory: false,
     });
     // Pages in swap: the child's entries name the same slots.

@@ -1,0 +1,93 @@
+//! Paging benchmarks under memory pressure (`make bench`, in a small guest), in TSC cycles
+//! measured in user mode:
+//! - the `int 0x42` round trip and a zero-fill fault, as the baseline of this run;
+//! - `evict_fault`: a zero-fill fault that first evicts a dirty page to swap (a forked
+//!   child touching fresh pages once memory is full);
+//! - `swap_in_fault`: a fault that reads a page back from swap into a free frame (the
+//!   parent touching its own pages again after the child has gone).
+//!
+//! Prints `bench NAME: N cycles` lines. Run it with 16 MiB of RAM: the child's array must
+//! be well over the user pool (about 7 MiB there), so that every page of the parent's
+//! array is evicted.
+#![no_std]
+#![no_main]
+
+use ulib::{exit, fork, println, wait};
+
+ulib::entry!("bench-swap", main);
+
+const PAGE: usize = 4096;
+/// The parent's pages, evicted by the child and read back from swap.
+const OWN_PAGES: usize = 256;
+/// The child's pages (12 MiB): well over a 16 MiB guest's user pool.
+const HOG_PAGES: usize = 3072;
+/// Pages of the zero-fill baseline.
+const BASE_PAGES: usize = 128;
+
+#[repr(C, align(4096))]
+struct Pages<const N: usize>([u8; N]);
+
+static mut OWN: Pages<{ OWN_PAGES * PAGE }> = Pages([0; OWN_PAGES * PAGE]);
+static mut HOG: Pages<{ HOG_PAGES * PAGE }> = Pages([0; HOG_PAGES * PAGE]);
+static mut BASE: Pages<{ BASE_PAGES * PAGE }> = Pages([0; BASE_PAGES * PAGE]);
+
+/// Stores one byte into each page `from..to` of the array at `base`; returns the cycles.
+fn touch(base: *mut u8, from: usize, to: usize) -> u64 {
+    let t0 = cycles();
+    for i in from..to {
+        // SAFETY: the byte lies inside the static array the caller names; this program
+        // holds no reference to it.
+        unsafe { base.add(i * PAGE).write_volatile(i as u8 | 1) };
+    }
+    cycles() - t0
+}
+
+/// The time-stamp counter.
+fn cycles() -> u64 {
+    // SAFETY: rdtsc only reads a counter (allowed in ring 3 here).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn int42(addr: u64) -> u64 {
+    let out: u64;
+    // SAFETY: `int 0x42` only replaces rax (guest-abi.md §4).
+    unsafe { core::arch::asm!("int 0x42", inout("rax") addr => out) };
+    out
+}
+
+fn main(_args: &[&str]) -> i32 {
+    const ROUND_TRIPS: u64 = 1000;
+    let here = main as *const () as u64;
+    let t0 = cycles();
+    for _ in 0..ROUND_TRIPS {
+        int42(here);
+    }
+    println!(
+        "bench int42_round_trip: {} cycles",
+        (cycles() - t0) / ROUND_TRIPS
+    );
+    let base = (&raw mut BASE).cast::<u8>();
+    let zero = touch(base, 0, BASE_PAGES) / BASE_PAGES as u64;
+    println!("bench zero_fill_fault: {zero} cycles");
+
+    let own = (&raw mut OWN).cast::<u8>();
+    touch(own, 0, OWN_PAGES);
+    let pid = fork(c"bench-hog");
+    if pid == 0 {
+        // The first half fills memory (and evicts); the second half is timed: by then
+        // every fault evicts.
+        let hog = (&raw mut HOG).cast::<u8>();
+        touch(hog, 0, HOG_PAGES / 2);
+        let evict = touch(hog, HOG_PAGES / 2, HOG_PAGES) / (HOG_PAGES / 2) as u64;
+        println!("bench evict_fault: {evict} cycles");
+        exit(0);
+    }
+    if pid < 0 || wait(pid) != 0 {
+        println!("bench-swap: the child failed: give the guest more memory");
+        return 1;
+    }
+    // The child's frames are free again; the parent's pages are all in swap.
+    let swap_in = touch(own, 0, OWN_PAGES) / OWN_PAGES as u64;
+    println!("bench swap_in_fault: {swap_in} cycles");
+    0
+}
