@@ -214,7 +214,7 @@ pub fn unpin(frame: Frame) {
 }
 
 /// A user frame, evicting a page if the pool is empty; with [`Zero::Yes`] it reads as
-/// zero. `None` if nothing can be evicted (every frame pinned, or every victim needs a swap
+/// zero. `None` if nothing can be evicted (every frame pinned, or the victim needs a swap
 /// slot and swap is full or absent): the caller's process is out of memory.
 pub fn alloc(zero: Zero) -> Option<Frame> {
     if let Some(f) = frame::alloc(Pool::User, zero) {
@@ -259,20 +259,36 @@ fn evict_one() -> Option<Frame> {
             }
             continue;
         }
-        if evict(e, frame, dirty) {
-            e.owner = core::ptr::null_mut();
-            e.more = None;
-            e.va = 0;
-            return Some(frame);
+        match evict(e, frame, dirty) {
+            Outcome::Evicted => {
+                e.owner = core::ptr::null_mut();
+                e.more = None;
+                e.va = 0;
+                return Some(frame);
+            }
+            Outcome::Kept => {}
+            // Memory and swap are both full. Dropping clean pages could go on, but the
+            // faulting instruction may need two of them, each dropped to bring in the
+            // other, for ever: the process that needs the page is out of memory.
+            Outcome::SwapFull => return None,
         }
     }
     None
 }
 
+/// What became of a victim.
+enum Outcome {
+    /// Out of memory in every owner.
+    Evicted,
+    /// It stays (its write-back failed, or it has no page record); nothing changed.
+    Kept,
+    /// It needs a swap slot and none is free; nothing changed.
+    SwapFull,
+}
+
 /// Takes page `e.va` out of every owner: saved first where its contents must survive
-/// (its file, or a swap slot). False if it cannot leave now (no swap slot, or the write
-/// failed); nothing changed then.
-fn evict(e: &Entry, frame: Frame, dirty: bool) -> bool {
+/// (its file, or a swap slot).
+fn evict(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
     let va = e.va;
     // SAFETY: as in `evict_one`; owners of one frame hold the same kind of page there.
     let page = unsafe { (*e.owner).spt.get_mut(va).copied() };
@@ -282,13 +298,13 @@ fn evict(e: &Entry, frame: Frame, dirty: bool) -> bool {
                 // SAFETY: as above.
                 let mapping = unsafe { mmap::find(&(*e.owner).mappings, va) };
                 let Some(mapping) = mapping else {
-                    return false;
+                    return Outcome::Kept;
                 };
                 // SAFETY: the frame backs the page and stays allocated during the write.
                 let bytes =
                     unsafe { core::slice::from_raw_parts(frame.as_ptr(), usize::from(range.len)) };
                 if mapping.file.write_at(bytes, range.file_offset) != bytes.len() {
-                    return false;
+                    return Outcome::Kept;
                 }
             }
         }
@@ -296,13 +312,13 @@ fn evict(e: &Entry, frame: Frame, dirty: bool) -> bool {
         Some(Page::Uninit { writable, .. } | Page::Anon { writable, .. }) => {
             let owners = u16::try_from(e.owner_count()).unwrap_or(u16::MAX);
             let Some(slot) = swap::alloc_slot(owners) else {
-                return false;
+                return Outcome::SwapFull;
             };
             let (Ok(slot32), Ok(())) = (u32::try_from(slot), swap::write_slot(slot, frame)) else {
                 for _ in 0..owners {
                     swap::release_slot(slot);
                 }
-                return false;
+                return Outcome::Kept;
             };
             for p in e.owners() {
                 // SAFETY: as above.
@@ -314,11 +330,11 @@ fn evict(e: &Entry, frame: Frame, dirty: bool) -> bool {
                 }
             }
         }
-        None => return false,
+        None => return Outcome::Kept,
     }
     for p in e.owners() {
         // SAFETY: as above.
         unsafe { (*p).space.evict(va) };
     }
-    true
+    Outcome::Evicted
 }
