@@ -39,6 +39,8 @@ struct Case {
     /// Guest RAM in MiB, if not the default (programs that run the kernel out of memory on
     /// purpose use a small guest, to stay quick).
     mem_mib: Option<&'static str>,
+    /// Swap disk size in MiB, if not the VMM's default (`--swap-mib`; "0" = no swap disk).
+    swap_mib: Option<&'static str>,
 }
 
 const fn case(label: &'static str, program: &'static str, stdout: &'static str) -> Case {
@@ -52,6 +54,7 @@ const fn case(label: &'static str, program: &'static str, stdout: &'static str) 
         status: 0,
         drop_prefix: None,
         mem_mib: None,
+        swap_mib: None,
     }
 }
 
@@ -78,6 +81,10 @@ impl Case {
     }
     const fn mem(mut self, mib: &'static str) -> Self {
         self.mem_mib = Some(mib);
+        self
+    }
+    const fn swap(mut self, mib: &'static str) -> Self {
+        self.swap_mib = Some(mib);
         self
     }
 }
@@ -453,6 +460,120 @@ page-shuffle: exit(0)
 (mmap-lazy) mmap of 256 GiB fails
 mmap-lazy: exit(0)
 ").put(&[SAMPLE]),
+
+    // --- Paging under memory pressure --------------------------------------------------------
+    // Small guests (user pool: about 3.3 MiB at 8 MiB of RAM, 4.3 MiB at 10), so these
+    // programs only pass if pages are evicted and come back intact: anonymous ones through
+    // swap, mapped ones through their file.
+    case("bss-20m", "bss-20m", "\
+(bss-20m) 5120 pages read zero before their first write
+(bss-20m) every page holds its words, checked backwards
+bss-20m: exit(0)
+").mem("10"),
+    case("mmap-2m", "mmap-2m", "\
+(mmap-2m) create map2m, 2097152 bytes
+(mmap-2m) write it: a byte pattern that differs in every page
+(mmap-2m) mmap it writable
+(mmap-2m) every mapped byte is as written
+(mmap-2m) change a word in every other page
+(mmap-2m) touch 2 MiB of bss
+(mmap-2m) the mapping shows exactly the changes
+(mmap-2m) the bss holds its words
+(mmap-2m) after munmap, read() shows exactly the changes
+mmap-2m: exit(0)
+").mem("8"),
+    case("pressure-mix", "pressure-mix", "\
+(pressure-mix) create mixfile, 1048576 bytes
+(pressure-mix) write its first words
+(pressure-mix) mmap it writable
+(pressure-mix) round 1: bss, data and mapped pages held their first words
+(pressure-mix) round 2: they held round 1's
+(pressure-mix) backwards: they hold round 2's
+(pressure-mix) after munmap, read() shows round 2's words
+pressure-mix: exit(0)
+").mem("10"),
+    // The children's exit lines come in scheduling order: dropped.
+    case("children-10", "children-10", "\
+(children-10) kid0 saw the parent's 1 MiB, then its own twice
+(children-10) kid1 saw the parent's 1 MiB, then its own twice
+(children-10) kid2 saw the parent's 1 MiB, then its own twice
+(children-10) kid3 saw the parent's 1 MiB, then its own twice
+(children-10) kid4 saw the parent's 1 MiB, then its own twice
+(children-10) kid5 saw the parent's 1 MiB, then its own twice
+(children-10) kid6 saw the parent's 1 MiB, then its own twice
+(children-10) kid7 saw the parent's 1 MiB, then its own twice
+(children-10) kid8 saw the parent's 1 MiB, then its own twice
+(children-10) kid9 saw the parent's 1 MiB, then its own twice
+(children-10) the parent's 1 MiB is unchanged
+children-10: exit(0)
+").drop_prefix("kid").mem("10"),
+    // Out of memory and swap (1 MiB of it): only the faulting process dies, with its own
+    // line before the exit line; the waiting parent's pages come back from swap intact.
+    case("oom-hog", "oom-hog", "\
+(oom-hog) the parent's 1792 KiB hold their pattern
+(oom-hog) hog: its copy holds the parent's bytes
+hog: out of memory
+hog: exit(-1)
+(oom-hog) the parent's 1792 KiB are intact
+(oom-hog) wait(hog) = -1: it was killed
+oom-hog: exit(0)
+").mem("8").swap("1"),
+    // Children sort 64 KiB chunks of a 256 KiB file while the parent holds 3 MiB more:
+    // one at a time, each exec'd (exit lines in order), or all at once (dropped), in a
+    // copy-on-write copy, on the stack, or through a mapping.
+    case("sort-seq", "sort-seq", "\
+(sort-seq) touch 3072 KiB of other memory
+(sort-seq) create sortdata, 262144 bytes of pseudo-random words
+sorter0: exit(10)
+sorter1: exit(11)
+sorter2: exit(12)
+sorter3: exit(13)
+(sort-seq) each child in turn sorted its 64 KiB chunk in the file
+(sort-seq) every chunk in the file is sorted and holds its own words
+(sort-seq) merging the chunks gives all the words in order
+(sort-seq) the parent's words and other memory are unchanged
+sort-seq: exit(0)
+").mem("8"),
+    case("sort-par", "sort-par", "\
+(sort-par) touch 3072 KiB of other memory
+(sort-par) create sortdata, 262144 bytes of pseudo-random words
+(sort-par) each child sorted its 64 KiB chunk in the file
+(sort-par) every chunk in the file is sorted and holds its own words
+(sort-par) merging the chunks gives all the words in order
+(sort-par) the parent's words and other memory are unchanged
+sort-par: exit(0)
+").drop_prefix("psorter").mem("8"),
+    case("sort-stack", "sort-stack", "\
+(sort-stack) touch 3072 KiB of other memory
+(sort-stack) create sortdata, 262144 bytes of pseudo-random words
+(sort-stack) each child sorted its 64 KiB chunk in the file on its stack
+(sort-stack) every chunk in the file is sorted and holds its own words
+(sort-stack) merging the chunks gives all the words in order
+(sort-stack) the parent's words and other memory are unchanged
+sort-stack: exit(0)
+").drop_prefix("ssorter").mem("8"),
+    case("sort-mmap", "sort-mmap", "\
+(sort-mmap) touch 3072 KiB of other memory
+(sort-mmap) create sortdata, 262144 bytes of pseudo-random words
+(sort-mmap) each child sorted its 64 KiB chunk through a mapping
+(sort-mmap) mmap the whole file read-only
+(sort-mmap) every chunk in the file is sorted and holds its own words
+(sort-mmap) merging the chunks gives all the words in order
+(sort-mmap) the parent's words and other memory are unchanged
+sort-mmap: exit(0)
+").drop_prefix("msorter").mem("8"),
+    case("shuffle-map", "shuffle-map", "\
+(shuffle-map) create shuf, 131072 bytes: the words 0..32767 in order
+(shuffle-map) mmap it writable
+(shuffle-map) 3 shuffles of the mapping keep its sums
+squeezer: exit(0)
+(shuffle-map) a child wrote 4096 KiB meanwhile
+(shuffle-map) the mapping still holds a permutation
+(shuffle-map) 3 more shuffles keep its sums
+(shuffle-map) it matches the same 6 shuffles done in memory
+(shuffle-map) after munmap, read() shows the same order
+shuffle-map: exit(0)
+").mem("8"),
     case("exec-wait", "exec-wait", "\
 (exec-wait) begin
 (child-simple) run
@@ -704,6 +825,10 @@ fn run_case(c: &Case) -> Result<(), String> {
     let mut args: Vec<String> = vec!["run".into(), "--timeout".into(), "30".into()];
     if let Some(mib) = c.mem_mib {
         args.push("--mem".into());
+        args.push(mib.into());
+    }
+    if let Some(mib) = c.swap_mib {
+        args.push("--swap-mib".into());
         args.push(mib.into());
     }
     for p in c.put {
