@@ -985,3 +985,47 @@ fn huge_segment_is_refused_at_load() {
     );
     assert_eq!(run.status, Some(255));
 }
+
+/// Exit releases everything: after programs that fork, swap, map files and get killed for
+/// lack of memory, every user frame and every swap slot is free again (the kernel's
+/// memory-report hook prints both after the first process ends).
+#[test]
+fn frames_and_swap_slots_are_all_free_after_the_run() {
+    if !require_kvm() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let runs: [(&str, &[&str]); 2] = [
+        ("oom-hog", &["--mem", "8", "--swap-mib", "1"]),
+        ("sort-mmap", &["--mem", "8"]),
+    ];
+    std::thread::scope(|s| {
+        for (program, options) in runs {
+            let root = &root;
+            s.spawn(move || {
+                let path = root.join("target/user").join(program).display().to_string();
+                let mut argv = vec!["run", "--timeout", "30", "--test-hook", "memory-report"];
+                argv.extend_from_slice(options);
+                argv.push(&path);
+                let run = vmm(&argv);
+                assert_eq!(run.status, Some(0), "{program}: {}", run.stderr);
+                let last = run.stdout.lines().last().unwrap_or_default();
+                let counts: Vec<&str> = last
+                    .strip_prefix("kernel: free user frames ")
+                    .map(|rest| {
+                        rest.split([',', ' ', '/'])
+                            .filter(|w| w.parse::<u64>().is_ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(counts.len(), 4, "{program}: no memory report in {last:?}");
+                assert_eq!(
+                    counts[0], counts[1],
+                    "{program}: user frames leaked: {last}"
+                );
+                assert_eq!(counts[2], counts[3], "{program}: swap slots leaked: {last}");
+                assert_ne!(counts[3], "0", "{program}: ran without swap: {last}");
+            });
+        }
+    });
+}
