@@ -14,103 +14,17 @@
 #![no_std]
 #![no_main]
 
-use ulib::{cformat, check, create, exit, fail, fork, mmap, msg, munmap, open, wait, write};
+use ulib::{cformat, check, exit, fail, fork, mmap, munmap, wait};
+
+#[allow(dead_code, reason = "each sort program uses part of it")]
+#[path = "sortwork/mod.rs"]
+mod sortwork;
+use sortwork::*;
 
 ulib::entry!("sort-mmap", main);
 
-const WORDS: usize = 64 * 1024;
-const FILE_BYTES: usize = WORDS * 4;
-const CHUNKS: usize = 4;
-const CHUNK_WORDS: usize = WORDS / CHUNKS;
-const CHUNK_BYTES: usize = CHUNK_WORDS * 4;
-const BALLAST_PAGES: usize = 768;
 /// Where the parent maps the file, and child N its chunk (at MAP + N * CHUNK_BYTES).
 const MAP: usize = 0x1000_0000;
-/// u64 words per page of the other memory.
-const PAGE_WORDS: usize = 512;
-
-/// All of the program's data, in bss.
-struct Memory {
-    /// The other memory: one word per page is written and checked.
-    ballast: [u64; BALLAST_PAGES * PAGE_WORDS],
-    /// The words as written to the file.
-    data: [u32; WORDS],
-    /// The words sorted by the parent.
-    expect: [u32; WORDS],
-}
-
-static mut MEMORY: Memory = Memory {
-    ballast: [0; BALLAST_PAGES * PAGE_WORDS],
-    data: [0; WORDS],
-    expect: [0; WORDS],
-};
-
-/// The program's data. Called once, by `main`: the process is single-threaded and a
-/// forked child works on its own copy.
-fn memory() -> &'static mut Memory {
-    let memory: *mut Memory = &raw mut MEMORY;
-    // SAFETY: the only reference to MEMORY ever made (see above).
-    unsafe { &mut *memory }
-}
-
-/// The words of the file, in order: a fixed pseudo-random sequence (a 64-bit LCG's high
-/// bits).
-fn words() -> impl Iterator<Item = u32> {
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    core::iter::repeat_with(move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as u32
-    })
-}
-
-fn sum(words: &[u32]) -> u64 {
-    words.iter().map(|&w| u64::from(w)).sum()
-}
-
-/// The sum of chunk `n`'s words, from the sequence itself.
-fn chunk_sum(n: usize) -> u64 {
-    words()
-        .skip(n * CHUNK_WORDS)
-        .take(CHUNK_WORDS)
-        .map(u64::from)
-        .sum()
-}
-
-fn is_sorted(words: &[u32]) -> bool {
-    words.windows(2).all(|p| p[0] <= p[1])
-}
-
-fn bytes(words: &[u32]) -> &[u8] {
-    // SAFETY: u32 has no padding and a larger alignment than u8; same memory, same length.
-    unsafe { core::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 4) }
-}
-
-fn ballast_word(page: usize) -> u64 {
-    (page as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-/// Whether merging the sorted chunks of `file` yields exactly `expect`.
-fn merge_matches(file: &[u32], expect: &[u32]) -> bool {
-    let mut next = [0usize; CHUNKS];
-    for &want in expect {
-        let mut best: Option<(usize, u32)> = None;
-        for (c, &at) in next.iter().enumerate() {
-            if at < CHUNK_WORDS {
-                let v = file[c * CHUNK_WORDS + at];
-                if best.is_none_or(|(_, b)| v < b) {
-                    best = Some((c, v));
-                }
-            }
-        }
-        match best {
-            Some((c, v)) if v == want => next[c] += 1,
-            _ => return false,
-        }
-    }
-    true
-}
 
 /// Child `n`: maps chunk `n` of the file, sorts it in place and unmaps it; exits with
 /// 10 + `n` if it was sorted and held the chunk's words.
@@ -131,29 +45,7 @@ fn child(n: usize, fd: i32) -> ! {
 
 fn main(_args: &[&str]) -> i32 {
     let m = memory();
-    for page in 0..BALLAST_PAGES {
-        // SAFETY: a valid, aligned element of the array (volatile: it must reach memory).
-        unsafe { (&raw mut m.ballast[page * PAGE_WORDS]).write_volatile(ballast_word(page)) };
-    }
-    msg!("touch {} KiB of other memory", BALLAST_PAGES * 4);
-
-    for (w, v) in m.data.iter_mut().zip(words()) {
-        *w = v;
-    }
-    check!(
-        create(c"sortdata", FILE_BYTES as u32),
-        "create sortdata, {FILE_BYTES} bytes of pseudo-random words"
-    );
-    let fd = open(c"sortdata");
-    let mut written = 0;
-    for piece in bytes(&m.data).chunks(CHUNK_BYTES) {
-        written += write(fd, piece).max(0) as usize;
-    }
-    if fd < 2 || written != FILE_BYTES {
-        fail!("write sortdata");
-    }
-    m.expect.copy_from_slice(&m.data);
-    m.expect.sort_unstable();
+    let fd = prepare(m);
 
     let mut pids = [0i32; CHUNKS];
     for (n, pid) in pids.iter_mut().enumerate() {
@@ -180,26 +72,7 @@ fn main(_args: &[&str]) -> i32 {
     // SAFETY: [MAP, MAP + FILE_BYTES) is mapped, page-aligned, until munmap below, and
     // nothing writes it meanwhile.
     let file = unsafe { core::slice::from_raw_parts(p.cast::<u32>(), WORDS) };
-    check!(
-        (0..CHUNKS).all(|n| {
-            let range = n * CHUNK_WORDS..(n + 1) * CHUNK_WORDS;
-            is_sorted(&file[range.clone()]) && sum(&file[range]) == chunk_sum(n)
-        }),
-        "every chunk in the file is sorted and holds its own words"
-    );
-    check!(
-        merge_matches(file, &m.expect),
-        "merging the chunks gives all the words in order"
-    );
+    check_result(m, file, true);
     munmap(p);
-    let ballast_same = (0..BALLAST_PAGES).all(|page| {
-        // SAFETY: as above.
-        let word = unsafe { (&raw const m.ballast[page * PAGE_WORDS]).read_volatile() };
-        word == ballast_word(page)
-    });
-    check!(
-        m.data.iter().copied().eq(words().take(WORDS)) && ballast_same,
-        "the parent's words and other memory are unchanged"
-    );
     0
 }
