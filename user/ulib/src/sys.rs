@@ -221,3 +221,20 @@ pub fn mount(path: &CStr, chan_no: i32, dev_no: i32) -> i32 {
 pub fn umount(path: &CStr) -> i32 {
     call(nr::UMOUNT, ptr(path), 0, 0) as i32
 }
+
+/// `int 0x42` (guest-abi.md §4): the kernel-virtual address of the frame that backs the page
+/// of user address `addr`, or 0 if it has no frame now. Shows what the kernel did with a
+/// page (lazy loading, copy-on-write sharing); its round trip is the bare cost of entering
+/// the kernel.
+pub fn int42(addr: u64) -> u64 {
+    let out: u64;
+    // SAFETY: `int 0x42` only replaces rax (guest-abi.md §4).
+    unsafe { core::arch::asm!("int 0x42", inout("rax") addr => out) };
+    out
+}
+
+/// The time-stamp counter (benchmarks time themselves in cycles).
+pub fn cycles() -> u64 {
+    // SAFETY: rdtsc only reads a counter (allowed in ring 3 here).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -11,7 +11,7 @@
 #![no_std]
 #![no_main]
 
-use ulib::{exec, exit, fork, println, tell, wait};
+use ulib::{cycles, exec, exit, fork, int42, println, tell, wait};
 
 ulib::entry!("bench-proc", main);
 
@@ -48,19 +48,6 @@ fn touch_pages(pages: *mut Pages, store: bool) -> u64 {
         }
     }
     (cycles() - t0) / FAULT_PAGES as u64
-}
-
-/// The time-stamp counter.
-fn cycles() -> u64 {
-    // SAFETY: rdtsc only reads a counter (allowed in ring 3 here).
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-fn int42(addr: u64) -> u64 {
-    let out: u64;
-    // SAFETY: `int 0x42` only replaces rax (guest-abi.md §4).
-    unsafe { core::arch::asm!("int 0x42", inout("rax") addr => out) };
-    out
 }
 
 fn main(_args: &[&str]) -> i32 {

@@ -12,7 +12,7 @@
 #![no_std]
 #![no_main]
 
-use ulib::{exit, fork, println, wait};
+use ulib::{cycles, exit, fork, int42, println, wait};
 
 ulib::entry!("bench-swap", main);
 
@@ -40,19 +40,6 @@ fn touch(base: *mut u8, from: usize, to: usize) -> u64 {
         unsafe { base.add(i * PAGE).write_volatile(i as u8 | 1) };
     }
     cycles() - t0
-}
-
-/// The time-stamp counter.
-fn cycles() -> u64 {
-    // SAFETY: rdtsc only reads a counter (allowed in ring 3 here).
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-fn int42(addr: u64) -> u64 {
-    let out: u64;
-    // SAFETY: `int 0x42` only replaces rax (guest-abi.md §4).
-    unsafe { core::arch::asm!("int 0x42", inout("rax") addr => out) };
-    out
 }
 
 fn main(_args: &[&str]) -> i32 {
