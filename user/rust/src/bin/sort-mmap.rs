@@ -14,7 +14,7 @@
 #![no_std]
 #![no_main]
 
-use ulib::{cformat, check, exit, fail, fork, mmap, munmap, wait};
+use ulib::{check, mmap, munmap};
 
 #[allow(dead_code, reason = "each sort program uses part of it")]
 #[path = "sortwork/mod.rs"]
@@ -26,13 +26,13 @@ ulib::entry!("sort-mmap", main);
 /// Where the parent maps the file, and child N its chunk (at MAP + N * CHUNK_BYTES).
 const MAP: usize = 0x1000_0000;
 
-/// Child `n`: maps chunk `n` of the file, sorts it in place and unmaps it; exits with
-/// 10 + `n` if it was sorted and held the chunk's words.
-fn child(n: usize, fd: i32) -> ! {
+/// Child `n`: maps chunk `n` of the file, sorts it in place and unmaps it; 10 + `n` if it
+/// was sorted and held the chunk's words (2 if the mapping failed).
+fn sort_mapped(n: usize, fd: i32) -> i32 {
     let at = MAP + n * CHUNK_BYTES;
     let p = mmap(at, CHUNK_BYTES, true, fd, (n * CHUNK_BYTES) as i64);
     if p as usize != at {
-        exit(2);
+        return 2;
     }
     // SAFETY: [at, at + CHUNK_BYTES) is a writable mapping, page-aligned, until munmap; no
     // other reference to it exists.
@@ -40,27 +40,14 @@ fn child(n: usize, fd: i32) -> ! {
     chunk.sort_unstable();
     let ok = is_sorted(chunk) && sum(chunk) == chunk_sum(n);
     munmap(p);
-    exit(if ok { 10 + n as i32 } else { 1 })
+    if ok { 10 + n as i32 } else { 1 }
 }
 
 fn main(_args: &[&str]) -> i32 {
     let m = memory();
     let fd = prepare(m);
 
-    let mut pids = [0i32; CHUNKS];
-    for (n, pid) in pids.iter_mut().enumerate() {
-        *pid = fork(cformat!(16; "msorter{}", n).as_cstr());
-        if *pid == 0 {
-            child(n, fd);
-        }
-        if *pid < 0 {
-            fail!("fork msorter{n}");
-        }
-    }
-    let mut ok = true;
-    for (n, &pid) in pids.iter().enumerate() {
-        ok &= wait(pid) == 10 + n as i32;
-    }
+    let ok = sort_at_once("msorter", |n| sort_mapped(n, fd));
     check!(
         ok,
         "each child sorted its {} KiB chunk through a mapping",

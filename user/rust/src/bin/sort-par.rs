@@ -14,7 +14,7 @@
 #![no_std]
 #![no_main]
 
-use ulib::{cformat, check, exit, fail, fork, seek, wait, write};
+use ulib::{check, seek, write};
 
 #[allow(dead_code, reason = "each sort program uses part of it")]
 #[path = "sortwork/mod.rs"]
@@ -23,35 +23,22 @@ use sortwork::*;
 
 ulib::entry!("sort-par", main);
 
-/// Child `n`: sorts chunk `n` of its copy of the words, writes it to its place in the
-/// file and exits with 10 + `n` if it is sorted and holds the chunk's words.
-fn child(n: usize, data: &mut [u32], fd: i32) -> ! {
+/// Child `n`: sorts chunk `n` of its copy of the words and writes it to its place in the
+/// file; 10 + `n` if it is sorted and holds the chunk's words.
+fn sort_chunk(n: usize, data: &mut [u32], fd: i32) -> i32 {
     let chunk = &mut data[n * CHUNK_WORDS..(n + 1) * CHUNK_WORDS];
     chunk.sort_unstable();
     seek(fd, (n * CHUNK_BYTES) as u32);
     let wrote = write(fd, bytes(chunk)) == CHUNK_BYTES as i32;
     let ok = wrote && is_sorted(chunk) && sum(chunk) == chunk_sum(n);
-    exit(if ok { 10 + n as i32 } else { 1 })
+    if ok { 10 + n as i32 } else { 1 }
 }
 
 fn main(_args: &[&str]) -> i32 {
     let m = memory();
     let fd = prepare(m);
 
-    let mut pids = [0i32; CHUNKS];
-    for (n, pid) in pids.iter_mut().enumerate() {
-        *pid = fork(cformat!(16; "psorter{}", n).as_cstr());
-        if *pid == 0 {
-            child(n, &mut m.data, fd);
-        }
-        if *pid < 0 {
-            fail!("fork psorter{n}");
-        }
-    }
-    let mut ok = true;
-    for (n, &pid) in pids.iter().enumerate() {
-        ok &= wait(pid) == 10 + n as i32;
-    }
+    let ok = sort_at_once("psorter", |n| sort_chunk(n, &mut m.data, fd));
     check!(
         ok,
         "each child sorted its {} KiB chunk in the file",

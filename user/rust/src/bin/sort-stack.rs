@@ -14,7 +14,7 @@
 #![no_std]
 #![no_main]
 
-use ulib::{cformat, check, exit, fail, fork, read, seek, wait, write};
+use ulib::{check, read, seek, write};
 
 #[allow(dead_code, reason = "each sort program uses part of it")]
 #[path = "sortwork/mod.rs"]
@@ -73,24 +73,13 @@ fn main(_args: &[&str]) -> i32 {
     let m = memory();
     let fd = prepare(m);
 
-    let mut pids = [0i32; CHUNKS];
-    for (n, pid) in pids.iter_mut().enumerate() {
-        *pid = fork(cformat!(16; "ssorter{}", n).as_cstr());
-        if *pid == 0 {
-            exit(if sort_on_stack(n, fd) {
-                10 + n as i32
-            } else {
-                1
-            });
+    let ok = sort_at_once("ssorter", |n| {
+        if sort_on_stack(n, fd) {
+            10 + n as i32
+        } else {
+            1
         }
-        if *pid < 0 {
-            fail!("fork ssorter{n}");
-        }
-    }
-    let mut ok = true;
-    for (n, &pid) in pids.iter().enumerate() {
-        ok &= wait(pid) == 10 + n as i32;
-    }
+    });
     check!(
         ok,
         "each child sorted its {} KiB chunk in the file on its stack",

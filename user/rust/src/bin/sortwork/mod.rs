@@ -4,7 +4,7 @@
 //! and the checks on the result. Each program differs only in how its children sort.
 //! Included by each program with `#[path]` (a directory without `main.rs` is no binary).
 
-use ulib::{check, create, fail, msg, open, read, seek, write};
+use ulib::{cformat, check, create, exit, fail, fork, msg, open, read, seek, wait, write};
 
 pub const WORDS: usize = 64 * 1024;
 pub const FILE_BYTES: usize = WORDS * 4;
@@ -166,4 +166,25 @@ pub fn check_result(m: &Memory, file: &[u32], read_ok: bool) {
         m.data.iter().copied().eq(words().take(WORDS)) && ballast_same,
         "the parent's words and other memory are unchanged"
     );
+}
+
+/// Step 2 when the children run at once: forks one child per chunk, named `PREFIXn`, which
+/// exits with `sort(n)` (10 + n when it sorted chunk n right), and waits for them all.
+/// Whether every child exited with 10 + n.
+pub fn sort_at_once(prefix: &str, mut sort: impl FnMut(usize) -> i32) -> bool {
+    let mut pids = [0i32; CHUNKS];
+    for (n, pid) in pids.iter_mut().enumerate() {
+        *pid = fork(cformat!(16; "{}{}", prefix, n).as_cstr());
+        if *pid == 0 {
+            exit(sort(n));
+        }
+        if *pid < 0 {
+            fail!("fork {prefix}{n}");
+        }
+    }
+    let mut ok = true;
+    for (n, &pid) in pids.iter().enumerate() {
+        ok &= wait(pid) == 10 + n as i32;
+    }
+    ok
 }
