@@ -234,12 +234,13 @@ pub fn exit(status: i32) -> ! {
 /// Brings in the page at `addr` if the process owns it and no frame backs it now: a
 /// program page (the executable's bytes, read straight into the frame, zeros elsewhere,
 /// not cleared again if the frame is known to be zero), a page in swap (read straight into
-/// the frame) or a page of a file mapping (the mapped file's bytes). Returns whether it
-/// did; if memory ran out, the process is marked so.
-pub fn claim(process: &mut Process, addr: u64) -> bool {
+/// the frame) or a page of a file mapping (the mapped file's bytes). A page the process
+/// does not own may be stack growth, judged against the user stack pointer `rsp`
+/// ([`grow_stack`]). Returns whether it did; if memory ran out, the process is marked so.
+pub fn claim(process: &mut Process, addr: u64, rsp: u64) -> bool {
     let page = addr & !(PAGE_SIZE - 1);
     let Some(state) = process.spt.get_mut(page).copied() else {
-        return false;
+        return grow_stack(process, addr, rsp);
     };
     let owner: *mut Process = process;
     let oom = &mut process.out_of_memory;
@@ -358,18 +359,16 @@ pub fn reserve_mappings(space: &mut AddressSpace, spt: &Spt) -> bool {
     space.reserve_for(spt.len() + STACK_PAGES + 1)
 }
 
-/// Grows the stack to cover `addr` if the access is a valid stack growth (guest-abi.md §7):
-/// inside the 1 MiB below `USER_STACK`, and at or above `rsp - 8`. Maps a zeroed page,
-/// registered as anonymous (room for it was made at exec); returns whether it did (false:
-/// not stack growth, or no memory, which marks the process).
-pub fn grow_stack(process: &mut Process, addr: u64, rsp: u64) -> bool {
+/// Grows the stack to cover `addr`, a page the process does not own (`claim` looked it up),
+/// if the access is a valid stack growth (guest-abi.md §7): inside the 1 MiB below
+/// `USER_STACK`, and at or above `rsp - 8`. Maps a zeroed page, registered as anonymous
+/// (room for it was made at exec); returns whether it did (false: not stack growth, or no
+/// memory, which marks the process).
+fn grow_stack(process: &mut Process, addr: u64, rsp: u64) -> bool {
     if !(STACK_LIMIT..load::USER_STACK).contains(&addr) || addr < rsp.saturating_sub(8) {
         return false;
     }
     let page = addr & !(PAGE_SIZE - 1);
-    if process.spt.contains(page) || process.space.translate(page).is_some() {
-        return false;
-    }
     let Some(f) = fault_frame(&mut process.out_of_memory, Zero::Yes) else {
         return false;
     };

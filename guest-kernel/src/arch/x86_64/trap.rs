@@ -149,7 +149,7 @@ fn user_page_fault(frame: &TrapFrame) -> bool {
         // A write to a read-only page: fine only if the page is copy-on-write.
         return frame.error_code & PF_WRITE != 0 && crate::proc::break_cow(p, addr);
     }
-    crate::proc::claim(p, addr) || crate::proc::grow_stack(p, addr, frame.rsp)
+    crate::proc::claim(p, addr, frame.rsp)
 }
 
 /// Whether the user instruction at `rip` is `int 0x42` (read through the page tables, as
