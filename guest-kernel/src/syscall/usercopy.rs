@@ -74,9 +74,7 @@ pub fn slices(
         let mapping = match process.space.translate(page) {
             Some(mapping) => mapping,
             // Not loaded yet (a program page), or a valid stack growth: bring it in.
-            None if proc::claim(process, at, rsp) => {
-                process.space.translate(page).ok_or(Fault)?
-            }
+            None if proc::claim(process, at, rsp) => process.space.translate(page).ok_or(Fault)?,
             None => return Err(Fault),
         };
         let mapping = if write && !mapping.writable {
