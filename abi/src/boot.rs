@@ -8,7 +8,7 @@
 /// `b"VMMBOOT\0"` read as a little-endian `u64`.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"VMMBOOT\0");
 /// Bumped whenever the layout of [`BootInfo`] changes.
-pub const BOOT_INFO_VERSION: u32 = 2;
+pub const BOOT_INFO_VERSION: u32 = 3;
 /// Capacity of [`BootInfo::usable`].
 pub const MAX_USABLE_RANGES: usize = 8;
 /// Capacity of [`BootInfo::devices`].
@@ -18,6 +18,9 @@ pub const MAX_DEVICES: usize = 8;
 pub const FLAG_SELF_TEST: u32 = 1 << 0;
 /// [`BootInfo::flags`] bit: run the kernel's micro-benchmarks instead of a program.
 pub const FLAG_BENCH: u32 = 1 << 1;
+/// [`BootInfo::flags`] bit: keep the fault-path counters of the stats page still (to
+/// measure what they cost); the page still gets its header and constants.
+pub const FLAG_NO_FAULT_COUNTERS: u32 = 1 << 2;
 
 /// A half-open guest-physical range `[start, end)`.
 #[repr(C)]
@@ -178,8 +181,8 @@ pub struct BootInfo {
     pub usable: [MemRange; MAX_USABLE_RANGES],
     /// Number of valid entries in `devices`.
     pub num_devices: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// A [`crate::stats::EvictPolicy`] as `u32`.
+    pub evict_policy: u32,
     /// The devices.
     pub devices: [DeviceInfo; MAX_DEVICES],
 }
@@ -204,7 +207,7 @@ impl BootInfo {
             num_usable: 0,
             usable: [MemRange { start: 0, end: 0 }; MAX_USABLE_RANGES],
             num_devices: 0,
-            reserved: 0,
+            evict_policy: 0,
             devices: [DeviceInfo {
                 kind: 0,
                 space: 0,

@@ -22,6 +22,7 @@ mod mm;
 mod panic;
 mod proc;
 mod selftest;
+mod stats;
 mod sync;
 mod syscall;
 mod thread;
@@ -35,6 +36,7 @@ use boot::BootInfoExt;
 /// Never returns: the machine powers off at the end.
 extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let info = boot::init(boot_info_gpa);
+    stats::init(info);
     arch::x86_64::init(info);
     console::init();
     run_test_hook(TestHook::from_raw(info.test_hook));

@@ -34,6 +34,8 @@ pub struct BlockDevice {
     sectors: u64,
     /// Interrupts the device raised.
     interrupts: AtomicU64,
+    /// The stats page's request and sector counters for this disk.
+    counters: (&'static AtomicU64, &'static AtomicU64),
 }
 
 static FS_DISK: Once<Option<BlockDevice>> = Once::new();
@@ -50,11 +52,24 @@ impl BlockDevice {
         let mut blk = VirtIOBlk::<KernelHal, _>::new(transport).ok()?;
         blk.disable_interrupts();
         let sectors = blk.capacity();
+        let stats = crate::stats::page();
+        let counters = match kind {
+            DeviceKind::SwapDisk => (&stats.swap_disk_requests, &stats.swap_disk_sectors),
+            _ => (&stats.fs_disk_requests, &stats.fs_disk_sectors),
+        };
         Some(BlockDevice {
             device: IrqSpinLock::new(name, blk),
             sectors,
             interrupts: AtomicU64::new(0),
+            counters,
         })
+    }
+
+    /// Counts one request of `bytes` on the stats page (called with the device locked, so
+    /// with interrupts off).
+    fn count(&self, bytes: usize) {
+        crate::stats::bump(self.counters.0);
+        crate::stats::add(self.counters.1, bytes as u64 / SECTOR_SIZE);
     }
 
     /// Capacity in 512-byte sectors.
@@ -79,8 +94,9 @@ impl BlockDevice {
     /// Reads whole sectors from `sector` into `buf` (by DMA, no copy).
     pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         self.check(sector, buf.len())?;
-        self.device
-            .lock()
+        let mut device = self.device.lock();
+        self.count(buf.len());
+        device
             .read_blocks(sector as usize, buf)
             .map_err(|_| BlockError::Device)
     }
@@ -88,8 +104,9 @@ impl BlockDevice {
     /// Writes whole sectors from `buf` at `sector` (by DMA, no copy).
     pub fn write(&self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
         self.check(sector, buf.len())?;
-        self.device
-            .lock()
+        let mut device = self.device.lock();
+        self.count(buf.len());
+        device
             .write_blocks(sector as usize, buf)
             .map_err(|_| BlockError::Device)
     }
@@ -97,8 +114,9 @@ impl BlockDevice {
     /// Sends a request without the range check, so the device's own checking can be
     /// exercised by the self-tests.
     pub fn read_unchecked(&self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.device
-            .lock()
+        let mut device = self.device.lock();
+        self.count(buf.len());
+        device
             .read_blocks(sector as usize, buf)
             .map_err(|_| BlockError::Device)
     }

@@ -247,12 +247,32 @@ pub fn init(info: &BootInfo) {
     }
     let user_end = info.usable().iter().map(|r| r.end).max().unwrap_or(0);
     USER_POOL_END.store(user_end, Ordering::Relaxed);
+    crate::stats::page()
+        .user_frames_total
+        .store(user.stats.total, Ordering::Relaxed);
+}
+
+/// Updates the stats page's user-frame gauge from `pool` (the user pool, locked).
+fn count_user_frames(pool: &FramePool) {
+    let p = crate::stats::page();
+    crate::stats::level(
+        &p.user_frames_used,
+        &p.user_frames_peak,
+        pool.stats.total - pool.stats.free,
+    );
 }
 
 /// Allocates a frame from `which` pool; with [`Zero::Yes`] it reads as zero. `None` when
 /// the pool is empty.
 pub fn alloc(which: Pool, zero: Zero) -> Option<Frame> {
-    let (frame, is_zero) = pool(which).lock().take()?;
+    let (frame, is_zero) = {
+        let mut p = pool(which).lock();
+        let taken = p.take()?;
+        if which == Pool::User {
+            count_user_frames(&p);
+        }
+        taken
+    };
     if zero == Zero::Yes && !is_zero {
         zero_frame(frame);
     }
@@ -281,6 +301,9 @@ pub fn free(frame: Frame) {
         frame.gpa()
     );
     p.give(frame);
+    if which == Pool::User {
+        count_user_frames(&p);
+    }
 }
 
 /// The counters of `which` pool.

@@ -44,13 +44,30 @@ pub fn slot_count() -> u64 {
 /// Copies `frame` to `slot` on the swap disk.
 pub fn write_slot(slot: u64, frame: Frame) -> Result<(), SwapError> {
     check(slot)?;
+    count_transfer(&crate::stats::page().swap_writes);
     done(sysctl::page_op(PAGE_OP_SWAP_OUT, slot, frame.gpa()))
 }
 
 /// Fills `frame` from `slot` on the swap disk.
 pub fn read_slot(slot: u64, frame: Frame) -> Result<(), SwapError> {
     check(slot)?;
+    count_transfer(&crate::stats::page().swap_reads);
     done(sysctl::page_op(PAGE_OP_SWAP_IN, frame.gpa(), slot))
+}
+
+/// Counts one page moved to or from swap (`pages`: reads or writes): a swap-disk request
+/// of one page's sectors.
+fn count_transfer(pages: &core::sync::atomic::AtomicU64) {
+    let p = crate::stats::page();
+    crate::stats::bump(pages);
+    crate::stats::bump(&p.swap_disk_requests);
+    crate::stats::add(&p.swap_disk_sectors, SECTORS_PER_BLOCK);
+}
+
+/// Updates the stats page's slot gauge from `s` (locked).
+fn count_slots(s: &Slots) {
+    let p = crate::stats::page();
+    crate::stats::level(&p.swap_slots_used, &p.swap_slots_peak, s.total - s.free);
 }
 
 fn check(slot: u64) -> Result<(), SwapError> {
@@ -113,6 +130,9 @@ pub fn init_slots() -> bool {
     }
     s.free = total;
     s.total = total;
+    crate::stats::page()
+        .swap_slots_total
+        .store(total, core::sync::atomic::Ordering::Relaxed);
     true
 }
 
@@ -133,6 +153,7 @@ pub fn alloc_slot(owners: u16) -> Option<u64> {
             s.owners[slot as usize] = owners;
             s.cursor = w;
             s.free -= 1;
+            count_slots(&s);
             return Some(slot);
         }
     }
@@ -160,6 +181,7 @@ pub fn release_slot(slot: u64) {
     if *n == 0 {
         s.used[(slot / 64) as usize] &= !(1 << (slot % 64));
         s.free += 1;
+        count_slots(&s);
     }
 }
 

@@ -28,6 +28,7 @@ use crate::fs;
 use crate::mm::frame::{self, Frame, Pool, Zero};
 use crate::mm::page_table::{self, AddressSpace, PageFlags};
 use crate::mm::spt::{FileRange, Page, Spt};
+use crate::stats::{self, FaultOutcome};
 use crate::sync::Semaphore;
 use crate::{println, thread};
 
@@ -121,6 +122,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
         return KILLED;
     };
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed) as Pid;
+    stats::bump(&stats::page().processes);
     let state = new_state(pid);
     let Some(space) = new_space() else {
         return KILLED;
@@ -231,44 +233,82 @@ pub fn exit(status: i32) -> ! {
     thread::exit()
 }
 
+/// What a user page fault (or a system call's touch of user memory) found wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No page is mapped at the address.
+    Missing,
+    /// A write to a page mapped read-only.
+    Write,
+}
+
+/// Resolves a fault of `process` at `addr` ([`claim`] for a missing page, [`break_cow`] for
+/// a write to a read-only page), with `rsp` the user stack pointer to judge stack growth
+/// by, and records it on the stats page (`in_syscall`: a system call met it). Returns
+/// whether the process may go on.
+pub fn fault(process: &mut Process, addr: u64, rsp: u64, access: Access, in_syscall: bool) -> bool {
+    let start = stats::fault_start();
+    let resolved = match access {
+        Access::Missing => claim(process, addr, rsp),
+        Access::Write => break_cow(process, addr),
+    };
+    let outcome = match resolved {
+        Some(outcome) => outcome,
+        None if process.out_of_memory => FaultOutcome::OutOfMemory,
+        None => FaultOutcome::Killed,
+    };
+    stats::fault_end(start, outcome, in_syscall);
+    resolved.is_some()
+}
+
 /// Brings in the page at `addr` if the process owns it and no frame backs it now: a
 /// program page (the executable's bytes, read straight into the frame, zeros elsewhere,
 /// not cleared again if the frame is known to be zero), a page in swap (read straight into
 /// the frame) or a page of a file mapping (the mapped file's bytes). A page the process
 /// does not own may be stack growth, judged against the user stack pointer `rsp`
-/// ([`grow_stack`]). Returns whether it did; if memory ran out, the process is marked so.
-pub fn claim(process: &mut Process, addr: u64, rsp: u64) -> bool {
+/// ([`grow_stack`]). Returns how it did, or `None` if it did not; if memory ran out, the
+/// process is marked so.
+fn claim(process: &mut Process, addr: u64, rsp: u64) -> Option<FaultOutcome> {
     let page = addr & !(PAGE_SIZE - 1);
     let Some(state) = process.spt.get_mut(page).copied() else {
-        return grow_stack(process, addr, rsp);
+        return grow_stack(process, addr, rsp).then_some(FaultOutcome::StackGrowth);
     };
     let owner: *mut Process = process;
     let oom = &mut process.out_of_memory;
-    let frame = match state {
+    let (frame, outcome) = match state {
         Page::Uninit { writable, ranges } => {
-            let Some(exe) = process.exe.as_ref() else {
-                return false;
+            let exe = process.exe.as_ref()?;
+            let outcome = if ranges.iter().any(Option::is_some) {
+                FaultOutcome::ElfLoad
+            } else {
+                FaultOutcome::ZeroFill
             };
-            fill_and_map(&mut process.space, oom, page, writable, exe, &ranges)
+            let frame = fill_and_map(&mut process.space, oom, page, writable, exe, &ranges);
+            (frame, outcome)
         }
-        Page::Mapped { writable, range } => match mmap::find(&process.mappings, page) {
-            Some(m) => fill_and_map(
+        Page::Mapped { writable, range } => {
+            let m = mmap::find(&process.mappings, page)?;
+            let frame = fill_and_map(
                 &mut process.space,
                 oom,
                 page,
                 writable,
                 &m.file,
                 &[Some(range)],
-            ),
-            None => None,
-        },
-        Page::Anon { writable, slot } => swap_in(process, page, writable, slot),
+            );
+            (frame, FaultOutcome::MmapLoad)
+        }
+        Page::Anon { writable, slot } => {
+            let outcome = if slot.is_some() {
+                FaultOutcome::SwapIn
+            } else {
+                FaultOutcome::ZeroFill
+            };
+            (swap_in(process, page, writable, slot), outcome)
+        }
     };
-    let Some(frame) = frame else {
-        return false;
-    };
-    paging::register(frame, owner, page);
-    true
+    paging::register(frame?, owner, page);
+    Some(outcome)
 }
 
 /// A user frame for a page fault, evicting if needed; marks the process out of memory if
@@ -439,6 +479,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
         return KILLED;
     };
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed) as Pid;
+    stats::bump(&stats::page().processes);
     let state = new_state(pid);
     let mut child = Box::new(Process {
         pid,
@@ -529,29 +570,25 @@ fn share_user_pages(
 
 /// Handles a write to copy-on-write page `addr`: if another process still shares the
 /// frame, the page gets a copy of its own; if not, the frame is simply made writable again.
-/// Returns false if `addr` is not a copy-on-write page or no frame is free.
-pub fn break_cow(process: &mut Process, addr: u64) -> bool {
+/// Returns `None` if `addr` is not a copy-on-write page or no frame is free.
+fn break_cow(process: &mut Process, addr: u64) -> Option<FaultOutcome> {
     let page = addr & !(PAGE_SIZE - 1);
-    let Some(shared) = process.space.cow_frame(page) else {
-        return false;
-    };
+    let shared = process.space.cow_frame(page)?;
     if !paging::is_shared(shared) {
         process.space.resolve_cow(page, shared);
-        return true;
+        return Some(FaultOutcome::CowReuse);
     }
     // Finding a frame may evict: not the one being copied.
     paging::pin(shared);
     let copy = fault_frame(&mut process.out_of_memory, Zero::No);
     paging::unpin(shared);
-    let Some(copy) = copy else {
-        return false;
-    };
+    let copy = copy?;
     frame::copy_frame(shared, copy);
     process.space.resolve_cow(page, copy);
     let owner: *mut Process = process;
     paging::release(shared, owner);
     paging::register(copy, owner, page);
-    true
+    Some(FaultOutcome::CowCopy)
 }
 
 /// Replaces the running program with `cmdline` (keeping name, pid and files). On success

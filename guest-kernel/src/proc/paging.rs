@@ -26,6 +26,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
 use abi::layout::PAGE_SIZE;
+use abi::stats::EvictPolicy;
 
 use super::{Process, mmap};
 use crate::mm::frame::{self, Frame, Pool, Zero};
@@ -64,6 +65,10 @@ struct Table {
     base: u64,
     /// The clock hand.
     hand: usize,
+    /// How the hand picks a victim.
+    policy: EvictPolicy,
+    /// State of the random policy's generator (xorshift64; a fixed seed, so runs repeat).
+    random: u64,
 }
 
 impl Table {
@@ -88,6 +93,8 @@ static TABLE: TableCell = TableCell(UnsafeCell::new(Table {
     len: 0,
     base: 0,
     hand: 0,
+    policy: EvictPolicy::Clock,
+    random: 0x9e37_79b9_7f4a_7c15,
 }));
 
 /// The frame table. It takes no lock: every user runs with interrupts off on the one CPU
@@ -121,6 +128,7 @@ pub fn init() -> bool {
     t.entries = run.as_ptr().cast::<Entry>();
     t.len = frames;
     t.base = start;
+    t.policy = EvictPolicy::from_raw(crate::boot::info().evict_policy).unwrap_or_default();
     true
 }
 
@@ -231,6 +239,16 @@ pub fn alloc(zero: Zero) -> Option<Frame> {
 fn evict_one() -> Option<Frame> {
     let t = table();
     let len = t.len;
+    if len == 0 {
+        return None;
+    }
+    let second_chance = t.policy == EvictPolicy::Clock;
+    if t.policy == EvictPolicy::Random {
+        t.random ^= t.random << 13;
+        t.random ^= t.random >> 7;
+        t.random ^= t.random << 17;
+        t.hand = (t.random % len as u64) as usize;
+    }
     // The first sweep may only clear accessed bits; the second then finds a victim unless
     // none can leave.
     for _ in 0..2 * len {
@@ -244,6 +262,7 @@ fn evict_one() -> Option<Frame> {
         let frame = Frame::from_gpa(t.base + index as u64 * PAGE_SIZE);
         let va = e.va;
         let (mut accessed, mut dirty) = (false, false);
+        // Every policy needs the dirty bits; only the clock looks at the accessed bits.
         for p in e.owners() {
             // SAFETY: an owner is alive while its entry names it (exit releases its frames
             // first) and is not using its tables now (see the module's documentation).
@@ -252,7 +271,7 @@ fn evict_one() -> Option<Frame> {
                 dirty |= d;
             }
         }
-        if accessed {
+        if accessed && second_chance {
             for p in e.owners() {
                 // SAFETY: as above.
                 unsafe { (*p).space.clear_accessed(va) };
@@ -290,6 +309,8 @@ enum Outcome {
 /// (its file, or a swap slot).
 fn evict(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
     let va = e.va;
+    let counters = crate::stats::page();
+    let kind;
     // SAFETY: as in `evict_one`; owners of one frame hold the same kind of page there.
     let page = unsafe { (*e.owner).spt.get_mut(va).copied() };
     match page {
@@ -306,9 +327,12 @@ fn evict(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
                 if mapping.file.write_at(bytes, range.file_offset) != bytes.len() {
                     return Outcome::Kept;
                 }
+                kind = &counters.evict_writeback;
+            } else {
+                kind = &counters.evict_drop;
             }
         }
-        Some(Page::Uninit { .. }) if !dirty => {}
+        Some(Page::Uninit { .. }) if !dirty => kind = &counters.evict_drop,
         Some(Page::Uninit { writable, .. } | Page::Anon { writable, .. }) => {
             let owners = u16::try_from(e.owner_count()).unwrap_or(u16::MAX);
             let Some(slot) = swap::alloc_slot(owners) else {
@@ -329,6 +353,7 @@ fn evict(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
                     };
                 }
             }
+            kind = &counters.evict_swap;
         }
         None => return Outcome::Kept,
     }
@@ -336,5 +361,6 @@ fn evict(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
         // SAFETY: as above.
         unsafe { (*p).space.evict(va) };
     }
+    crate::stats::bump(kind);
     Outcome::Evicted
 }

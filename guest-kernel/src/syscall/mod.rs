@@ -28,6 +28,7 @@ type Outcome = Result<Option<u64>, Fault>;
 
 /// Runs the system call in `frame` and stores its result.
 pub fn dispatch(frame: &mut TrapFrame) {
+    crate::stats::bump(&crate::stats::page().syscalls);
     match handle(frame) {
         Ok(Some(value)) => frame.rax = value,
         Ok(None) => {}

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
 use crate::mm::frame::Frame;
-use crate::proc::{self, Process};
+use crate::proc::{self, Access, Process};
 
 /// A bad user pointer: the caller kills the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,12 +74,14 @@ pub fn slices(
         let mapping = match process.space.translate(page) {
             Some(mapping) => mapping,
             // Not loaded yet (a program page), or a valid stack growth: bring it in.
-            None if proc::claim(process, at, rsp) => process.space.translate(page).ok_or(Fault)?,
+            None if proc::fault(process, at, rsp, Access::Missing, true) => {
+                process.space.translate(page).ok_or(Fault)?
+            }
             None => return Err(Fault),
         };
         let mapping = if write && !mapping.writable {
             // Copy-on-write pages get their own frame first (as a write fault would).
-            if !(mapping.cow && proc::break_cow(process, page)) {
+            if !(mapping.cow && proc::fault(process, page, rsp, Access::Write, true)) {
                 return Err(Fault);
             }
             process.space.translate(page).ok_or(Fault)?

@@ -297,6 +297,7 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
     };
     if from != to {
         CONTEXT_SWITCHES.fetch_add(1, Ordering::Relaxed);
+        crate::stats::bump(&crate::stats::page().context_switches);
         // SAFETY: `to` is `current` and its box stays put while it runs (see below).
         unsafe { enter_address_space(&*to) };
         // SAFETY: both threads' boxes are owned by the scheduler's structures and never move

@@ -10,6 +10,7 @@ use core::ptr::addr_of;
 
 use super::{cpu, idt, lapic, user};
 use crate::console;
+use crate::proc::Access;
 
 /// The registers saved on a trap, lowest address first; `trap_common` builds it.
 #[repr(C)]
@@ -145,11 +146,14 @@ fn user_page_fault(frame: &TrapFrame) -> bool {
     let Some(p) = crate::thread::current_process() else {
         return false;
     };
-    if frame.error_code & PF_PRESENT != 0 {
+    let access = match (frame.error_code & PF_PRESENT, frame.error_code & PF_WRITE) {
+        (0, _) => Access::Missing,
         // A write to a read-only page: fine only if the page is copy-on-write.
-        return frame.error_code & PF_WRITE != 0 && crate::proc::break_cow(p, addr);
-    }
-    crate::proc::claim(p, addr, frame.rsp)
+        (_, PF_WRITE) => Access::Write,
+        // Present, not a write: an instruction fetch from a no-execute page.
+        _ => Access::Missing,
+    };
+    crate::proc::fault(p, addr, frame.rsp, access, false)
 }
 
 /// Whether the user instruction at `rip` is `int 0x42` (read through the page tables, as
