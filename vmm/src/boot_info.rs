@@ -1,14 +1,15 @@
 //! Filling in the `BootInfo` block the kernel starts from.
 
 use abi::boot::{
-    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_SELF_TEST, MAX_DEVICES, MAX_USABLE_RANGES,
-    MemRange, NO_IRQ, SPACE_MMIO, SPACE_PIO, TestHook,
+    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_NO_FAULT_COUNTERS, FLAG_SELF_TEST,
+    MAX_DEVICES, MAX_USABLE_RANGES, MemRange, NO_IRQ, SPACE_MMIO, SPACE_PIO, TestHook,
 };
 use abi::devices::{
     FS_DISK_GPA, FS_DISK_IRQ, SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SWAP_DISK_GPA,
     SWAP_DISK_IRQ, SYSCTL_PORT, SYSCTL_PORT_COUNT, VIRTIO_MMIO_SIZE,
 };
 use abi::layout::{self, LOW_USABLE_START, PAGE_SIZE};
+use abi::stats::EvictPolicy;
 use vm_memory::ByteValued;
 
 use crate::loader::KernelImage;
@@ -33,6 +34,10 @@ pub struct BootParams {
     pub self_test: bool,
     pub bench: bool,
     pub test_hook: TestHook,
+    /// How the kernel chooses pages to evict.
+    pub evict: EvictPolicy,
+    /// Whether the kernel keeps its fault-path counters (off only to measure their cost).
+    pub fault_counters: bool,
     pub tsc_khz: u64,
     /// Capacity of the file-system disk in sectors (it is always attached).
     pub fs_disk_sectors: u64,
@@ -45,7 +50,13 @@ pub fn build(params: &BootParams) -> BootInfo {
     let bytes = params.mem_mib << 20;
     let mut info = BootInfo::new();
     info.flags = if params.self_test { FLAG_SELF_TEST } else { 0 }
-        | if params.bench { FLAG_BENCH } else { 0 };
+        | if params.bench { FLAG_BENCH } else { 0 }
+        | if params.fault_counters {
+            0
+        } else {
+            FLAG_NO_FAULT_COUNTERS
+        };
+    info.evict_policy = params.evict as u32;
     info.ram_bytes = bytes;
     info.ram_top = layout::ram_top(bytes);
     info.kernel = MemRange {
@@ -198,14 +209,17 @@ mod tests {
             self_test: true,
             bench: false,
             test_hook: TestHook::Spin,
+            evict: EvictPolicy::Fifo,
+            fault_counters: false,
             tsc_khz: 2_000_000,
             fs_disk_sectors: 2048,
             swap_disk_sectors: Some(4096),
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);
+        assert_eq!(info.flags, FLAG_SELF_TEST | FLAG_NO_FAULT_COUNTERS);
+        assert_eq!(info.evict_policy, EvictPolicy::Fifo as u32);
         assert_eq!(info.ram_top, 64 * MIB);
-        assert_eq!(info.flags, FLAG_SELF_TEST);
         assert_eq!(info.test_hook, TestHook::Spin as u32);
         assert_eq!(info.user_page_limit, 300);
         assert_eq!(

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use abi::boot::TestHook;
+use abi::stats::EvictPolicy;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::machine::MachineConfig;
+use crate::stats::series::SeriesConfig;
 use crate::storage::{self, FsDiskSource, GetSpec, PutSpec, SwapSource};
 
 /// Boots the guest kernel on KVM.
@@ -24,6 +26,80 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Create, list and edit file-system disk images.
     Disk(crate::disk::cli::DiskArgs),
+    /// Draw a `--stats-series` file as an SVG chart: faults, evictions and swap traffic
+    /// per second over time.
+    Plot(PlotArgs),
+    /// Run a program once per RAM size and print a table of faults, evictions, swap traffic
+    /// and time per size.
+    Sweep(SweepArgs),
+}
+
+/// Options of `vmm plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A series written by `vmm run --stats-series PATH`.
+    #[arg(value_name = "SERIES")]
+    pub series: PathBuf,
+    /// The SVG file to write.
+    #[arg(short, long, value_name = "FILE.svg")]
+    pub output: PathBuf,
+}
+
+/// Options of `vmm sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The RAM sizes to run with, in MiB, comma-separated (e.g. 8,16,32,64).
+    #[arg(long, value_name = "MIB,...", value_delimiter = ',', required = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub mem: Vec<u64>,
+    /// Print the results as one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Any `vmm run` options (but --mem), then the program and its arguments. The guest's
+    /// console output is discarded; progress goes to stderr.
+    #[arg(
+        value_name = "[RUN OPTIONS] PROGRAM [ARGS]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub run: Vec<String>,
+}
+
+impl SweepArgs {
+    /// The `vmm run` options for one size.
+    pub fn run_args(&self, mem: u64) -> Result<RunArgs, clap::Error> {
+        let mem = mem.to_string();
+        let argv = ["vmm", "run", "--mem", &mem]
+            .into_iter()
+            .chain(self.run.iter().map(String::as_str));
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(args) => Ok(*args),
+            _ => unreachable!("parsed as `vmm run`"),
+        }
+    }
+}
+
+/// `--evict` values (see `abi::stats::EvictPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum EvictArg {
+    /// Second chance on the accessed bit (the default).
+    #[default]
+    Clock,
+    /// The page loaded longest ago, whether used since or not.
+    Fifo,
+    /// A page at random (fixed seed: runs repeat).
+    Random,
+}
+
+impl From<EvictArg> for EvictPolicy {
+    fn from(arg: EvictArg) -> Self {
+        match arg {
+            EvictArg::Clock => EvictPolicy::Clock,
+            EvictArg::Fifo => EvictPolicy::Fifo,
+            EvictArg::Random => EvictPolicy::Random,
+        }
+    }
 }
 
 /// Options of `vmm run`.
@@ -104,6 +180,34 @@ pub struct RunArgs {
         requires = "program"
     )]
     pub args: Vec<String>,
+
+    /// At exit, print a table of the run's counters on stderr: page faults by outcome,
+    /// evictions, swap and disk traffic, VM exits, time.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// At exit, write every counter, the configuration and the kind of KVM to PATH as one
+    /// JSON document.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+
+    /// While the guest runs, append one JSON line of counters every --stats-interval to
+    /// PATH (the guest is not stopped to read them). Draw it with `vmm plot`.
+    #[arg(long, value_name = "PATH")]
+    pub stats_series: Option<PathBuf>,
+
+    /// Sampling interval of --stats-series, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100, requires = "stats_series",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_interval: u64,
+
+    /// How the kernel chooses a page to evict when memory is full.
+    #[arg(long, value_enum, default_value_t = EvictArg::Clock)]
+    pub evict: EvictArg,
+
+    /// Keep the kernel's fault-path counters still (to measure what they cost).
+    #[arg(long)]
+    pub no_fault_counters: bool,
 
     /// The KVM device (for the VMM's own tests).
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
@@ -193,6 +297,13 @@ impl RunArgs {
                 (None, mib) => SwapSource::Temp { mib },
             },
             gets: self.gets.clone(),
+            evict: self.evict.into(),
+            fault_counters: !self.no_fault_counters,
+            series: self.stats_series.as_ref().map(|path| SeriesConfig {
+                path: path.clone(),
+                interval: Duration::from_millis(self.stats_interval),
+            }),
+            quiet: false,
         }
     }
 }
@@ -219,6 +330,84 @@ mod tests {
         assert_eq!(config.test_hook, TestHook::None);
         assert_eq!(config.user_pages, None);
         assert_eq!(config.kvm_path, PathBuf::from("/dev/kvm"));
+        assert_eq!(config.evict, EvictPolicy::Clock);
+        assert!(config.fault_counters);
+        assert_eq!(config.series, None);
+    }
+
+    #[test]
+    fn stats_options() {
+        let config = run_args(&[
+            "--evict",
+            "fifo",
+            "--stats-series",
+            "s.jsonl",
+            "--stats-interval",
+            "25",
+            "--no-fault-counters",
+        ])
+        .machine_config();
+        assert_eq!(config.evict, EvictPolicy::Fifo);
+        assert!(!config.fault_counters);
+        assert_eq!(
+            config.series,
+            Some(SeriesConfig {
+                path: "s.jsonl".into(),
+                interval: Duration::from_millis(25),
+            })
+        );
+        for bad in [
+            &["--stats-interval", "10"][..],
+            &["--stats-series", "s", "--stats-interval", "0"],
+            &["--evict", "lru"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["vmm", "run"].iter().chain(bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sweep_passes_run_options_through() {
+        let cli = Cli::try_parse_from([
+            "vmm",
+            "sweep",
+            "--mem",
+            "8,16",
+            "--json",
+            "--swap-mib",
+            "4",
+            "--evict",
+            "fifo",
+            "prog",
+            "--x",
+            "y",
+        ])
+        .expect("parses");
+        let Command::Sweep(sweep) = cli.command else {
+            panic!("not a sweep");
+        };
+        assert_eq!(sweep.mem, [8, 16]);
+        assert!(sweep.json);
+        let run = sweep.run_args(16).expect("run options");
+        assert_eq!(run.mem, 16);
+        assert_eq!(run.swap_mib, 4);
+        assert_eq!(run.evict, EvictArg::Fifo);
+        assert_eq!(run.program, Some(PathBuf::from("prog")));
+        assert_eq!(run.args, ["--x", "y"]);
+        assert!(
+            Cli::try_parse_from(["vmm", "sweep", "prog"]).is_err(),
+            "--mem is required"
+        );
+        let bad = Cli::try_parse_from(["vmm", "sweep", "--mem", "8", "--mem-typo", "prog"]);
+        let Ok(Cli {
+            command: Command::Sweep(bad),
+        }) = bad
+        else {
+            panic!("unknown run options are checked per run, not by sweep");
+        };
+        assert!(bad.run_args(8).is_err());
     }
 
     #[test]

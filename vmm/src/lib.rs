@@ -11,6 +11,7 @@
 //! arch/x86_64/    boot page tables, GDT, long-mode registers
 //! vstate/         /dev/kvm, guest memory, the VM, the vCPU run loop
 //! devices/        the bus and one file per device
+//! stats/          the run's counters: stats page, VM exits, reports, series, plot, sweep
 //! ```
 //! Only `main.rs` turns an outcome or error into an exit status.
 
@@ -22,6 +23,7 @@ pub mod disk;
 pub mod loader;
 pub mod machine;
 pub mod run;
+pub mod stats;
 pub mod storage;
 #[cfg(test)]
 mod testutil;

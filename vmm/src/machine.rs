@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use abi::boot::TestHook;
 use abi::devices::{
@@ -21,6 +21,7 @@ use abi::devices::{
     SWAP_DISK_IRQ, SYSCTL_PORT, SYSCTL_PORT_COUNT, VIRTIO_MMIO_SIZE,
 };
 use abi::layout::{self, BOOT_GDT_GPA, BOOT_INFO_GPA, CMDLINE_GPA, KERNEL_MIN_FREE_BYTES};
+use abi::stats::EvictPolicy;
 use std::fs::File;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -32,6 +33,8 @@ use crate::devices::serial::SerialDevice;
 use crate::devices::sysctl::SysCtl;
 use crate::devices::virtio::block::{BlockError, BlockMetrics, VirtioBlock};
 use crate::loader::{self, LoadError};
+use crate::stats::series::{Sampler, SeriesConfig};
+use crate::stats::{ExitCounters, GuestStats, PageOpCounters};
 use crate::storage::{Disks, FsDiskSource, GetSpec, SwapSource};
 use crate::vstate::kvm::{KvmContext, KvmError};
 use crate::vstate::memory::{self, MemoryError};
@@ -74,6 +77,14 @@ pub struct MachineConfig {
     pub swap: SwapSource,
     /// Files to copy out of the file-system disk after the run.
     pub gets: Vec<GetSpec>,
+    /// How the kernel chooses pages to evict.
+    pub evict: EvictPolicy,
+    /// Whether the kernel keeps its fault-path counters (off only to measure their cost).
+    pub fault_counters: bool,
+    /// Sample the stats page into a file while the guest runs.
+    pub series: Option<SeriesConfig>,
+    /// Discard the guest's console output instead of writing it to stdout (`vmm sweep`).
+    pub quiet: bool,
 }
 
 /// Why the machine could not be built or run. Each message says what went wrong and, where
@@ -116,6 +127,10 @@ pub enum MachineError {
     VcpuThreadDied,
     #[error("cannot open the swap file a second time (for page operations): {0}")]
     SwapFile(std::io::Error),
+    #[error(
+        "cannot create the stats series file {0}: {1}; check that its directory exists and is writable"
+    )]
+    SeriesFile(PathBuf, std::io::Error),
 }
 
 /// How a run ended, and what each device saw.
@@ -123,6 +138,28 @@ pub enum MachineError {
 pub struct RunResult {
     pub outcome: Outcome,
     pub devices: Vec<DeviceExits>,
+    pub stats: RunStats,
+}
+
+/// The counters of a finished run.
+#[derive(Debug)]
+pub struct RunStats {
+    /// The guest's stats page at the end; `None` if the kernel never set it up.
+    pub guest: Option<GuestStats>,
+    /// VM exits by reason.
+    pub exits: Arc<ExitCounters>,
+    /// Page operations the VMM did for the guest.
+    pub page_ops: Arc<PageOpCounters>,
+    /// Wall time from starting the vCPU to its stop.
+    pub wall: Duration,
+    /// CPU time of the vCPU thread (guest and KVM time, host side).
+    pub vcpu_time: Duration,
+    /// The guest's TSC frequency (fault times are in its cycles).
+    pub tsc_khz: u64,
+    /// Samples written to the `--stats-series` file (0 without one).
+    pub samples: u64,
+    /// Why the series file could not be completed, if it could not.
+    pub series_error: Option<String>,
 }
 
 /// VM exits that reached one device, and the disk counters if it is a disk.
@@ -143,6 +180,10 @@ pub struct Machine {
     timeout: Option<Duration>,
     /// Counters of each disk, by device name.
     disk_metrics: Vec<(&'static str, Arc<BlockMetrics>)>,
+    page_ops: Arc<PageOpCounters>,
+    tsc_khz: u64,
+    /// The series file (created at build time, so a bad path fails before boot).
+    series: Option<(File, Duration)>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -192,6 +233,7 @@ impl Machine {
 
         let mut vm = Vm::new(&kvm, memory)?;
         let vcpu = Vcpu::new(&kvm, &vm, image.entry, tables.pml4_gpa)?;
+        let tsc_khz = u64::from(vcpu.tsc_khz()?);
         let params = BootParams {
             mem_mib: config.mem_mib,
             user_pages: config.user_pages,
@@ -200,7 +242,9 @@ impl Machine {
             self_test: config.self_test,
             bench: config.bench,
             test_hook: config.test_hook,
-            tsc_khz: u64::from(vcpu.tsc_khz()?),
+            evict: config.evict,
+            fault_counters: config.fault_counters,
+            tsc_khz,
             fs_disk_sectors: sectors(&disks.fs)?,
             swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,
         };
@@ -212,7 +256,14 @@ impl Machine {
             .write_slice(config.cmdline.as_bytes(), GuestAddress(CMDLINE_GPA))
             .map_err(MachineError::GuestWrite)?;
 
-        let (pio, mmio, disk_metrics) = attach_devices(&mut vm, disks)?;
+        let series = match &config.series {
+            Some(s) => Some((
+                File::create(&s.path).map_err(|e| MachineError::SeriesFile(s.path.clone(), e))?,
+                s.interval,
+            )),
+            None => None,
+        };
+        let (pio, mmio, disk_metrics, page_ops) = attach_devices(&mut vm, disks, config.quiet)?;
         Ok(Machine {
             vcpu,
             pio,
@@ -220,6 +271,9 @@ impl Machine {
             vm,
             timeout: config.timeout,
             disk_metrics,
+            page_ops,
+            tsc_khz,
+            series,
         })
     }
 
@@ -232,17 +286,37 @@ impl Machine {
             vm,
             timeout,
             disk_metrics,
+            page_ops,
+            tsc_khz,
+            series,
         } = self;
         install_kick_handler();
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
         let vcpu_stop = Arc::clone(&stop);
+        let exits = Arc::new(ExitCounters::default());
+        let vcpu_exits = Arc::clone(&exits);
+        let started = Instant::now();
+        let sampler = match series {
+            Some((file, interval)) => Some(
+                Sampler::start(
+                    file,
+                    interval,
+                    vm.memory.clone(),
+                    Arc::clone(&exits),
+                    started,
+                )
+                .map_err(MachineError::Thread)?,
+            ),
+            None => None,
+        };
         let thread = std::thread::Builder::new()
             .name("vcpu0".into())
             .spawn(move || {
-                let result = vcpu.run(&mut pio, &mut mmio, &vcpu_stop);
+                let result = vcpu.run(&mut pio, &mut mmio, &vcpu_stop, &vcpu_exits);
+                let cpu = crate::stats::thread_cpu_time();
                 // The receiver outlives this thread unless the VMM is already exiting.
-                let _ = done_tx.send((result, pio, mmio));
+                let _ = done_tx.send((result, pio, mmio, cpu));
             })
             .map_err(MachineError::Thread)?;
 
@@ -252,7 +326,7 @@ impl Machine {
                 .recv()
                 .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
-        let (result, pio, mmio) = match first {
+        let (result, pio, mmio, vcpu_time) = match first {
             Ok(done) => done,
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(MachineError::VcpuThreadDied),
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -270,6 +344,13 @@ impl Machine {
             }
         };
         let _ = thread.join();
+        let wall = started.elapsed();
+        let (samples, series_error) = match sampler.map(Sampler::finish) {
+            None => (0, None),
+            Some(Ok(n)) => (n, None),
+            Some(Err(e)) => (0, Some(e.to_string())),
+        };
+        let guest = GuestStats::read(&vm.memory);
         drop(vm);
         let outcome = match result? {
             VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
@@ -289,7 +370,21 @@ impl Machine {
                     .map(|(_, m)| Arc::clone(m)),
             })
             .collect();
-        Ok(RunResult { outcome, devices })
+        let stats = RunStats {
+            guest,
+            exits,
+            page_ops,
+            wall,
+            vcpu_time,
+            tsc_khz,
+            samples,
+            series_error,
+        };
+        Ok(RunResult {
+            outcome,
+            devices,
+            stats,
+        })
     }
 }
 
@@ -328,10 +423,24 @@ fn write_boot_tables(
 fn attach_devices(
     vm: &mut Vm,
     disks: &Disks,
-) -> Result<(Bus, Bus, Vec<(&'static str, Arc<BlockMetrics>)>), MachineError> {
+    quiet: bool,
+) -> Result<
+    (
+        Bus,
+        Bus,
+        Vec<(&'static str, Arc<BlockMetrics>)>,
+        Arc<PageOpCounters>,
+    ),
+    MachineError,
+> {
     let mut pio = Bus::new();
     let serial_irq = vm.connect_irq(SERIAL_IRQ)?;
-    let serial = SerialDevice::new(serial_irq, std::io::stdout());
+    let out: Box<dyn std::io::Write + Send> = if quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let serial = SerialDevice::new(serial_irq, out);
     let input = serial.input();
     // The console's input is the VMM's stdin. The thread blocks in read and ends at EOF (or
     // with the process).
@@ -345,19 +454,21 @@ fn attach_devices(
         "serial",
         Box::new(serial),
     )?;
+    let sysctl = SysCtl::new(
+        vm.memory.clone(),
+        disks
+            .swap
+            .as_ref()
+            .map(File::try_clone)
+            .transpose()
+            .map_err(MachineError::SwapFile)?,
+    );
+    let page_ops = sysctl.counters();
     pio.insert(
         u64::from(SYSCTL_PORT),
         u64::from(SYSCTL_PORT_COUNT),
         "sysctl",
-        Box::new(SysCtl::new(
-            vm.memory.clone(),
-            disks
-                .swap
-                .as_ref()
-                .map(File::try_clone)
-                .transpose()
-                .map_err(MachineError::SwapFile)?,
-        )),
+        Box::new(sysctl),
     )?;
     let mut mmio = Bus::new();
     let fs = attach_disk(
@@ -380,7 +491,7 @@ fn attach_devices(
         )?;
         metrics.push(("swap-disk", swap));
     }
-    Ok((pio, mmio, metrics))
+    Ok((pio, mmio, metrics, page_ops))
 }
 
 /// Puts a virtio-blk device named `name` (its GET_ID string is `vmm-NAME`) backed by

@@ -21,10 +21,16 @@ fn main() -> ExitCode {
                 if let Some(message) = run.outcome.message() {
                     report(&message);
                 }
-                match run.copy_out {
+                let stats_written = write_stats(&args, &run);
+                match run
+                    .copy_out
+                    .as_ref()
+                    .map_err(ToString::to_string)
+                    .and(stats_written)
+                {
                     Ok(()) => run.outcome.exit_code(),
                     Err(error) => {
-                        report(&error.to_string());
+                        report(&error);
                         // Keep the guest's own failure status; a clean run becomes a failure.
                         match run.outcome.exit_code() {
                             0 => vmm::EXIT_VMM_FAILURE,
@@ -40,6 +46,28 @@ fn main() -> ExitCode {
         },
         Command::Disk(args) => match vmm::disk::cli::run(args) {
             Ok(()) => 0,
+            Err(error) => {
+                report(&error.to_string());
+                vmm::EXIT_VMM_FAILURE
+            }
+        },
+        Command::Plot(args) => match plot(&args) {
+            Ok(()) => 0,
+            Err(error) => {
+                report(&error);
+                vmm::EXIT_VMM_FAILURE
+            }
+        },
+        Command::Sweep(args) => match vmm::stats::sweep::run(&args) {
+            Ok(rows) => {
+                if args.json {
+                    let kvm = vmm::stats::KvmKind::detect();
+                    println!("{:#}", vmm::stats::sweep::json(&args, &rows, kvm));
+                } else {
+                    print!("{}", vmm::stats::sweep::table(&rows));
+                }
+                0
+            }
             Err(error) => {
                 report(&error.to_string());
                 vmm::EXIT_VMM_FAILURE
@@ -68,6 +96,45 @@ fn print_exits_per_request(devices: &[vmm::machine::DeviceExits]) {
             );
         }
     }
+}
+
+/// `--stats`, `--stats-json` and the series' outcome; an error names what could not be
+/// written.
+fn write_stats(args: &vmm::cli::RunArgs, run: &vmm::run::RunReport) -> Result<(), String> {
+    use vmm::stats::{KvmKind, report};
+    let kvm = KvmKind::detect();
+    let config = args.machine_config();
+    if args.stats {
+        let _ = std::io::stdout().flush();
+        eprint!("{}", report::table(&config, run, kvm));
+    }
+    if let Some(error) = &run.stats.series_error {
+        return Err(format!("writing the stats series failed: {error}"));
+    }
+    if let Some(path) = &args.stats_json {
+        let doc = format!("{:#}\n", report::json(&config, run, kvm));
+        std::fs::write(path, doc).map_err(|e| {
+            format!(
+                "cannot write the stats JSON to {}: {e}; check that its directory exists and is writable",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `vmm plot SERIES -o FILE.svg`.
+fn plot(args: &vmm::cli::PlotArgs) -> Result<(), String> {
+    let series = std::fs::read_to_string(&args.series).map_err(|e| {
+        format!(
+            "cannot read the series {}: {e}; record one with `vmm run --stats-series PATH`",
+            args.series.display()
+        )
+    })?;
+    let svg = vmm::stats::plot::render_svg(&series)
+        .map_err(|e| format!("{}: {e}", args.series.display()))?;
+    std::fs::write(&args.output, svg)
+        .map_err(|e| format!("cannot write {}: {e}", args.output.display()))
 }
 
 /// Prints `vmm: MESSAGE` on stderr, after anything the guest wrote to stdout.

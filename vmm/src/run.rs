@@ -1,7 +1,7 @@
 //! One `vmm run`: prepare the disks, build and run the machine, copy `--get` files out.
 
 use crate::Outcome;
-use crate::machine::{DeviceExits, Machine, MachineConfig, MachineError};
+use crate::machine::{DeviceExits, Machine, MachineConfig, MachineError, RunStats};
 use crate::storage::{self, StorageError};
 
 /// Why a run could not happen at all.
@@ -24,6 +24,8 @@ pub struct RunReport {
     pub outcome: Outcome,
     /// VM exits (and disk counters) per device.
     pub devices: Vec<DeviceExits>,
+    /// The run's counters.
+    pub stats: RunStats,
     pub copy_out: Result<(), StorageError>,
 }
 
@@ -41,6 +43,7 @@ pub fn run(config: &MachineConfig) -> Result<RunReport, RunError> {
     Ok(RunReport {
         outcome: result.outcome,
         devices: result.devices,
+        stats: result.stats,
         copy_out,
     })
 }

@@ -8,12 +8,15 @@ use abi::devices::{
 };
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use abi::layout::{PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::GuestRequest;
 use super::bus::BusDevice;
+use crate::stats::PageOpCounters;
 
 /// The system-control registers. Holds guest memory to read the panic page and to do page
 /// operations.
@@ -22,6 +25,8 @@ pub struct SysCtl {
     /// The swap disk's file (the same one the virtio device serves), for the swap page
     /// operations, and its size in 4 KiB slots.
     swap: Option<(File, u64)>,
+    /// Operations done, by kind.
+    counters: Arc<PageOpCounters>,
 }
 
 impl SysCtl {
@@ -32,7 +37,16 @@ impl SysCtl {
             let slots = f.metadata().ok()?.len() / PAGE_SIZE;
             Some((f, slots))
         });
-        SysCtl { memory, swap }
+        SysCtl {
+            memory,
+            swap,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The page-operation counters (shared: readable while the guest runs).
+    pub fn counters(&self) -> Arc<PageOpCounters> {
+        Arc::clone(&self.counters)
     }
 }
 
@@ -83,6 +97,14 @@ impl SysCtl {
         let word = |at: usize| u64::from_le_bytes(args[at..at + 8].try_into().expect("8 bytes"));
         let (dst, src) = (word(0), word(8));
         let done = self.run_page_op(op, dst, src);
+        let counter = match op {
+            _ if !done => &self.counters.failed,
+            PAGE_OP_ZERO => &self.counters.zero,
+            PAGE_OP_COPY => &self.counters.copy,
+            PAGE_OP_SWAP_IN => &self.counters.swap_in,
+            _ => &self.counters.swap_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let status = if done { PAGE_OP_DONE } else { PAGE_OP_FAILED };
         // The block is guest RAM (it was just read); a failure here leaves the status the
         // guest preset (failed).
@@ -279,6 +301,10 @@ mod tests {
         // Slots past the end, and pages that are not whole RAM pages, are refused.
         assert!(!page_op(&mut dev, &memory, 2, 0x8000, PAGE_OP_SWAP_OUT));
         assert!(!page_op(&mut dev, &memory, 0xa000, 2, PAGE_OP_SWAP_IN));
+        let counters = dev.counters();
+        assert_eq!(counters.swap_out.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.swap_in.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 2);
         assert!(!page_op(&mut dev, &memory, 0xa001, 1, PAGE_OP_SWAP_IN));
         assert!(!page_op(&mut dev, &memory, 1, 0x10000, PAGE_OP_SWAP_OUT));
     }

@@ -15,6 +15,7 @@ use super::vm::Vm;
 use crate::arch::x86_64::regs;
 use crate::devices::GuestRequest;
 use crate::devices::bus::Bus;
+use crate::stats::{ExitCounters, ExitReason};
 
 /// Why the vCPU could not be set up or run.
 #[derive(Debug, thiserror::Error)]
@@ -130,12 +131,28 @@ impl Vcpu {
         pio: &mut Bus,
         mmio: &mut Bus,
         stop: &AtomicBool,
+        exits: &ExitCounters,
     ) -> Result<VcpuStop, VcpuError> {
         loop {
             if stop.load(Ordering::Acquire) {
                 return Ok(VcpuStop::Stopped);
             }
-            let request = match self.fd.run() {
+            let result = self.fd.run();
+            exits.count(match &result {
+                Ok(VcpuExit::IoOut(..)) => ExitReason::PioWrite,
+                Ok(VcpuExit::IoIn(..)) => ExitReason::PioRead,
+                Ok(VcpuExit::MmioWrite(..)) => ExitReason::MmioWrite,
+                Ok(VcpuExit::MmioRead(..)) => ExitReason::MmioRead,
+                Ok(VcpuExit::Hlt) => ExitReason::Hlt,
+                Ok(VcpuExit::Shutdown) => ExitReason::Shutdown,
+                Ok(VcpuExit::InternalError) => ExitReason::InternalError,
+                Ok(VcpuExit::FailEntry(..)) => ExitReason::FailEntry,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    ExitReason::Interrupted
+                }
+                _ => ExitReason::Other,
+            });
+            let request = match result {
                 Ok(VcpuExit::IoOut(port, data)) => {
                     // A string `out` (`rep outsb`) arrives as one exit holding `count`
                     // elements of `size` bytes; the bus sees them one by one, in order.

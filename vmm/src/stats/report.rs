@@ -1,0 +1,220 @@
+//! The end-of-run report: `--stats` prints it as a table on stderr, `--stats-json PATH`
+//! writes it as one JSON document. Both hold the same numbers; the JSON also holds the
+//! configuration and the fault-time histogram. The sections of the document are
+//! [`SECTIONS`]; the README documents every key.
+
+use std::fmt::Write as _;
+
+use abi::stats::FIELDS;
+use serde_json::{Value, json};
+
+use super::{ExitReason, KvmKind};
+use crate::machine::{MachineConfig, RunStats};
+use crate::run::RunReport;
+use crate::storage::SwapSource;
+
+/// Format name of the JSON document (its `format` key).
+pub const FORMAT: &str = "vmm-stats";
+/// Version of the JSON document's layout (its `version` key).
+pub const VERSION: u64 = 1;
+/// The top-level keys of the JSON document, in order.
+pub const SECTIONS: [&str; 10] = [
+    "format", "version", "config", "host", "outcome", "time", "guest", "vm_exits", "disks",
+    "page_ops",
+];
+
+/// The swap disk's size in MiB as configured (0: none).
+fn swap_mib(swap: &SwapSource) -> u64 {
+    match swap {
+        SwapSource::None => 0,
+        SwapSource::Temp { mib } | SwapSource::File { mib, .. } => *mib,
+    }
+}
+
+fn relaxed(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The report as a JSON document.
+pub fn json(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> Value {
+    let stats = &run.stats;
+    let mut words = config.cmdline.split(' ').filter(|w| !w.is_empty());
+    let program = words.next();
+    let args: Vec<&str> = words.collect();
+    let guest = stats.guest.as_ref().map(|g| {
+        let mut map: serde_json::Map<String, Value> = g
+            .named()
+            .map(|(name, v)| (name.to_string(), v.into()))
+            .collect();
+        map.insert("fault_cycles_log2".into(), json!(g.histogram));
+        map.insert("tsc_khz".into(), stats.tsc_khz.into());
+        Value::Object(map)
+    });
+    let by_reason: serde_json::Map<String, Value> = ExitReason::ALL
+        .iter()
+        .map(|&r| (r.name().to_string(), stats.exits.get(r).into()))
+        .collect();
+    let by_device: serde_json::Map<String, Value> = run
+        .devices
+        .iter()
+        .map(|d| (d.name.to_string(), d.exits.into()))
+        .collect();
+    let disks: serde_json::Map<String, Value> = run
+        .devices
+        .iter()
+        .filter_map(|d| Some((d.name, d.disk.as_ref()?)))
+        .map(|(name, m)| {
+            // The swap disk also moves pages by page operations (see abi::devices).
+            let (ops_in, ops_out) = if name == "swap-disk" {
+                (
+                    relaxed(&stats.page_ops.swap_in),
+                    relaxed(&stats.page_ops.swap_out),
+                )
+            } else {
+                (0, 0)
+            };
+            let page = abi::layout::PAGE_SIZE;
+            let reads = relaxed(&m.read_requests) + ops_in;
+            let writes = relaxed(&m.write_requests) + ops_out;
+            let other = relaxed(&m.flush_requests)
+                + relaxed(&m.get_id_requests)
+                + relaxed(&m.unsupported_requests);
+            let disk = json!({
+                "requests": reads + writes + other,
+                "read_requests": reads,
+                "write_requests": writes,
+                "bytes_read": relaxed(&m.bytes_read) + ops_in * page,
+                "bytes_written": relaxed(&m.bytes_written) + ops_out * page,
+                "malformed_requests": relaxed(&m.malformed_requests),
+                "io_errors": relaxed(&m.io_errors),
+            });
+            (name.to_string(), disk)
+        })
+        .collect();
+    json!({
+        "format": FORMAT,
+        "version": VERSION,
+        "config": {
+            "mem_mib": config.mem_mib,
+            "user_pages_limit": config.user_pages,
+            "user_frames": stats.guest.as_ref().map(|g| g.get("user_frames_total")),
+            "swap_mib": swap_mib(&config.swap),
+            "program": program,
+            "args": args,
+            "cmdline": config.cmdline,
+            "evict": config.evict.name(),
+            "fault_counters": config.fault_counters,
+        },
+        "host": {
+            "kvm": kvm.name,
+            "hardware_assisted": kvm.hardware_assisted,
+            "description": kvm.description,
+        },
+        "outcome": {
+            "exit_status": run.outcome.exit_code(),
+            "message": run.outcome.message(),
+        },
+        "time": {
+            "wall_ms": stats.wall.as_secs_f64() * 1e3,
+            "vcpu_ms": stats.vcpu_time.as_secs_f64() * 1e3,
+        },
+        "guest": guest,
+        "vm_exits": {
+            "total": stats.exits.total(),
+            "by_reason": by_reason,
+            "by_device": by_device,
+        },
+        "disks": disks,
+        "page_ops": {
+            "zero": relaxed(&stats.page_ops.zero),
+            "copy": relaxed(&stats.page_ops.copy),
+            "swap_in": relaxed(&stats.page_ops.swap_in),
+            "swap_out": relaxed(&stats.page_ops.swap_out),
+            "failed": relaxed(&stats.page_ops.failed),
+        },
+    })
+}
+
+/// TSC cycles as microseconds at `tsc_khz`.
+fn micros(cycles: u64, tsc_khz: u64) -> f64 {
+    cycles as f64 * 1e3 / tsc_khz.max(1) as f64
+}
+
+/// Field groups of the table: a heading and the fields under it.
+const GROUPS: [(&str, &str); 6] = [
+    ("page faults", "faults"),
+    ("evictions", "evict_"),
+    ("disks", "_disk_"),
+    ("swap", "swap_"),
+    ("user frames", "user_frames_"),
+    ("kernel", ""),
+];
+
+/// The report as a table for people.
+pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
+    let stats: &RunStats = &run.stats;
+    let mut out = String::new();
+    let name = if config.cmdline.is_empty() {
+        "(no program)"
+    } else {
+        &config.cmdline
+    };
+    let _ = writeln!(
+        out,
+        "stats for `{name}`: {} MiB RAM, {} MiB swap, {} eviction; KVM: {}",
+        config.mem_mib,
+        swap_mib(&config.swap),
+        config.evict.name(),
+        kvm.description
+    );
+    match &stats.guest {
+        None => {
+            let _ = writeln!(out, "  (the kernel did not set its stats page up)");
+        }
+        Some(g) => {
+            let mut shown = vec![false; FIELDS.len()];
+            for (heading, pattern) in GROUPS {
+                let _ = writeln!(out, "  {heading}");
+                for (i, f) in FIELDS.iter().enumerate() {
+                    let fits = pattern.is_empty()
+                        || if pattern.starts_with('_') {
+                            f.name.contains(pattern)
+                        } else {
+                            f.name.starts_with(pattern)
+                        };
+                    if shown[i] || !fits || f.name.starts_with("fault_cycles") {
+                        continue;
+                    }
+                    shown[i] = true;
+                    let _ = writeln!(out, "    {:<24} {:>12}", f.name, g.values[i]);
+                }
+            }
+            let faults = g.get("faults");
+            let _ = writeln!(
+                out,
+                "  fault time: mean {:.1} us, max {:.1} us ({} faults, TSC {} kHz)",
+                micros(g.get("fault_cycles_sum") / faults.max(1), stats.tsc_khz),
+                micros(g.get("fault_cycles_max"), stats.tsc_khz),
+                faults,
+                stats.tsc_khz
+            );
+        }
+    }
+    let _ = writeln!(out, "  VM exits {:>27}", stats.exits.total());
+    for r in ExitReason::ALL {
+        let n = stats.exits.get(r);
+        if n > 0 {
+            let _ = writeln!(out, "    {:<24} {n:>12}", r.name());
+        }
+    }
+    for d in &run.devices {
+        let _ = writeln!(out, "    {:<24} {:>12}", format!("at {}", d.name), d.exits);
+    }
+    let _ = writeln!(
+        out,
+        "  time: wall {:.1} ms, vCPU {:.1} ms",
+        stats.wall.as_secs_f64() * 1e3,
+        stats.vcpu_time.as_secs_f64() * 1e3
+    );
+    out
+}

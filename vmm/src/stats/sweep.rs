@@ -1,0 +1,137 @@
+//! `vmm sweep --mem 8,16,32,64 [RUN OPTIONS] PROGRAM [ARGS]`: the same run once per RAM
+//! size, each on fresh disks, with the guest's console discarded; then one table (or JSON
+//! document) of what paging did at each size. Progress goes to stderr as each run ends.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::KvmKind;
+use crate::cli::SweepArgs;
+use crate::run::{self, RunReport};
+
+/// Why a sweep could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("sweep: {0}")]
+    Options(String),
+    #[error("sweep at --mem {mem}: {error}")]
+    Run { mem: u64, error: run::RunError },
+}
+
+/// One size's result.
+#[derive(Debug)]
+pub struct Row {
+    pub mem_mib: u64,
+    pub report: RunReport,
+}
+
+/// The columns of the table and the JSON rows: a name and how to get it from a guest stat.
+const COLUMNS: [(&str, &str); 9] = [
+    ("user_frames", "user_frames_total"),
+    ("faults", "faults"),
+    ("zero_fill", "faults_zero_fill"),
+    ("elf_load", "faults_elf_load"),
+    ("swap_in", "faults_swap_in"),
+    ("evictions", ""),
+    ("swap_writes", "swap_writes"),
+    ("swap_reads", "swap_reads"),
+    ("oom_kills", "faults_out_of_memory"),
+];
+
+fn column(report: &RunReport, stat: &str) -> u64 {
+    let Some(g) = &report.stats.guest else {
+        return 0;
+    };
+    match stat {
+        "" => g.get("evict_swap") + g.get("evict_writeback") + g.get("evict_drop"),
+        name => g.get(name),
+    }
+}
+
+/// Runs the sweep, reporting progress on stderr; returns one row per size, in order.
+pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
+    // Check the options once, before the first run.
+    let first = args
+        .run_args(args.mem[0])
+        .map_err(|e| SweepError::Options(e.to_string()))?;
+    if first.program.is_none() {
+        return Err(SweepError::Options(
+            "give the program to run (a user program, e.g. target/user/NAME)".into(),
+        ));
+    }
+    let mut rows = Vec::new();
+    let total = args.mem.len();
+    for (i, &mem) in args.mem.iter().enumerate() {
+        let run_args = args
+            .run_args(mem)
+            .map_err(|e| SweepError::Options(e.to_string()))?;
+        let mut config = run_args.machine_config();
+        config.quiet = true;
+        config.series = None;
+        eprint!("vmm sweep: [{}/{total}] --mem {mem} ... ", i + 1);
+        let started = Instant::now();
+        let report = run::run(&config).map_err(|error| SweepError::Run { mem, error })?;
+        let status = match report.outcome.message() {
+            Some(message) => format!("{message} (exit {})", report.outcome.exit_code()),
+            None => format!("exit {}", report.outcome.exit_code()),
+        };
+        eprintln!("{status}, {:.1} s", started.elapsed().as_secs_f64());
+        rows.push(Row {
+            mem_mib: mem,
+            report,
+        });
+    }
+    Ok(rows)
+}
+
+/// The rows as a table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{:>8} {:>6}", "mem_mib", "exit");
+    for (name, _) in COLUMNS {
+        let _ = write!(out, " {name:>12}");
+    }
+    let _ = writeln!(out, " {:>10}", "wall_ms");
+    for row in rows {
+        let _ = write!(
+            out,
+            "{:>8} {:>6}",
+            row.mem_mib,
+            row.report.outcome.exit_code()
+        );
+        for (_, stat) in COLUMNS {
+            let _ = write!(out, " {:>12}", column(&row.report, stat));
+        }
+        let _ = writeln!(out, " {:>10.1}", row.report.stats.wall.as_secs_f64() * 1e3);
+    }
+    out
+}
+
+/// The rows as one JSON document.
+pub fn json(args: &SweepArgs, rows: &[Row], kvm: KvmKind) -> Value {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut map = serde_json::Map::new();
+            map.insert("mem_mib".into(), row.mem_mib.into());
+            map.insert("exit_status".into(), row.report.outcome.exit_code().into());
+            for (name, stat) in COLUMNS {
+                map.insert(name.into(), column(&row.report, stat).into());
+            }
+            map.insert(
+                "wall_ms".into(),
+                (row.report.stats.wall.as_secs_f64() * 1e3).into(),
+            );
+            Value::Object(map)
+        })
+        .collect();
+    json!({
+        "format": "vmm-sweep",
+        "version": 1,
+        "run": args.run,
+        "host": { "kvm": kvm.name, "hardware_assisted": kvm.hardware_assisted },
+        "rows": rows,
+    })
+}
