@@ -2,7 +2,7 @@
 #
 #   make          build the guest kernel (always optimised), the VMM (release) and the user
 #                 programs (target/user/NAME, Rust and C)
-#   make run      build, then boot the kernel: its self-tests, then a plain boot
+#   make run      build, then the kernel's self-tests, then the paging demo with its statistics
 #   make test     build, then run every test: host unit tests and end-to-end tests on KVM
 #   make check    rustfmt check, clippy (warnings denied) for host and guest, unit tests
 #   make bench    build, then run the benchmarks (boot time)
@@ -30,9 +30,12 @@ kernel: guest-target
 vmm: kernel
 	$(CARGO) build --release -p vmm
 
-run: vmm
+# The demo: a program whose working set (bss, data and a mapped file) exceeds a 10 MiB
+# guest's user pool, so pages load lazily, go to swap and come back, and dirty mapped pages
+# are written back; then the fault statistics table.
+run: vmm user
 	$(VMM) run --self-test
-	$(VMM) run
+	$(VMM) run --mem 10 --stats $(USER_DIR)/pressure-mix
 
 test: vmm user
 	$(CARGO) test --release $(HOST_PKGS)

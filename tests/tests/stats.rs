@@ -1,0 +1,426 @@
+//! End-to-end tests of the statistics: `--stats`, `--stats-json`, `--stats-series`,
+//! `vmm plot`, `vmm sweep` and `--evict`. Counts are checked exactly where the program
+//! determines them (`target/user/paging-stats`): a difference between two runs that
+//! differ only in the pages the program touches is exact, whatever the program's own code
+//! and stack cost.
+
+use std::path::{Path, PathBuf};
+
+use abi::stats::{FIELDS, FieldKind};
+use serde_json::Value;
+use tests::{TempDir, require_kvm, vmm};
+
+fn program(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/user")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Runs `vmm run --stats-json` with `options` then `paging-stats ARGS`; returns the
+/// document after checking the run succeeded.
+fn stats_run(dir: &TempDir, options: &[&str], args: &[&str]) -> Value {
+    let json = dir.path().join(format!("{}.json", args.join("-")));
+    let json_arg = json.display().to_string();
+    let prog = program("paging-stats");
+    let mut argv = vec!["run", "--timeout", "60", "--stats-json", &json_arg];
+    argv.extend_from_slice(options);
+    argv.push(&prog);
+    argv.extend_from_slice(args);
+    let run = vmm(&argv);
+    assert_eq!(
+        run.status,
+        Some(0),
+        "{argv:?}: {}{}",
+        run.stdout,
+        run.stderr
+    );
+    let text = std::fs::read_to_string(&json).expect("the JSON document was written");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn guest(doc: &Value, field: &str) -> u64 {
+    doc["guest"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("guest.{field} missing in {doc}"))
+}
+
+/// Every fault has exactly one outcome.
+fn check_outcomes_add_up(doc: &Value) {
+    let outcomes: u64 = FIELDS
+        .iter()
+        .filter(|f| f.name.starts_with("faults_") && f.name != "faults_in_syscall")
+        .map(|f| guest(doc, f.name))
+        .sum();
+    assert_eq!(guest(doc, "faults"), outcomes, "{}", doc["guest"]);
+}
+
+#[test]
+fn touching_n_fresh_bss_pages_gives_n_zero_fill_faults_and_no_swap() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-touch");
+    let base = stats_run(&dir, &[], &["touch", "0"]);
+    let touched = stats_run(&dir, &[], &["touch", "300"]);
+    assert_eq!(
+        guest(&touched, "faults_zero_fill") - guest(&base, "faults_zero_fill"),
+        300
+    );
+    assert_eq!(guest(&touched, "faults") - guest(&base, "faults"), 300);
+    for doc in [&base, &touched] {
+        check_outcomes_add_up(doc);
+        // The working set fits: no swap traffic at all.
+        for field in ["swap_writes", "swap_reads", "evict_swap", "swap_slots_peak"] {
+            assert_eq!(guest(doc, field), 0, "{field}");
+        }
+        assert_eq!(guest(doc, "processes"), 1);
+        assert_eq!(
+            guest(doc, "user_frames_used"),
+            0,
+            "all frames freed at exit"
+        );
+    }
+    assert!(guest(&touched, "user_frames_peak") >= 300);
+}
+
+#[test]
+fn a_child_writing_k_shared_pages_makes_k_copies() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-cow");
+    let base = stats_run(&dir, &[], &["cow", "0"]);
+    let wrote = stats_run(&dir, &[], &["cow", "9"]);
+    assert_eq!(
+        guest(&wrote, "faults_cow_copy") - guest(&base, "faults_cow_copy"),
+        9
+    );
+    assert_eq!(guest(&wrote, "processes"), 2);
+    check_outcomes_add_up(&wrote);
+}
+
+#[test]
+fn exceeding_memory_swaps_at_least_the_excess() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-excess");
+    let doc = stats_run(&dir, &["--user-pages", "400"], &["touch", "1500"]);
+    let frames = guest(&doc, "user_frames_total");
+    assert_eq!(frames, 400);
+    assert!(
+        guest(&doc, "swap_writes") >= 1500 - frames,
+        "{}",
+        doc["guest"]
+    );
+    assert_eq!(guest(&doc, "swap_writes"), guest(&doc, "evict_swap"));
+    assert_eq!(guest(&doc, "user_frames_peak"), frames);
+    assert_eq!(guest(&doc, "swap_slots_used"), 0, "slots freed at exit");
+    assert!(guest(&doc, "swap_slots_peak") > 0);
+    check_outcomes_add_up(&doc);
+    // The VMM's view of the swap disk agrees with the kernel's.
+    let requests = doc["disks"]["swap-disk"]["requests"].as_u64();
+    assert_eq!(requests, Some(guest(&doc, "swap_disk_requests")));
+    assert_eq!(
+        doc["page_ops"]["swap_out"].as_u64(),
+        Some(guest(&doc, "swap_writes"))
+    );
+}
+
+#[test]
+fn fifo_and_clock_evict_differently_on_a_hot_and_cold_workload() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-evict");
+    let args = ["hot-cold", "24", "200", "300"];
+    let evictions = |policy: &str| {
+        let doc = stats_run(&dir, &["--user-pages", "48", "--evict", policy], &args);
+        assert_eq!(doc["config"]["evict"], policy);
+        guest(&doc, "evict_swap") + guest(&doc, "evict_drop") + guest(&doc, "evict_writeback")
+    };
+    let (clock, fifo) = (evictions("clock"), evictions("fifo"));
+    // Measured: clock ~1190, fifo ~2440. The clock keeps the hot pages; FIFO does not.
+    assert!(
+        fifo > clock + clock / 2,
+        "fifo {fifo} should evict well over clock {clock}"
+    );
+}
+
+/// Every key of `value` (objects, recursively), with its path.
+fn keys(value: &Value, path: &str, out: &mut Vec<String>) {
+    if let Value::Object(map) = value {
+        for (k, v) in map {
+            out.push(k.clone());
+            keys(v, &format!("{path}.{k}"), out);
+        }
+    }
+}
+
+#[test]
+fn json_holds_the_documented_fields() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-json");
+    let doc = stats_run(&dir, &["--mem", "32"], &["touch", "10"]);
+    let top: Vec<&str> = doc
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sections = vmm::stats::report::SECTIONS.to_vec();
+    sections.sort_unstable();
+    let mut top_sorted = top.clone();
+    top_sorted.sort_unstable();
+    assert_eq!(top_sorted, sections);
+    assert_eq!(doc["format"], "vmm-stats");
+    assert_eq!(doc["config"]["mem_mib"], 32);
+    assert_eq!(doc["config"]["program"], "paging-stats");
+    assert_eq!(doc["config"]["args"], serde_json::json!(["touch", "10"]));
+    assert_eq!(doc["outcome"]["exit_status"], 0);
+    assert!(doc["host"]["kvm"].is_string());
+    let guest_keys: Vec<&str> = doc["guest"]
+        .as_object()
+        .expect("guest object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for f in FIELDS {
+        assert!(guest_keys.contains(&f.name), "guest.{} missing", f.name);
+    }
+    assert_eq!(
+        guest_keys.len(),
+        FIELDS.len() + 2,
+        "fields + histogram + tsc_khz"
+    );
+    let histogram = doc["guest"]["fault_cycles_log2"].as_array().expect("array");
+    let counted: u64 = histogram.iter().filter_map(Value::as_u64).sum();
+    assert_eq!(
+        counted,
+        guest(&doc, "faults"),
+        "every fault is in the histogram"
+    );
+    assert!(doc["vm_exits"]["total"].as_u64() > Some(0));
+    // Every key the document has is documented in the README.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let mut all = Vec::new();
+    keys(&doc, "", &mut all);
+    for key in all {
+        if key == "fs-disk" || key == "swap-disk" || key == "serial" || key == "sysctl" {
+            continue; // device names, documented as such
+        }
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn stats_table_goes_to_stderr() {
+    if !require_kvm() {
+        return;
+    }
+    let prog = program("paging-stats");
+    let run = vmm(&["run", "--stats", &prog, "touch", "5"]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stdout_lines(),
+        ["(paging-stats) touched 5 pages", "paging-stats: exit(0)"],
+        "the table does not mix with the console"
+    );
+    assert!(
+        run.stderr
+            .starts_with("stats for `paging-stats touch 5`: 64 MiB RAM"),
+        "{}",
+        run.stderr
+    );
+    for f in FIELDS {
+        if !f.name.starts_with("fault_cycles") {
+            assert!(
+                run.stderr.contains(f.name),
+                "{} missing from the table",
+                f.name
+            );
+        }
+    }
+    assert!(run.stderr.contains("VM exits"));
+}
+
+#[test]
+fn series_has_increasing_times_and_growing_counters_and_plots() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-series");
+    let series = dir.path().join("series.jsonl");
+    let series_arg = series.display().to_string();
+    let json = dir.path().join("final.json");
+    let json_arg = json.display().to_string();
+    let prog = program("paging-stats");
+    let run = vmm(&[
+        "run",
+        "--user-pages",
+        "48",
+        "--stats-interval",
+        "20",
+        "--stats-series",
+        &series_arg,
+        "--stats-json",
+        &json_arg,
+        &prog,
+        "hot-cold",
+        "24",
+        "200",
+        "300",
+    ]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let text = std::fs::read_to_string(&series).expect("series written");
+    let samples: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert!(samples.len() >= 5, "only {} samples", samples.len());
+    for pair in samples.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            b["time_ms"].as_f64() > a["time_ms"].as_f64(),
+            "{a} then {b}"
+        );
+        assert!(b["vm_exits"].as_u64() >= a["vm_exits"].as_u64());
+        for f in FIELDS.iter().filter(|f| f.kind != FieldKind::Gauge) {
+            assert!(
+                b[f.name].as_u64() >= a[f.name].as_u64(),
+                "{} went down: {a} then {b}",
+                f.name
+            );
+        }
+    }
+    // The last sample is taken after the guest stopped: the final counts.
+    let last = samples.last().expect("samples");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid JSON");
+    for f in FIELDS {
+        assert_eq!(last[f.name], doc["guest"][f.name], "{}", f.name);
+    }
+    assert!(last["faults"].as_u64() > Some(1000));
+
+    let svg = dir.path().join("plot.svg");
+    let svg_arg = svg.display().to_string();
+    let plot = vmm(&["plot", &series_arg, "-o", &svg_arg]);
+    assert_eq!(plot.status, Some(0), "{}", plot.stderr);
+    let drawing = std::fs::read_to_string(&svg).expect("svg written");
+    assert!(
+        drawing.starts_with("<svg"),
+        "{}",
+        &drawing[..80.min(drawing.len())]
+    );
+    assert!(drawing.trim_end().ends_with("</svg>"));
+    assert_eq!(drawing.matches("<polyline").count(), 6);
+}
+
+#[test]
+fn sweep_runs_once_per_size() {
+    if !require_kvm() {
+        return;
+    }
+    let prog = program("paging-stats");
+    let run = vmm(&[
+        "sweep",
+        "--mem",
+        "8,16",
+        "--swap-mib",
+        "8",
+        &prog,
+        "touch",
+        "1500",
+    ]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let rows: Vec<&str> = run.stdout_lines();
+    assert_eq!(
+        rows.len(),
+        3,
+        "header and one row per size:\n{}",
+        run.stdout
+    );
+    assert!(rows[0].split_whitespace().eq([
+        "mem_mib",
+        "exit",
+        "user_frames",
+        "faults",
+        "zero_fill",
+        "elf_load",
+        "swap_in",
+        "evictions",
+        "swap_writes",
+        "swap_reads",
+        "oom_kills",
+        "wall_ms"
+    ]));
+    for (row, mem) in rows[1..].iter().zip(["8", "16"]) {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!((cells[0], cells[1]), (mem, "0"), "{row}");
+    }
+    // Progress: one line per run on stderr.
+    assert_eq!(
+        run.stderr.matches("vmm sweep: [").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+
+    let json = vmm(&["sweep", "--mem", "8", "--json", &prog, "touch", "1500"]);
+    assert_eq!(json.status, Some(0), "{}", json.stderr);
+    let doc: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let row = &doc["rows"][0];
+    assert_eq!(row["mem_mib"], 8);
+    // 8 MiB leaves fewer user frames than the 1500 pages touched: they must swap.
+    let frames = row["user_frames"].as_u64().expect("frames");
+    assert!(frames < 1500);
+    assert!(row["swap_writes"].as_u64() >= Some(1500 - frames), "{row}");
+}
+
+#[test]
+fn stats_errors_say_what_to_do() {
+    if !require_kvm() {
+        return;
+    }
+    let prog = program("paging-stats");
+    let missing: PathBuf = std::env::temp_dir().join("vmm-no-such-dir/x.json");
+    let missing_arg = missing.display().to_string();
+    let run = vmm(&["run", "--stats-json", &missing_arg, &prog, "touch", "1"]);
+    assert_eq!(run.status, Some(125));
+    assert!(
+        run.stderr
+            .starts_with("vmm: cannot write the stats JSON to")
+            && run.stderr.contains("directory exists"),
+        "{}",
+        run.stderr
+    );
+    let run = vmm(&["run", "--stats-series", &missing_arg, &prog, "touch", "1"]);
+    assert_eq!(run.status, Some(125));
+    assert!(
+        run.stderr
+            .starts_with("vmm: cannot create the stats series file"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "", "refused before boot");
+    let plot = vmm(&["plot", &missing_arg, "-o", "/tmp/vmm-unused.svg"]);
+    assert_eq!(plot.status, Some(125));
+    assert!(
+        plot.stderr
+            .contains("record one with `vmm run --stats-series PATH`"),
+        "{}",
+        plot.stderr
+    );
+    let sweep = vmm(&["sweep", "--mem", "8", "--bogus", &prog]);
+    assert_eq!(sweep.status, Some(125));
+    assert!(sweep.stderr.starts_with("vmm: sweep: "), "{}", sweep.stderr);
+}
