@@ -56,10 +56,12 @@ pub fn level(level: &AtomicU64, peak: &AtomicU64, value: u64) {
     }
 }
 
-/// How a fault was resolved.
+/// How a fault was resolved. The order is the order of the `faults_*` outcome counters
+/// on the page, from `faults_zero_fill`: the outcome indexes its counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
 pub enum FaultOutcome {
-    ZeroFill,
+    ZeroFill = 0,
     ElfLoad,
     MmapLoad,
     SwapIn,
@@ -68,6 +70,28 @@ pub enum FaultOutcome {
     CowReuse,
     Killed,
     OutOfMemory,
+}
+
+/// The counter of `outcome`: indexed from `faults_zero_fill` rather than chosen by a
+/// `match`, a jump table of several emulated instructions on the fault path.
+#[inline]
+fn outcome_counter(p: &StatsPage, outcome: FaultOutcome) -> &AtomicU64 {
+    const {
+        use core::mem::offset_of;
+        let first = offset_of!(StatsPage, faults_zero_fill);
+        assert!(offset_of!(StatsPage, faults_elf_load) == first + 8);
+        assert!(offset_of!(StatsPage, faults_mmap_load) == first + 16);
+        assert!(offset_of!(StatsPage, faults_swap_in) == first + 24);
+        assert!(offset_of!(StatsPage, faults_stack_growth) == first + 32);
+        assert!(offset_of!(StatsPage, faults_cow_copy) == first + 40);
+        assert!(offset_of!(StatsPage, faults_cow_reuse) == first + 48);
+        assert!(offset_of!(StatsPage, faults_killed) == first + 56);
+        assert!(offset_of!(StatsPage, faults_out_of_memory) == first + 64);
+    }
+    let first: *const AtomicU64 = &p.faults_zero_fill;
+    // SAFETY: the outcome counters are consecutive `AtomicU64` fields of the page in
+    // `FaultOutcome` order (checked above at compile time), so this stays inside the page.
+    unsafe { &*first.add(outcome as usize) }
 }
 
 /// The time a fault started, for [`fault_end`]; 0 when fault counters are off.
@@ -80,28 +104,18 @@ pub fn fault_start() -> u64 {
     }
 }
 
-/// Records a fault that began at `start` (from [`fault_start`]).
+/// Records a fault that began at `start` (from [`fault_start`]; 0, with counters off,
+/// records nothing: the TSC is never 0 once the kernel runs).
+#[inline]
 pub fn fault_end(start: u64, outcome: FaultOutcome, in_syscall: bool) {
-    if !FAULT_COUNTERS.load(Relaxed) {
+    if start == 0 {
         return;
     }
     let cycles = cpu::rdtsc().wrapping_sub(start);
     let p = page();
     bump(&p.faults);
-    bump(match outcome {
-        FaultOutcome::ZeroFill => &p.faults_zero_fill,
-        FaultOutcome::ElfLoad => &p.faults_elf_load,
-        FaultOutcome::MmapLoad => &p.faults_mmap_load,
-        FaultOutcome::SwapIn => &p.faults_swap_in,
-        FaultOutcome::StackGrowth => &p.faults_stack_growth,
-        FaultOutcome::CowCopy => &p.faults_cow_copy,
-        FaultOutcome::CowReuse => &p.faults_cow_reuse,
-        FaultOutcome::Killed => &p.faults_killed,
-        FaultOutcome::OutOfMemory => &p.faults_out_of_memory,
-    });
-    if in_syscall {
-        bump(&p.faults_in_syscall);
-    }
+    bump(outcome_counter(p, outcome));
+    add(&p.faults_in_syscall, u64::from(in_syscall));
     add(&p.fault_cycles_sum, cycles);
     if cycles > p.fault_cycles_max.load(Relaxed) {
         p.fault_cycles_max.store(cycles, Relaxed);

@@ -8,7 +8,9 @@
 //! bit is set in any owner, clearing it, and takes the first page not accessed since the
 //! hand last passed. A sweep clears what it passes, so a second sweep always finds a victim
 //! unless every frame is pinned: eviction costs amortised O(1) steps, never a scan per
-//! fault.
+//! fault. The VMM's `--evict` option (`BootInfo::evict_policy`) can replace the clock for
+//! experiments: `fifo` takes the next page under the hand whatever its accessed bit, and
+//! `random` starts the hand at a random frame first; both still skip pinned frames.
 //!
 //! What happens to the victim depends on its page (see [`Page`]): a page still holding the
 //! executable's bytes (clean in every owner) is dropped and loaded again at its next touch;
