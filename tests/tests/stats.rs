@@ -331,46 +331,37 @@ fn sweep_runs_once_per_size() {
         return;
     }
     let prog = program("paging-stats");
-    let run = vmm(&[
-        "sweep",
-        "--mem",
-        "8,16",
-        "--swap-mib",
-        "8",
-        &prog,
-        "touch",
-        "1500",
-    ]);
+    let sizes = ["sweep", "--mem", "2,8,16", "--swap-mib", "8"];
+    let run = vmm(&[&sizes[..], &[prog.as_str(), "touch", "1500"]].concat());
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     let rows: Vec<&str> = run.stdout_lines();
     assert_eq!(
         rows.len(),
-        3,
+        4,
         "header and one row per size:\n{}",
         run.stdout
     );
-    assert!(rows[0].split_whitespace().eq([
-        "mem_mib",
-        "exit",
-        "user_frames",
-        "faults",
-        "zero_fill",
-        "elf_load",
-        "swap_in",
-        "evictions",
-        "swap_writes",
-        "swap_reads",
-        "oom_kills",
-        "wall_ms"
-    ]));
-    for (row, mem) in rows[1..].iter().zip(["8", "16"]) {
+    let header = "mem_mib exit user_frames faults zero_fill elf_load swap_in evictions \
+                  swap_writes swap_reads oom_kills wall_ms";
+    assert!(rows[0].split_whitespace().eq(header.split_whitespace()));
+    // A size too small for the kernel is a row of its own, not the end of the sweep.
+    let too_small: Vec<&str> = rows[1].split_whitespace().collect();
+    assert_eq!(too_small[..2], ["2", "125"], "{}", rows[1]);
+    assert!(too_small[2..].iter().all(|c| *c == "-"), "{}", rows[1]);
+    assert!(
+        run.stderr
+            .contains("--mem 2 ... not run: --mem 2 MiB is too small"),
+        "{}",
+        run.stderr
+    );
+    for (row, mem) in rows[2..].iter().zip(["8", "16"]) {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!((cells[0], cells[1]), (mem, "0"), "{row}");
     }
     // Progress: one line per run on stderr.
     assert_eq!(
         run.stderr.matches("vmm sweep: [").count(),
-        2,
+        3,
         "{}",
         run.stderr
     );
@@ -380,6 +371,7 @@ fn sweep_runs_once_per_size() {
     let doc: Value = serde_json::from_str(&json.stdout).expect("JSON");
     let row = &doc["rows"][0];
     assert_eq!(row["mem_mib"], 8);
+    assert_eq!(row["error"], Value::Null);
     // 8 MiB leaves fewer user frames than the 1500 pages touched: they must swap.
     let frames = row["user_frames"].as_u64().expect("frames");
     assert!(frames < 1500);

@@ -16,15 +16,37 @@ use crate::run::{self, RunReport};
 pub enum SweepError {
     #[error("sweep: {0}")]
     Options(String),
-    #[error("sweep at --mem {mem}: {error}")]
-    Run { mem: u64, error: run::RunError },
 }
 
-/// One size's result.
+/// One size's result: the run's report, or why it could not run (such as a size too
+/// small for the kernel), which does not stop the sweep.
 #[derive(Debug)]
 pub struct Row {
     pub mem_mib: u64,
-    pub report: RunReport,
+    pub report: Result<RunReport, String>,
+}
+
+impl Row {
+    /// The exit status `vmm run` would have had.
+    fn exit_code(&self) -> u8 {
+        self.report
+            .as_ref()
+            .map_or(crate::EXIT_VMM_FAILURE, |r| r.outcome.exit_code())
+    }
+
+    fn wall_ms(&self) -> Option<f64> {
+        let r = self.report.as_ref().ok()?;
+        Some(r.stats.wall.as_secs_f64() * 1e3)
+    }
+
+    /// A column's value; `None` if the run did not happen or the kernel kept no stats.
+    fn column(&self, stat: &str) -> Option<u64> {
+        let g = self.report.as_ref().ok()?.stats.guest.as_ref()?;
+        Some(match stat {
+            "" => g.get("evict_swap") + g.get("evict_writeback") + g.get("evict_drop"),
+            name => g.get(name),
+        })
+    }
 }
 
 /// The columns of the table and the JSON rows: a name and how to get it from a guest stat.
@@ -39,16 +61,6 @@ const COLUMNS: [(&str, &str); 9] = [
     ("swap_reads", "swap_reads"),
     ("oom_kills", "faults_out_of_memory"),
 ];
-
-fn column(report: &RunReport, stat: &str) -> u64 {
-    let Some(g) = &report.stats.guest else {
-        return 0;
-    };
-    match stat {
-        "" => g.get("evict_swap") + g.get("evict_writeback") + g.get("evict_drop"),
-        name => g.get(name),
-    }
-}
 
 /// Runs the sweep, reporting progress on stderr; returns one row per size, in order.
 pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
@@ -72,10 +84,13 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
         config.series = None;
         eprint!("vmm sweep: [{}/{total}] --mem {mem} ... ", i + 1);
         let started = Instant::now();
-        let report = run::run(&config).map_err(|error| SweepError::Run { mem, error })?;
-        let status = match report.outcome.message() {
-            Some(message) => format!("{message} (exit {})", report.outcome.exit_code()),
-            None => format!("exit {}", report.outcome.exit_code()),
+        let report = run::run(&config).map_err(|e| e.to_string());
+        let status = match &report {
+            Err(error) => format!("not run: {error}"),
+            Ok(r) => match r.outcome.message() {
+                Some(message) => format!("{message} (exit {})", r.outcome.exit_code()),
+                None => format!("exit {}", r.outcome.exit_code()),
+            },
         };
         eprintln!("{status}, {:.1} s", started.elapsed().as_secs_f64());
         rows.push(Row {
@@ -94,17 +109,15 @@ pub fn table(rows: &[Row]) -> String {
         let _ = write!(out, " {name:>12}");
     }
     let _ = writeln!(out, " {:>10}", "wall_ms");
+    let dash = || "-".to_string();
     for row in rows {
-        let _ = write!(
-            out,
-            "{:>8} {:>6}",
-            row.mem_mib,
-            row.report.outcome.exit_code()
-        );
+        let _ = write!(out, "{:>8} {:>6}", row.mem_mib, row.exit_code());
         for (_, stat) in COLUMNS {
-            let _ = write!(out, " {:>12}", column(&row.report, stat));
+            let cell = row.column(stat).map_or_else(dash, |v| v.to_string());
+            let _ = write!(out, " {cell:>12}");
         }
-        let _ = writeln!(out, " {:>10.1}", row.report.stats.wall.as_secs_f64() * 1e3);
+        let wall = row.wall_ms().map_or_else(dash, |ms| format!("{ms:.1}"));
+        let _ = writeln!(out, " {wall:>10}");
     }
     out
 }
@@ -116,14 +129,13 @@ pub fn json(args: &SweepArgs, rows: &[Row], kvm: KvmKind) -> Value {
         .map(|row| {
             let mut map = serde_json::Map::new();
             map.insert("mem_mib".into(), row.mem_mib.into());
-            map.insert("exit_status".into(), row.report.outcome.exit_code().into());
+            map.insert("exit_status".into(), row.exit_code().into());
+            let error = row.report.as_ref().err().cloned();
+            map.insert("error".into(), error.into());
             for (name, stat) in COLUMNS {
-                map.insert(name.into(), column(&row.report, stat).into());
+                map.insert(name.into(), row.column(stat).into());
             }
-            map.insert(
-                "wall_ms".into(),
-                (row.report.stats.wall.as_secs_f64() * 1e3).into(),
-            );
+            map.insert("wall_ms".into(), row.wall_ms().into());
             Value::Object(map)
         })
         .collect();
