@@ -86,6 +86,23 @@ fn touching_n_fresh_bss_pages_gives_n_zero_fill_faults_and_no_swap() {
 }
 
 #[test]
+fn fault_counters_can_be_kept_still() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-off");
+    let doc = stats_run(&dir, &["--no-fault-counters"], &["touch", "20"]);
+    assert_eq!(doc["config"]["fault_counters"], false);
+    for f in FIELDS.iter().filter(|f| f.name.starts_with("fault")) {
+        assert_eq!(guest(&doc, f.name), 0, "{}", f.name);
+    }
+    // The rest still counts.
+    assert_eq!(guest(&doc, "processes"), 1);
+    assert!(guest(&doc, "user_frames_peak") >= 20);
+    assert!(guest(&doc, "syscalls") > 0);
+}
+
+#[test]
 fn a_child_writing_k_shared_pages_makes_k_copies() {
     if !require_kvm() {
         return;

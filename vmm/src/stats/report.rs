@@ -167,6 +167,12 @@ pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
         config.evict.name(),
         kvm.description
     );
+    if !config.fault_counters {
+        let _ = writeln!(
+            out,
+            "  (--no-fault-counters: the faults_* and fault time counters stayed at 0)"
+        );
+    }
     match &stats.guest {
         None => {
             let _ = writeln!(out, "  (the kernel did not set its stats page up)");
