@@ -240,10 +240,12 @@ pub enum Access {
     Missing,
     /// A write to a page mapped read-only.
     Write,
+    /// Any other access to a mapped page: never allowed.
+    Denied,
 }
 
 /// Resolves a fault of `process` at `addr` ([`claim`] for a missing page, [`break_cow`] for
-/// a write to a read-only page), with `rsp` the user stack pointer to judge stack growth
+/// a write to a read-only page; any other access kills), with `rsp` the user stack pointer to judge stack growth
 /// by, and records it on the stats page (`in_syscall`: a system call met it). Returns
 /// whether the process may go on.
 pub fn fault(process: &mut Process, addr: u64, rsp: u64, access: Access, in_syscall: bool) -> bool {
@@ -251,6 +253,7 @@ pub fn fault(process: &mut Process, addr: u64, rsp: u64, access: Access, in_sysc
     let resolved = match access {
         Access::Missing => claim(process, addr, rsp),
         Access::Write => break_cow(process, addr),
+        Access::Denied => None,
     };
     let outcome = match resolved {
         Some(outcome) => outcome,

@@ -150,8 +150,9 @@ fn user_page_fault(frame: &TrapFrame) -> bool {
         (0, _) => Access::Missing,
         // A write to a read-only page: fine only if the page is copy-on-write.
         (_, PF_WRITE) => Access::Write,
-        // Present, not a write: an instruction fetch from a no-execute page.
-        _ => Access::Missing,
+        // Present, not a write (a kernel page, or a fetch from a no-execute page): nothing
+        // to bring in.
+        _ => Access::Denied,
     };
     crate::proc::fault(p, addr, frame.rsp, access, false)
 }
