@@ -194,9 +194,9 @@ pub const fn histogram_bucket(cycles: u64) -> usize {
     }
 }
 
-/// The field named `name`.
-pub fn field(name: &str) -> Option<&'static Field> {
-    FIELDS.iter().find(|f| f.name == name)
+/// The position in [`FIELDS`] of the field named `name`.
+pub fn field_index(name: &str) -> Option<usize> {
+    FIELDS.iter().position(|f| f.name == name)
 }
 
 #[cfg(test)]
@@ -227,8 +227,8 @@ mod tests {
             assert!(!f.doc.is_empty(), "{}", f.name);
             assert!(FIELDS[i + 1..].iter().all(|g| g.name != f.name));
         }
-        assert_eq!(field("faults").map(|f| f.offset), Some(16));
-        assert!(field("nope").is_none());
+        assert_eq!(field_index("faults").map(|i| FIELDS[i].offset), Some(16));
+        assert!(field_index("nope").is_none());
     }
 
     #[test]

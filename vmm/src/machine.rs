@@ -156,8 +156,6 @@ pub struct RunStats {
     pub vcpu_time: Duration,
     /// The guest's TSC frequency (fault times are in its cycles).
     pub tsc_khz: u64,
-    /// Samples written to the `--stats-series` file (0 without one).
-    pub samples: u64,
     /// Why the series file could not be completed, if it could not.
     pub series_error: Option<String>,
 }
@@ -345,11 +343,10 @@ impl Machine {
         };
         let _ = thread.join();
         let wall = started.elapsed();
-        let (samples, series_error) = match sampler.map(Sampler::finish) {
-            None => (0, None),
-            Some(Ok(n)) => (n, None),
-            Some(Err(e)) => (0, Some(e.to_string())),
-        };
+        let series_error = sampler
+            .map(Sampler::finish)
+            .and_then(Result::err)
+            .map(|e| e.to_string());
         let guest = GuestStats::read(&vm.memory);
         drop(vm);
         let outcome = match result? {
@@ -377,7 +374,6 @@ impl Machine {
             wall,
             vcpu_time,
             tsc_khz,
-            samples,
             series_error,
         };
         Ok(RunResult {

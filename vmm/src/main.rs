@@ -13,37 +13,10 @@ use vmm::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Run(args) => match vmm::run::run(&args.machine_config()) {
-            Ok(run) => {
-                if args.bench {
-                    print_exits_per_request(&run.devices);
-                }
-                if let Some(message) = run.outcome.message() {
-                    report(&message);
-                }
-                let stats_written = write_stats(&args, &run);
-                match run
-                    .copy_out
-                    .as_ref()
-                    .map_err(ToString::to_string)
-                    .and(stats_written)
-                {
-                    Ok(()) => run.outcome.exit_code(),
-                    Err(error) => {
-                        report(&error);
-                        // Keep the guest's own failure status; a clean run becomes a failure.
-                        match run.outcome.exit_code() {
-                            0 => vmm::EXIT_VMM_FAILURE,
-                            code => code,
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                report(&error.to_string());
-                vmm::EXIT_VMM_FAILURE
-            }
-        },
+        Command::Run(args) => {
+            let config = args.machine_config();
+            run(&args, &config)
+        }
         Command::Disk(args) => match vmm::disk::cli::run(args) {
             Ok(()) => 0,
             Err(error) => {
@@ -98,21 +71,60 @@ fn print_exits_per_request(devices: &[vmm::machine::DeviceExits]) {
     }
 }
 
+/// `vmm run`: runs the machine `config` (from `args`) and reports how it went; returns the
+/// exit status.
+fn run(args: &vmm::cli::RunArgs, config: &vmm::machine::MachineConfig) -> u8 {
+    match vmm::run::run(config) {
+        Ok(run) => {
+            if args.bench {
+                print_exits_per_request(&run.devices);
+            }
+            if let Some(message) = run.outcome.message() {
+                report(&message);
+            }
+            let stats_written = write_stats(args, config, &run);
+            match run
+                .copy_out
+                .as_ref()
+                .map_err(ToString::to_string)
+                .and(stats_written)
+            {
+                Ok(()) => run.outcome.exit_code(),
+                Err(error) => {
+                    report(&error);
+                    // Keep the guest's own failure status; a clean run becomes a failure.
+                    match run.outcome.exit_code() {
+                        0 => vmm::EXIT_VMM_FAILURE,
+                        code => code,
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            report(&error.to_string());
+            vmm::EXIT_VMM_FAILURE
+        }
+    }
+}
+
 /// `--stats`, `--stats-json` and the series' outcome; an error names what could not be
 /// written.
-fn write_stats(args: &vmm::cli::RunArgs, run: &vmm::run::RunReport) -> Result<(), String> {
+fn write_stats(
+    args: &vmm::cli::RunArgs,
+    config: &vmm::machine::MachineConfig,
+    run: &vmm::run::RunReport,
+) -> Result<(), String> {
     use vmm::stats::{KvmKind, report};
     let kvm = KvmKind::detect();
-    let config = args.machine_config();
     if args.stats {
         let _ = std::io::stdout().flush();
-        eprint!("{}", report::table(&config, run, kvm));
+        eprint!("{}", report::table(config, run, kvm));
     }
     if let Some(error) = &run.stats.series_error {
         return Err(format!("writing the stats series failed: {error}"));
     }
     if let Some(path) = &args.stats_json {
-        let doc = format!("{:#}\n", report::json(&config, run, kvm));
+        let doc = format!("{:#}\n", report::json(config, run, kvm));
         std::fs::write(path, doc).map_err(|e| {
             format!(
                 "cannot write the stats JSON to {}: {e}; check that its directory exists and is writable",

@@ -17,7 +17,9 @@ pub mod sweep;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi::layout::STATS_PAGE_GPA;
-use abi::stats::{FAULT_HISTOGRAM_BUCKETS, FIELDS, STATS_MAGIC, STATS_VERSION, histogram_offset};
+use abi::stats::{
+    FAULT_HISTOGRAM_BUCKETS, FIELDS, STATS_MAGIC, STATS_VERSION, field_index, histogram_offset,
+};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// One reading of the guest's stats page.
@@ -57,9 +59,7 @@ impl GuestStats {
 
     /// The value of the field named `name` (0 for a name the page does not have).
     pub fn get(&self, name: &str) -> u64 {
-        FIELDS
-            .iter()
-            .position(|f| f.name == name)
+        field_index(name)
             .and_then(|i| self.values.get(i).copied())
             .unwrap_or(0)
     }
@@ -231,7 +231,7 @@ pub fn thread_cpu_time() -> std::time::Duration {
 mod tests {
     use super::*;
     use crate::vstate::memory;
-    use abi::stats::{field, histogram_bucket};
+    use abi::stats::histogram_bucket;
 
     #[test]
     fn page_is_read_only_once_valid() {
@@ -245,8 +245,9 @@ mod tests {
         store(8, STATS_VERSION + 1);
         assert_eq!(GuestStats::read(&mem), None, "another layout version");
         store(8, STATS_VERSION);
-        store(field("faults").expect("field").offset, 42);
-        store(field("evict_swap").expect("field").offset, 7);
+        let offset = |name| FIELDS[field_index(name).expect("field")].offset;
+        store(offset("faults"), 42);
+        store(offset("evict_swap"), 7);
         store(histogram_offset(histogram_bucket(1000)), 3);
         let stats = GuestStats::read(&mem).expect("valid page");
         assert_eq!(stats.get("faults"), 42);

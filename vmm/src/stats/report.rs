@@ -5,10 +5,10 @@
 
 use std::fmt::Write as _;
 
-use abi::stats::FIELDS;
 use serde_json::{Value, json};
 
 use super::{ExitReason, KvmKind};
+use crate::devices::virtio::block::BlockMetrics;
 use crate::machine::{MachineConfig, RunStats};
 use crate::run::RunReport;
 use crate::storage::SwapSource;
@@ -29,10 +29,6 @@ fn swap_mib(swap: &SwapSource) -> u64 {
         SwapSource::None => 0,
         SwapSource::Temp { mib } | SwapSource::File { mib, .. } => *mib,
     }
-}
-
-fn relaxed(counter: &std::sync::atomic::AtomicU64) -> u64 {
-    counter.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The report as a JSON document.
@@ -67,26 +63,26 @@ pub fn json(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> Value {
             // The swap disk also moves pages by page operations (see abi::devices).
             let (ops_in, ops_out) = if name == "swap-disk" {
                 (
-                    relaxed(&stats.page_ops.swap_in),
-                    relaxed(&stats.page_ops.swap_out),
+                    BlockMetrics::get(&stats.page_ops.swap_in),
+                    BlockMetrics::get(&stats.page_ops.swap_out),
                 )
             } else {
                 (0, 0)
             };
             let page = abi::layout::PAGE_SIZE;
-            let reads = relaxed(&m.read_requests) + ops_in;
-            let writes = relaxed(&m.write_requests) + ops_out;
-            let other = relaxed(&m.flush_requests)
-                + relaxed(&m.get_id_requests)
-                + relaxed(&m.unsupported_requests);
+            let reads = BlockMetrics::get(&m.read_requests) + ops_in;
+            let writes = BlockMetrics::get(&m.write_requests) + ops_out;
+            let other = BlockMetrics::get(&m.flush_requests)
+                + BlockMetrics::get(&m.get_id_requests)
+                + BlockMetrics::get(&m.unsupported_requests);
             let disk = json!({
                 "requests": reads + writes + other,
                 "read_requests": reads,
                 "write_requests": writes,
-                "bytes_read": relaxed(&m.bytes_read) + ops_in * page,
-                "bytes_written": relaxed(&m.bytes_written) + ops_out * page,
-                "malformed_requests": relaxed(&m.malformed_requests),
-                "io_errors": relaxed(&m.io_errors),
+                "bytes_read": BlockMetrics::get(&m.bytes_read) + ops_in * page,
+                "bytes_written": BlockMetrics::get(&m.bytes_written) + ops_out * page,
+                "malformed_requests": BlockMetrics::get(&m.malformed_requests),
+                "io_errors": BlockMetrics::get(&m.io_errors),
             });
             (name.to_string(), disk)
         })
@@ -126,11 +122,11 @@ pub fn json(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> Value {
         },
         "disks": disks,
         "page_ops": {
-            "zero": relaxed(&stats.page_ops.zero),
-            "copy": relaxed(&stats.page_ops.copy),
-            "swap_in": relaxed(&stats.page_ops.swap_in),
-            "swap_out": relaxed(&stats.page_ops.swap_out),
-            "failed": relaxed(&stats.page_ops.failed),
+            "zero": BlockMetrics::get(&stats.page_ops.zero),
+            "copy": BlockMetrics::get(&stats.page_ops.copy),
+            "swap_in": BlockMetrics::get(&stats.page_ops.swap_in),
+            "swap_out": BlockMetrics::get(&stats.page_ops.swap_out),
+            "failed": BlockMetrics::get(&stats.page_ops.failed),
         },
     })
 }
@@ -140,15 +136,29 @@ fn micros(cycles: u64, tsc_khz: u64) -> f64 {
     cycles as f64 * 1e3 / tsc_khz.max(1) as f64
 }
 
-/// Field groups of the table: a heading and the fields under it.
-const GROUPS: [(&str, &str); 6] = [
-    ("page faults", "faults"),
-    ("evictions", "evict_"),
-    ("disks", "_disk_"),
-    ("swap", "swap_"),
-    ("user frames", "user_frames_"),
-    ("kernel", ""),
+/// Headings of the table's field groups, in order.
+const GROUPS: [&str; 6] = [
+    "page faults",
+    "evictions",
+    "disks",
+    "swap",
+    "user frames",
+    "kernel",
 ];
+
+/// The group a field is listed under (`None`: not listed: the fault-time fields, shown
+/// as a summary line instead).
+fn group(name: &str) -> Option<&'static str> {
+    Some(match name {
+        n if n.starts_with("fault_cycles") => return None,
+        n if n.starts_with("faults") => "page faults",
+        n if n.starts_with("evict_") => "evictions",
+        n if n.contains("_disk_") => "disks",
+        n if n.starts_with("swap_") => "swap",
+        n if n.starts_with("user_frames_") => "user frames",
+        _ => "kernel",
+    })
+}
 
 /// The report as a table for people.
 pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
@@ -178,21 +188,12 @@ pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
             let _ = writeln!(out, "  (the kernel did not set its stats page up)");
         }
         Some(g) => {
-            let mut shown = vec![false; FIELDS.len()];
-            for (heading, pattern) in GROUPS {
+            for heading in GROUPS {
                 let _ = writeln!(out, "  {heading}");
-                for (i, f) in FIELDS.iter().enumerate() {
-                    let fits = pattern.is_empty()
-                        || if pattern.starts_with('_') {
-                            f.name.contains(pattern)
-                        } else {
-                            f.name.starts_with(pattern)
-                        };
-                    if shown[i] || !fits || f.name.starts_with("fault_cycles") {
-                        continue;
+                for (name, value) in g.named() {
+                    if group(name) == Some(heading) {
+                        let _ = writeln!(out, "    {name:<24} {value:>12}");
                     }
-                    shown[i] = true;
-                    let _ = writeln!(out, "    {:<24} {:>12}", f.name, g.values[i]);
                 }
             }
             let faults = g.get("faults");

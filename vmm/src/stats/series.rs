@@ -34,7 +34,7 @@ pub struct SeriesConfig {
 #[derive(Debug)]
 pub struct Sampler {
     stop: mpsc::Sender<()>,
-    thread: JoinHandle<std::io::Result<u64>>,
+    thread: JoinHandle<std::io::Result<()>>,
 }
 
 impl Sampler {
@@ -52,7 +52,6 @@ impl Sampler {
             .name("stats-series".into())
             .spawn(move || {
                 let mut out = BufWriter::new(file);
-                let mut samples = 0;
                 loop {
                     let last = match stopped.recv_timeout(interval) {
                         Err(RecvTimeoutError::Timeout) => false,
@@ -64,17 +63,16 @@ impl Sampler {
                     // Each line reaches the file as it is taken, so the series can be
                     // followed while the guest runs.
                     out.flush()?;
-                    samples += 1;
                     if last {
-                        return Ok(samples);
+                        return Ok(());
                     }
                 }
             })?;
         Ok(Sampler { stop, thread })
     }
 
-    /// Takes the last sample and stops; returns how many samples were written.
-    pub fn finish(self) -> std::io::Result<u64> {
+    /// Takes the last sample and stops.
+    pub fn finish(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
         self.thread
             .join()

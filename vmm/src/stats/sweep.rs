@@ -40,26 +40,26 @@ impl Row {
     }
 
     /// A column's value; `None` if the run did not happen or the kernel kept no stats.
-    fn column(&self, stat: &str) -> Option<u64> {
+    fn column(&self, stats: &[&str]) -> Option<u64> {
         let g = self.report.as_ref().ok()?.stats.guest.as_ref()?;
-        Some(match stat {
-            "" => g.get("evict_swap") + g.get("evict_writeback") + g.get("evict_drop"),
-            name => g.get(name),
-        })
+        Some(stats.iter().map(|name| g.get(name)).sum())
     }
 }
 
-/// The columns of the table and the JSON rows: a name and how to get it from a guest stat.
-const COLUMNS: [(&str, &str); 9] = [
-    ("user_frames", "user_frames_total"),
-    ("faults", "faults"),
-    ("zero_fill", "faults_zero_fill"),
-    ("elf_load", "faults_elf_load"),
-    ("swap_in", "faults_swap_in"),
-    ("evictions", ""),
-    ("swap_writes", "swap_writes"),
-    ("swap_reads", "swap_reads"),
-    ("oom_kills", "faults_out_of_memory"),
+/// The columns of the table and the JSON rows: a name and the guest counters it adds up.
+const COLUMNS: [(&str, &[&str]); 9] = [
+    ("user_frames", &["user_frames_total"]),
+    ("faults", &["faults"]),
+    ("zero_fill", &["faults_zero_fill"]),
+    ("elf_load", &["faults_elf_load"]),
+    ("swap_in", &["faults_swap_in"]),
+    (
+        "evictions",
+        &["evict_swap", "evict_writeback", "evict_drop"],
+    ),
+    ("swap_writes", &["swap_writes"]),
+    ("swap_reads", &["swap_reads"]),
+    ("oom_kills", &["faults_out_of_memory"]),
 ];
 
 /// Runs the sweep, reporting progress on stderr; returns one row per size, in order.
