@@ -31,18 +31,9 @@ pub fn kvm_usable() -> bool {
         .is_ok()
 }
 
-/// The kind of KVM this host has, from the loaded modules, for benchmark reports.
+/// The kind of KVM this host has, for benchmark reports: what `vmm --stats` reports.
 pub fn kvm_kind() -> &'static str {
-    let loaded = |m: &str| Path::new("/sys/module").join(m).exists();
-    if loaded("kvm_pvm") {
-        "PVM (software, nested)"
-    } else if loaded("kvm_intel") {
-        "hardware (Intel VMX)"
-    } else if loaded("kvm_amd") {
-        "hardware (AMD SVM)"
-    } else {
-        "unknown"
-    }
+    vmm::stats::KvmKind::detect().description
 }
 
 /// True if KVM tests can run. Without KVM: panics when `CI` is set (CI must run them),
