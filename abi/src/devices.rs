@@ -1,7 +1,9 @@
 //! Registers of the devices the VMM emulates for the kernel.
 //!
-//! The console is a 16550 UART at the PC's COM1 address. The system-control block is this
-//! project's own: two 32-bit write-only I/O ports.
+//! The console is a 16550 UART at the PC's COM1 address; the kernel sends its output
+//! through the system-control block's console register instead, and keeps the UART for
+//! input and for reports from states where no lock can be trusted. The system-control block
+//! is this project's own: 32-bit write-only I/O ports.
 //!
 //! * `SYSCTL_EXIT`: writing a status powers the machine off; the VMM exits with the low byte
 //!   of the status (so -1 becomes 255).
@@ -43,7 +45,7 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 12;
+pub const SYSCTL_PORT_COUNT: u16 = 16;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
@@ -53,6 +55,12 @@ pub const SYSCTL_PANIC: u16 = 4;
 /// does the operation before the write completes: one VM exit instead of a page of
 /// `rep stos`/`rep movs`, which KVMs that emulate ring 0 run one element at a time.
 pub const SYSCTL_PAGE_OP: u16 = 8;
+/// Offset of the console register (32-bit write: a byte count `n`). The VMM writes the first
+/// `n` bytes of the console page (`layout::CONSOLE_PAGE_GPA`) to its console output, after
+/// every byte the UART sent before, and before the write completes. A count over a page is
+/// clamped to a page. Why: KVMs that emulate ring 0 turn a `rep outsb` to the UART into one
+/// VM exit per byte; this is one exit per page of text.
+pub const SYSCTL_CONSOLE: u16 = 12;
 /// Page operation: clear the page at `PageOp::dst`.
 pub const PAGE_OP_ZERO: u32 = 1;
 /// Page operation: copy the page at `PageOp::src` to `PageOp::dst`.

@@ -9,6 +9,7 @@
 //! 0x0000_4000                  stats page             (STATS_PAGE_GPA)
 //! 0x0000_5000                  panic report page      (PANIC_PAGE_GPA)
 //! 0x0000_6000                  page-operation block   (PAGE_OP_GPA)
+//! 0x0000_7000                  console output page    (CONSOLE_PAGE_GPA)
 //! 0x0001_0000 .. 0x0010_0000   boot page tables       (BOOT_PT_START..BOOT_PT_END, kept by the kernel)
 //! 0x0010_0000 .. 0x0020_0000   usable RAM
 //! 0x0020_0000 .. kernel end    kernel image           (KERNEL_PHYS_BASE)
@@ -51,6 +52,8 @@ pub const STATS_PAGE_GPA: u64 = 0x4000;
 pub const PANIC_PAGE_GPA: u64 = 0x5000;
 /// The arguments of a page operation (see [`crate::devices::PageOp`]).
 pub const PAGE_OP_GPA: u64 = 0x6000;
+/// The console output page (see [`crate::devices::SYSCTL_CONSOLE`]).
+pub const CONSOLE_PAGE_GPA: u64 = 0x7000;
 /// First page of the boot page tables the VMM builds.
 pub const BOOT_PT_START: u64 = 0x1_0000;
 /// End (exclusive) of the boot page-table area.
@@ -127,6 +130,7 @@ mod tests {
             STATS_PAGE_GPA,
             PANIC_PAGE_GPA,
             PAGE_OP_GPA,
+            CONSOLE_PAGE_GPA,
         ];
         for (i, a) in pages.iter().enumerate() {
             assert_eq!(a % PAGE_SIZE, 0);

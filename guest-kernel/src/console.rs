@@ -1,18 +1,41 @@
-//! The kernel console: `print!`/`println!` to the serial port.
+//! The kernel console: `print!`/`println!` and user writes to fd 1, and input from the
+//! serial port.
 //!
-//! Output goes through one lock (interrupts off) so that each call's text stays in one piece. The fault dump
-//! uses [`emergency_writer`], which skips the lock, because the fault may have struck while
-//! the lock was held.
+//! Output goes through one lock (interrupts off) so that each call's text stays in one
+//! piece. It is gathered in the console page and sent with one VM exit per call (see
+//! `abi::devices::SYSCTL_CONSOLE`); the UART would take one exit per byte where ring 0 is
+//! emulated. The fault dump uses [`emergency_writer`], the bare UART, which skips the lock,
+//! because the fault may have struck while the lock was held.
 
 use abi::devices::SERIAL_PORT;
 
 use alloc::collections::VecDeque;
 
 use crate::drivers::serial::Serial;
+use crate::drivers::sysctl::ConsolePage;
 use crate::sync::{IrqSpinLock, Semaphore};
 
+/// The UART (for input) and the console page (for output).
+struct Console {
+    uart: Serial,
+    out: ConsolePage,
+}
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.out.write(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Interrupts stay off while a call's text goes out, so no other thread's text lands in it.
-static CONSOLE: IrqSpinLock<Serial> = IrqSpinLock::new("console", Serial::new(SERIAL_PORT));
+static CONSOLE: IrqSpinLock<Console> = IrqSpinLock::new(
+    "console",
+    Console {
+        uart: Serial::new(SERIAL_PORT),
+        out: ConsolePage::new(),
+    },
+);
 
 /// Bytes received and not yet read, counted by [`INPUT_READY`].
 static INPUT: IrqSpinLock<VecDeque<u8>> = IrqSpinLock::new("console input", VecDeque::new());
@@ -23,18 +46,18 @@ const INPUT_MAX: usize = 64 * 1024;
 
 /// Initialises the UART. Call once at boot, before printing.
 pub fn init() {
-    CONSOLE.lock().init();
+    CONSOLE.lock().uart.init();
 }
 
 /// Turns on console input (needs the interrupt controller and threads running).
 pub fn enable_input() {
-    CONSOLE.lock().enable_receive_interrupt();
+    CONSOLE.lock().uart.enable_receive_interrupt();
 }
 
 /// Interrupt handler for the UART: moves every received byte to the input buffer.
 pub fn on_interrupt() {
-    let serial = CONSOLE.lock();
-    while let Some(byte) = serial.receive() {
+    let console = CONSOLE.lock();
+    while let Some(byte) = console.uart.receive() {
         let mut input = INPUT.lock();
         if input.len() < INPUT_MAX {
             input.push_back(byte);
@@ -55,16 +78,18 @@ pub fn read_byte() -> u8 {
 
 /// Writes formatted text to the console as one unit.
 pub fn print_fmt(args: core::fmt::Arguments<'_>) {
-    let mut serial = CONSOLE.lock();
-    let _ = core::fmt::write(&mut *serial, args);
+    let mut console = CONSOLE.lock();
+    let _ = core::fmt::write(&mut *console, args);
+    console.out.flush();
 }
 
 /// Writes several byte slices as one unit (a user `write`: never interleaved with others).
 pub fn write_all<'a>(parts: impl Iterator<Item = &'a [u8]>) {
-    let serial = CONSOLE.lock();
+    let mut console = CONSOLE.lock();
     for part in parts {
-        serial.write_bytes(part);
+        console.out.write(part);
     }
+    console.out.flush();
 }
 
 /// A writer for use when the lock cannot be trusted (fault and panic paths).

@@ -29,7 +29,7 @@ use crate::arch::x86_64::gdt::boot_gdt;
 use crate::arch::x86_64::page_tables::{BootPageTables, PageTableError};
 use crate::boot_info::{self, BootInfoBytes, BootParams};
 use crate::devices::bus::{Bus, BusError};
-use crate::devices::serial::SerialDevice;
+use crate::devices::serial::{ConsoleOut, SerialDevice};
 use crate::devices::sysctl::SysCtl;
 use crate::devices::virtio::block::{BlockError, BlockMetrics, VirtioBlock};
 use crate::loader::{self, LoadError};
@@ -413,8 +413,9 @@ fn write_boot_tables(
         .map_err(MachineError::GuestWrite)
 }
 
-/// Creates the devices and their buses: the UART (output to stdout, interrupt line
-/// `SERIAL_IRQ`) and the system-control block on the port bus, the disks on the MMIO bus.
+/// Creates the devices and their buses: the UART (interrupt line `SERIAL_IRQ`) and the
+/// system-control block on the port bus, both writing console text to stdout; the disks on
+/// the MMIO bus.
 #[allow(clippy::type_complexity)]
 fn attach_devices(
     vm: &mut Vm,
@@ -431,12 +432,12 @@ fn attach_devices(
 > {
     let mut pio = Bus::new();
     let serial_irq = vm.connect_irq(SERIAL_IRQ)?;
-    let out: Box<dyn std::io::Write + Send> = if quiet {
+    let out = ConsoleOut::new(if quiet {
         Box::new(std::io::sink())
     } else {
         Box::new(std::io::stdout())
-    };
-    let serial = SerialDevice::new(serial_irq, out);
+    });
+    let serial = SerialDevice::new(serial_irq, out.clone());
     let input = serial.input();
     // The console's input is the VMM's stdin. The thread blocks in read and ends at EOF (or
     // with the process).
@@ -452,6 +453,7 @@ fn attach_devices(
     )?;
     let sysctl = SysCtl::new(
         vm.memory.clone(),
+        Box::new(out),
         disks
             .swap
             .as_ref()

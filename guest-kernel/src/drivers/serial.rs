@@ -1,9 +1,10 @@
-//! 16550 UART driver, output only (polling).
+//! 16550 UART driver: polled output, and input for the console's interrupt handler.
 //!
-//! Every register access is a VM exit, so output is sent in bursts: one line-status read
-//! tells whether the transmit FIFO is empty, and if so up to a FIFO's worth of bytes (the
-//! 16550A's transmit FIFO holds 16) follows in one `rep outsb`, which KVM turns into a
-//! single exit. Two exits per 16 bytes instead of 17: a line of text costs a tenth.
+//! Console text normally goes through the console page (`drivers::sysctl::ConsolePage`);
+//! the UART's output serves the fault dump, which cannot trust the console's lock. Output
+//! is sent in bursts: one line-status read tells whether the transmit FIFO is empty, and if
+//! so up to a FIFO's worth of bytes (the 16550A's transmit FIFO holds 16) follows in one
+//! `rep outsb`. KVM may still take one VM exit per byte of it: PVM does.
 
 use crate::arch::x86_64::cpu::{inb, outb, outsb};
 

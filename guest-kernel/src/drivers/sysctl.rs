@@ -1,11 +1,11 @@
-//! The system-control block: power-off, the panic report and page operations
-//! (abi::devices).
+//! The system-control block: power-off, the panic report, console output and page
+//! operations (abi::devices).
 
 use abi::devices::{
-    PAGE_OP_DONE, PAGE_OP_FAILED, PANIC_MESSAGE_MAX, PageOp, PanicReport, SYSCTL_EXIT,
-    SYSCTL_PAGE_OP, SYSCTL_PANIC, SYSCTL_PORT,
+    PAGE_OP_DONE, PAGE_OP_FAILED, PANIC_MESSAGE_MAX, PageOp, PanicReport, SYSCTL_CONSOLE,
+    SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC, SYSCTL_PORT,
 };
-use abi::layout::{PAGE_OP_GPA, PANIC_PAGE_GPA, phys_to_virt};
+use abi::layout::{CONSOLE_PAGE_GPA, PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA, phys_to_virt};
 
 use crate::arch::x86_64::cpu;
 use crate::sync::IrqGuard;
@@ -29,6 +29,49 @@ pub fn page_op(op: u32, dst: u64, src: u64) -> bool {
     cpu::outl(SYSCTL_PORT + SYSCTL_PAGE_OP, op);
     // SAFETY: as above; the VMM wrote the status during the register write.
     unsafe { (&raw const (*args).status).read_volatile() == PAGE_OP_DONE }
+}
+
+/// Console text gathered in the console page and handed to the VMM with one register write
+/// (one VM exit) per page or per [`ConsolePage::flush`].
+///
+/// The console owns the only one, behind its lock: text from two would mix in the page.
+#[derive(Debug)]
+pub struct ConsolePage {
+    /// Bytes waiting at the start of the page.
+    used: usize,
+}
+
+impl ConsolePage {
+    const CAPACITY: usize = PAGE_SIZE as usize;
+
+    pub const fn new() -> Self {
+        ConsolePage { used: 0 }
+    }
+
+    /// Adds `bytes`, sending the page each time it fills.
+    pub fn write(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = bytes.len().min(Self::CAPACITY - self.used);
+            let page = phys_to_virt(CONSOLE_PAGE_GPA) as *mut u8;
+            // SAFETY: the console page is reserved for console text (abi::layout) and mapped
+            // by the direct map; `used + n` is at most a page; the only `ConsolePage` is
+            // behind the console's lock, so nothing else writes the page meanwhile.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), page.add(self.used), n) };
+            self.used += n;
+            bytes = &bytes[n..];
+            if self.used == Self::CAPACITY {
+                self.flush();
+            }
+        }
+    }
+
+    /// Has the VMM write out the waiting text; it is out when this returns.
+    pub fn flush(&mut self) {
+        if self.used != 0 {
+            cpu::outl(SYSCTL_PORT + SYSCTL_CONSOLE, self.used as u32);
+            self.used = 0;
+        }
+    }
 }
 
 /// Powers the machine off; the VMM exits with the low byte of `status`. Never returns.

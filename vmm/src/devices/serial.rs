@@ -1,6 +1,9 @@
 //! The console: a 16550 UART (`vm-superio`). What the guest sends goes to the VMM's stdout
 //! unchanged; what arrives on the VMM's stdin goes into the UART's receive FIFO (raising its
 //! interrupt when the guest enabled it), fed by [`SerialInput`] from another thread.
+//!
+//! The UART shares its output, a [`ConsoleOut`], with the system-control block's console
+//! register (the kernel's usual path for output), so both reach stdout in the guest's order.
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,6 +28,36 @@ impl Trigger for IrqTrigger {
 }
 
 type Uart<W> = Serial<IrqTrigger, NoEvents, W>;
+
+/// The console's output, shared by every device that writes console text. Devices write
+/// from the vCPU thread only, so bytes keep the order in which the guest sent them.
+#[derive(Clone)]
+pub struct ConsoleOut(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl ConsoleOut {
+    /// Console output that goes to `out`.
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        ConsoleOut(Arc::new(Mutex::new(out)))
+    }
+
+    fn out(&self) -> std::sync::MutexGuard<'_, Box<dyn Write + Send>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Write for ConsoleOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out().write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out().flush()
+    }
+}
 
 /// The UART on the port bus.
 pub struct SerialDevice<W: Write + Send> {

@@ -1,27 +1,30 @@
 //! The system-control block (see `abi::devices`): power-off, the kernel's panic report,
-//! and page operations (clearing and copying guest pages, and moving pages between guest
-//! memory and the swap disk's file, for the kernel).
+//! console output from the console page, and page operations (clearing and copying guest
+//! pages, and moving pages between guest memory and the swap disk's file, for the kernel).
 
 use abi::devices::{
     PAGE_OP_COPY, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_SWAP_IN, PAGE_OP_SWAP_OUT, PAGE_OP_ZERO,
-    PANIC_MESSAGE_MAX, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC,
+    PANIC_MESSAGE_MAX, SYSCTL_CONSOLE, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC,
 };
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use abi::layout::{PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA};
+use abi::layout::{CONSOLE_PAGE_GPA, PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::GuestRequest;
 use super::bus::BusDevice;
 use crate::stats::PageOpCounters;
 
-/// The system-control registers. Holds guest memory to read the panic page and to do page
-/// operations.
+/// The system-control registers. Holds guest memory to read the panic and console pages
+/// and to do page operations.
 pub struct SysCtl {
     memory: GuestMemoryMmap,
+    /// Where console text goes (shared with the UART).
+    console: Box<dyn Write + Send>,
     /// The swap disk's file (the same one the virtio device serves), for the swap page
     /// operations, and its size in 4 KiB slots.
     swap: Option<(File, u64)>,
@@ -30,15 +33,20 @@ pub struct SysCtl {
 }
 
 impl SysCtl {
-    /// A block that reads panic reports from `memory` and moves pages between it and the
-    /// swap disk file `swap`, if any.
-    pub fn new(memory: GuestMemoryMmap, swap: Option<File>) -> Self {
+    /// A block that reads panic reports and console text from `memory` (the text goes to
+    /// `console`) and moves pages between it and the swap disk file `swap`, if any.
+    pub fn new(
+        memory: GuestMemoryMmap,
+        console: Box<dyn Write + Send>,
+        swap: Option<File>,
+    ) -> Self {
         let swap = swap.and_then(|f| {
             let slots = f.metadata().ok()?.len() / PAGE_SIZE;
             Some((f, slots))
         });
         SysCtl {
             memory,
+            console,
             swap,
             counters: Arc::default(),
         }
@@ -75,12 +83,33 @@ impl BusDevice for SysCtl {
                 self.page_op(u32::from_le_bytes(value));
                 None
             }
+            SYSCTL_CONSOLE => {
+                self.console_write(u32::from_le_bytes(value));
+                None
+            }
             _ => None,
         }
     }
 }
 
 impl SysCtl {
+    /// Writes the first `len` bytes of the console page (at most a page) to the console.
+    fn console_write(&mut self, len: u32) {
+        let mut text = [0u8; PAGE_SIZE as usize];
+        let text = &mut text[..(len as usize).min(PAGE_SIZE as usize)];
+        if self
+            .memory
+            .read_slice(text, GuestAddress(CONSOLE_PAGE_GPA))
+            .is_ok()
+        {
+            // A closed stdout (say, the reader of a pipe went away) must not stop the guest.
+            let _ = self
+                .console
+                .write_all(text)
+                .and_then(|()| self.console.flush());
+        }
+    }
+
     /// Does page operation `op` with the arguments in the page-operation block and writes
     /// its status there. Every argument is the guest's: anything but whole, page-aligned RAM
     /// pages (distinct, for a copy), a slot on the swap disk and a known operation is
@@ -208,7 +237,7 @@ mod tests {
         memory
             .write_slice(&page(3, b"bad"), GuestAddress(PANIC_PAGE_GPA))
             .unwrap();
-        let mut dev = SysCtl::new(memory, None);
+        let mut dev = SysCtl::new(memory, Box::new(std::io::sink()), None);
         assert_eq!(
             dev.write(0, &(-1i32).to_le_bytes()),
             Some(GuestRequest::PowerOff(-1))
@@ -219,6 +248,54 @@ mod tests {
         );
         assert_eq!(dev.write(0, &[1]), None, "narrow writes are ignored");
         assert_eq!(dev.write(2, &[0; 4]), None, "no register at offset 2");
+    }
+
+    /// A writer whose bytes the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn console_text_keeps_order_with_the_uart() {
+        use crate::devices::serial::{ConsoleOut, SerialDevice};
+        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let captured = Captured::default();
+        let out = ConsoleOut::new(Box::new(captured.clone()));
+        let irq = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let mut uart = SerialDevice::new(irq, out.clone());
+        let mut dev = SysCtl::new(memory.clone(), Box::new(out), None);
+        let console = |dev: &mut SysCtl, len: u32| {
+            assert_eq!(
+                dev.write(u64::from(SYSCTL_CONSOLE), &len.to_le_bytes()),
+                None
+            );
+        };
+        memory
+            .write_slice(b"bcd\n", GuestAddress(CONSOLE_PAGE_GPA))
+            .unwrap();
+        uart.write(0, b"a");
+        console(&mut dev, 4);
+        uart.write(0, b"e");
+        console(&mut dev, 2);
+        console(&mut dev, 0);
+        assert_eq!(captured.0.lock().unwrap().as_slice(), b"abcd\nebc");
+        // A hostile count is clamped to the page.
+        memory
+            .write_slice(&[b'x'; 4096], GuestAddress(CONSOLE_PAGE_GPA))
+            .unwrap();
+        captured.0.lock().unwrap().clear();
+        console(&mut dev, u32::MAX);
+        assert_eq!(captured.0.lock().unwrap().as_slice(), [b'x'; 4096]);
     }
 
     /// Writes the page-operation block, runs `op` and returns whether the VMM reported it
@@ -243,7 +320,7 @@ mod tests {
     #[test]
     fn page_operations() {
         let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
-        let mut dev = SysCtl::new(memory.clone(), None);
+        let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), None);
         let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
         memory
             .write_slice(&[7u8; 4096], GuestAddress(0x8000))
@@ -285,7 +362,7 @@ mod tests {
         let file = dir.sparse_file("swap", 2 * PAGE_SIZE);
         let path = dir.join("swap");
         let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
-        let mut dev = SysCtl::new(memory.clone(), Some(file));
+        let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), Some(file));
         let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
         memory
             .write_slice(&[3u8; 4096], GuestAddress(0x8000))

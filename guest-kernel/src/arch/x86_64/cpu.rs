@@ -9,7 +9,8 @@ pub fn outb(port: u16, value: u8) {
     unsafe { Port::<u8>::new(port).write(value) }
 }
 
-/// Writes `bytes` to an I/O port with one `rep outsb` (one VM exit for all of them).
+/// Writes `bytes` to an I/O port with one `rep outsb` (one instruction; KVM may still exit
+/// once per byte).
 pub fn outsb(port: u16, bytes: &[u8]) {
     // SAFETY: reads exactly `bytes.len()` bytes from the slice (the direction flag is clear,
     // as the ABI guarantees) and writes them to a device port the VMM described.
