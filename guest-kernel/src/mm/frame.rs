@@ -6,7 +6,9 @@
 //!
 //! Zero tracking: guest RAM starts out zero, so a frame from the bump cursor is known to be
 //! zero and [`alloc`] with [`Zero::Yes`] does not clear it again; a frame from the free list
-//! is cleared only when the caller asks for zeros.
+//! is cleared only when the caller asks for zeros. So that clearing is rare, a caller that
+//! wants zeros gets a never-used frame while there are any, and one that will overwrite the
+//! frame gets a used one first.
 //!
 //! The free list is intrusive: a free frame's first word holds the address of the next.
 //!
@@ -122,21 +124,40 @@ impl FramePool {
         self.stats.fresh += pages;
     }
 
-    /// Takes a frame; the bool says whether it is known to be zero.
-    fn take(&mut self) -> Option<(Frame, bool)> {
-        if self.free_head != 0 {
-            let frame = Frame(self.free_head);
-            // SAFETY: free frames are owned by the pool; their first word is the link
-            // written by `give`.
-            self.free_head = unsafe { (frame.virt() as *const u64).read() };
-            self.stats.free -= 1;
-            return Some((frame, false));
+    /// Takes a frame; the bool says whether it is known to be zero. For [`Zero::Yes`] a
+    /// never-used frame comes first, otherwise a used one.
+    #[inline(always)]
+    fn take(&mut self, zero: Zero) -> Option<(Frame, bool)> {
+        match zero {
+            Zero::Yes => self.take_fresh().or_else(|| self.take_used()),
+            Zero::No => self.take_used().or_else(|| self.take_fresh()),
         }
+        .map(|(frame, fresh)| {
+            self.stats.free -= 1;
+            (frame, fresh)
+        })
+    }
+
+    /// A frame from the free list (its contents are stale).
+    #[inline(always)]
+    fn take_used(&mut self) -> Option<(Frame, bool)> {
+        if self.free_head == 0 {
+            return None;
+        }
+        let frame = Frame(self.free_head);
+        // SAFETY: free frames are owned by the pool; their first word is the link written by
+        // `give`.
+        self.free_head = unsafe { (frame.virt() as *const u64).read() };
+        Some((frame, false))
+    }
+
+    /// A never-used frame from the bump cursor (zero).
+    #[inline(always)]
+    fn take_fresh(&mut self) -> Option<(Frame, bool)> {
         while self.bump_range < self.num_ranges {
             if self.bump_next < self.ranges[self.bump_range].end {
                 let frame = Frame(self.bump_next);
                 self.bump_next += PAGE_SIZE;
-                self.stats.free -= 1;
                 self.stats.fresh -= 1;
                 return Some((frame, true));
             }
@@ -264,10 +285,11 @@ fn count_user_frames(pool: &FramePool) {
 
 /// Allocates a frame from `which` pool; with [`Zero::Yes`] it reads as zero. `None` when
 /// the pool is empty.
+#[inline(always)]
 pub fn alloc(which: Pool, zero: Zero) -> Option<Frame> {
     let (frame, is_zero) = {
         let mut p = pool(which).lock();
-        let taken = p.take()?;
+        let taken = p.take(zero)?;
         if which == Pool::User {
             count_user_frames(&p);
         }

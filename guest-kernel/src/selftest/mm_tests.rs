@@ -116,7 +116,8 @@ fn words(f: Frame) -> &'static mut [u64] {
 }
 
 /// A never-used frame reads as zero without being cleared; a reused one keeps its old
-/// contents unless zeros are asked for.
+/// contents unless zeros are asked for. A caller that wants zeros gets a never-used frame
+/// while there is one; any other caller gets a used one first.
 fn frames_zeroed_only_when_asked() -> TestResult {
     let fresh = frame::alloc_fresh_run(Pool::Kernel, 1);
     check!(fresh.is_some(), "no fresh kernel frame");
@@ -137,13 +138,35 @@ fn frames_zeroed_only_when_asked() -> TestResult {
         "reused frame was cleared"
     );
     frame::free(f);
-    let zeroed = frame::alloc(Pool::Kernel, Zero::Yes);
-    check_eq!(zeroed, Some(f));
+    // Zeros asked for while never-used frames remain: one of those, not the used frame.
+    let fresh_before = frame::stats(Pool::Kernel).fresh;
+    let zero = frame::alloc(Pool::Kernel, Zero::Yes);
     check!(
-        words(f).iter().all(|&w| w == 0),
+        zero.is_some_and(|z| z != f),
+        "got {zero:?}, not a never-used frame"
+    );
+    check_eq!(frame::stats(Pool::Kernel).fresh, fresh_before - 1);
+    let z = zero.unwrap_or(f);
+    check!(
+        words(z).iter().all(|&w| w == 0),
+        "never-used frame not zero"
+    );
+    frame::free(z);
+    // With no never-used frame left (user_pool_alloc_all_free_all used the whole user
+    // pool), a used frame is cleared on request.
+    check_eq!(frame::stats(Pool::User).fresh, 0);
+    let used = frame::alloc(Pool::User, Zero::No);
+    check!(used.is_some(), "no user frame");
+    let u = used.unwrap_or(f);
+    words(u).fill(0x5a5a_5a5a_5a5a_5a5a);
+    frame::free(u);
+    let zeroed = frame::alloc(Pool::User, Zero::Yes);
+    check_eq!(zeroed, Some(u));
+    check!(
+        words(u).iter().all(|&w| w == 0),
         "frame not zeroed on request"
     );
-    frame::free(f);
+    frame::free(u);
     Ok(())
 }
 
