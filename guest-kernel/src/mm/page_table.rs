@@ -130,6 +130,7 @@ impl AddressSpace {
     }
 
     /// The level-1 entry for `va`, creating the tables on the way if `create`.
+    #[inline(always)]
     fn leaf(
         &mut self,
         va: u64,
@@ -187,6 +188,7 @@ impl AddressSpace {
     }
 
     /// Maps user page `va` to `frame`.
+    #[inline(always)]
     pub fn map(&mut self, va: u64, frame: Frame, flags: PageFlags) -> Result<(), MapError> {
         let entry = self.leaf(va, true)?.expect("leaf with create");
         let listed = entry.flags() == LISTED;

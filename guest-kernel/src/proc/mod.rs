@@ -273,12 +273,24 @@ pub fn fault(process: &mut Process, addr: u64, rsp: u64, access: Access, in_sysc
 /// process is marked so.
 fn claim(process: &mut Process, addr: u64, rsp: u64) -> Option<FaultOutcome> {
     let page = addr & !(PAGE_SIZE - 1);
-    let Some(state) = process.spt.get_mut(page).copied() else {
+    let Some(state) = process.spt.get_mut(page) else {
         return grow_stack(process, addr, rsp).then_some(FaultOutcome::StackGrowth);
     };
-    let owner: *mut Process = process;
+    // Each case copies out only the fields it needs (where ring 0 is emulated, every memory
+    // access costs): the entry is not used after this, as eviction may change it.
     let oom = &mut process.out_of_memory;
-    let (frame, outcome) = match state {
+    let (frame, outcome) = match *state {
+        Page::Uninit {
+            writable,
+            ranges: [None, None],
+        }
+        | Page::Anon {
+            writable,
+            slot: None,
+        } => (
+            map_zeroed(&mut process.space, oom, page, writable),
+            FaultOutcome::ZeroFill,
+        ),
         Page::Uninit { writable, ranges } => {
             let exe = process.exe.as_ref()?;
             let outcome = if ranges.iter().any(Option::is_some) {
@@ -301,17 +313,29 @@ fn claim(process: &mut Process, addr: u64, rsp: u64) -> Option<FaultOutcome> {
             );
             (frame, FaultOutcome::MmapLoad)
         }
-        Page::Anon { writable, slot } => {
-            let outcome = if slot.is_some() {
-                FaultOutcome::SwapIn
-            } else {
-                FaultOutcome::ZeroFill
-            };
-            (swap_in(process, page, writable, slot), outcome)
-        }
+        Page::Anon {
+            writable,
+            slot: Some(slot),
+        } => (swap_in(process, page, writable, slot), FaultOutcome::SwapIn),
     };
-    paging::register(frame?, owner, page);
+    paging::register(frame?, process, page);
     Some(outcome)
+}
+
+/// Maps a zeroed frame at `page` (a zero-fill fault); returns it.
+#[inline(always)]
+fn map_zeroed(
+    space: &mut AddressSpace,
+    oom: &mut bool,
+    page: u64,
+    writable: bool,
+) -> Option<Frame> {
+    let f = fault_frame(oom, Zero::Yes)?;
+    if space.map(page, f, PageFlags { writable }).is_err() {
+        frame::free(f);
+        return None;
+    }
+    Some(f)
 }
 
 /// A user frame for a page fault, evicting if needed; marks the process out of memory if
@@ -323,6 +347,7 @@ fn fault_frame(oom: &mut bool, zero: Zero) -> Option<Frame> {
 }
 
 /// Maps at `page` a frame holding `ranges` of `file` and zeros elsewhere; returns it.
+#[inline(always)]
 fn fill_and_map(
     space: &mut AddressSpace,
     oom: &mut bool,
@@ -356,14 +381,11 @@ fn fill_and_map(
     Some(f)
 }
 
-/// Maps at `page` a frame with the anonymous page's contents: read from swap `slot` (the
-/// slot is then released), or zeros if it has none.
-fn swap_in(process: &mut Process, page: u64, writable: bool, slot: Option<u32>) -> Option<Frame> {
-    let zero = if slot.is_some() { Zero::No } else { Zero::Yes };
-    let f = fault_frame(&mut process.out_of_memory, zero)?;
-    if let Some(slot) = slot
-        && crate::mm::swap::read_slot(u64::from(slot), f).is_err()
-    {
+/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot`; the
+/// slot is then released.
+fn swap_in(process: &mut Process, page: u64, writable: bool, slot: u32) -> Option<Frame> {
+    let f = fault_frame(&mut process.out_of_memory, Zero::No)?;
+    if crate::mm::swap::read_slot(u64::from(slot), f).is_err() {
         frame::free(f);
         return None;
     }
@@ -371,14 +393,12 @@ fn swap_in(process: &mut Process, page: u64, writable: bool, slot: Option<u32>) 
         frame::free(f);
         return None;
     }
-    if let Some(slot) = slot {
-        crate::mm::swap::release_slot(u64::from(slot));
-        if let Some(state) = process.spt.get_mut(page) {
-            *state = Page::Anon {
-                writable,
-                slot: None,
-            };
-        }
+    crate::mm::swap::release_slot(u64::from(slot));
+    if let Some(state) = process.spt.get_mut(page) {
+        *state = Page::Anon {
+            writable,
+            slot: None,
+        };
     }
     Some(f)
 }
@@ -412,17 +432,9 @@ fn grow_stack(process: &mut Process, addr: u64, rsp: u64) -> bool {
         return false;
     }
     let page = addr & !(PAGE_SIZE - 1);
-    let Some(f) = fault_frame(&mut process.out_of_memory, Zero::Yes) else {
+    let Some(f) = map_zeroed(&mut process.space, &mut process.out_of_memory, page, true) else {
         return false;
     };
-    if process
-        .space
-        .map(page, f, PageFlags { writable: true })
-        .is_err()
-    {
-        frame::free(f);
-        return false;
-    }
     process.spt.add_anon(page, true);
     paging::register(f, process, page);
     true

@@ -135,6 +135,7 @@ pub fn init() -> bool {
 }
 
 /// Records that `owner` maps `frame` at `va` (a new page: the frame's only owner).
+#[inline]
 pub fn register(frame: Frame, owner: *mut Process, va: u64) {
     if let Some(e) = table().entry(frame) {
         e.va = va;
@@ -226,6 +227,7 @@ pub fn unpin(frame: Frame) {
 /// A user frame, evicting a page if the pool is empty; with [`Zero::Yes`] it reads as
 /// zero. `None` if nothing can be evicted (every frame pinned, or the victim needs a swap
 /// slot and swap is full or absent): the caller's process is out of memory.
+#[inline]
 pub fn alloc(zero: Zero) -> Option<Frame> {
     if let Some(f) = frame::alloc(Pool::User, zero) {
         return Some(f);

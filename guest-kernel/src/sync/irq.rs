@@ -58,6 +58,7 @@ impl<T> IrqSpinLock<T> {
     }
 
     /// Turns interrupts off and takes the lock. Panics if this CPU already holds it.
+    #[inline]
     pub fn lock(&self) -> IrqSpinLockGuard<'_, T> {
         let irq = IrqGuard::new();
         if self.locked.swap(true, Ordering::Acquire) {
