@@ -316,7 +316,18 @@ fn claim(process: &mut Process, addr: u64, rsp: u64) -> Option<FaultOutcome> {
         Page::Anon {
             writable,
             slot: Some(slot),
-        } => (swap_in(process, page, writable, slot), FaultOutcome::SwapIn),
+        } => {
+            // The page leaves its slot now, in the one lookup: the entry is not touched
+            // again (see `swap_in`).
+            *state = Page::Anon {
+                writable,
+                slot: None,
+            };
+            (
+                swap_in(&mut process.space, oom, page, writable, slot),
+                FaultOutcome::SwapIn,
+            )
+        }
     };
     paging::register(frame?, process, page);
     Some(outcome)
@@ -381,26 +392,30 @@ fn fill_and_map(
     Some(f)
 }
 
-/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot`; the
-/// slot is then released.
-fn swap_in(process: &mut Process, page: u64, writable: bool, slot: u32) -> Option<Frame> {
-    let f = fault_frame(&mut process.out_of_memory, Zero::No)?;
-    if crate::mm::swap::read_slot(u64::from(slot), f).is_err() {
+/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot`, and
+/// releases the slot, which the page's entry no longer names. Also on failure: the
+/// process dies then, and its exit frees only the slots its entries name.
+#[inline(always)]
+fn swap_in(
+    space: &mut AddressSpace,
+    oom: &mut bool,
+    page: u64,
+    writable: bool,
+    slot: u32,
+) -> Option<Frame> {
+    let slot = u64::from(slot);
+    let f = fault_frame(oom, Zero::No);
+    let mapped = f.filter(|&f| {
+        crate::mm::swap::read_slot(slot, f).is_ok()
+            && space.map(page, f, PageFlags { writable }).is_ok()
+    });
+    crate::mm::swap::release_slot(slot);
+    if mapped.is_none()
+        && let Some(f) = f
+    {
         frame::free(f);
-        return None;
     }
-    if process.space.map(page, f, PageFlags { writable }).is_err() {
-        frame::free(f);
-        return None;
-    }
-    crate::mm::swap::release_slot(u64::from(slot));
-    if let Some(state) = process.spt.get_mut(page) {
-        *state = Page::Anon {
-            writable,
-            slot: None,
-        };
-    }
-    Some(f)
+    mapped
 }
 
 /// Most pages one process may register (program, mappings): what memory and swap together
