@@ -115,7 +115,9 @@ pub fn fault_end(start: u64, outcome: FaultOutcome, in_syscall: bool) {
     let p = page();
     bump(&p.faults);
     bump(outcome_counter(p, outcome));
-    add(&p.faults_in_syscall, u64::from(in_syscall));
+    if in_syscall {
+        bump(&p.faults_in_syscall);
+    }
     add(&p.fault_cycles_sum, cycles);
     if cycles > p.fault_cycles_max.load(Relaxed) {
         p.fault_cycles_max.store(cycles, Relaxed);
