@@ -341,7 +341,12 @@ fn map_zeroed(
     page: u64,
     writable: bool,
 ) -> Option<Frame> {
-    let f = fault_frame(oom, Zero::Yes)?;
+    map_or_free(space, page, fault_frame(oom, Zero::Yes)?, writable)
+}
+
+/// Maps the fault's frame `f` at `page` and returns it, or frees it if it cannot be mapped.
+#[inline(always)]
+fn map_or_free(space: &mut AddressSpace, page: u64, f: Frame, writable: bool) -> Option<Frame> {
     if space.map(page, f, PageFlags { writable }).is_err() {
         frame::free(f);
         return None;
@@ -385,11 +390,7 @@ fn fill_and_map(
             return None;
         }
     }
-    if space.map(page, f, PageFlags { writable }).is_err() {
-        frame::free(f);
-        return None;
-    }
-    Some(f)
+    map_or_free(space, page, f, writable)
 }
 
 /// Maps at `page` a frame with the anonymous page's contents, read from swap `slot`, and
@@ -404,17 +405,15 @@ fn swap_in(
     slot: u32,
 ) -> Option<Frame> {
     let slot = u64::from(slot);
-    let f = fault_frame(oom, Zero::No);
-    let mapped = f.filter(|&f| {
-        crate::mm::swap::read_slot(slot, f).is_ok()
-            && space.map(page, f, PageFlags { writable }).is_ok()
+    let mapped = fault_frame(oom, Zero::No).and_then(|f| {
+        if crate::mm::swap::read_slot(slot, f).is_ok() {
+            map_or_free(space, page, f, writable)
+        } else {
+            frame::free(f);
+            None
+        }
     });
     crate::mm::swap::release_slot(slot);
-    if mapped.is_none()
-        && let Some(f) = f
-    {
-        frame::free(f);
-    }
     mapped
 }
 
