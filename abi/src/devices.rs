@@ -3,7 +3,8 @@
 //! The console is a 16550 UART at the PC's COM1 address; the kernel sends its output
 //! through the system-control block's console register instead, and keeps the UART for
 //! input and for reports from states where no lock can be trusted. The system-control block
-//! is this project's own: 32-bit write-only I/O ports.
+//! is this project's own: 32-bit I/O ports, written to command the VMM and read for page
+//! operations (below).
 //!
 //! * `SYSCTL_EXIT`: writing a status powers the machine off; the VMM exits with the low byte
 //!   of the status (so -1 becomes 255).
@@ -45,48 +46,68 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 16;
+pub const SYSCTL_PORT_COUNT: u16 = 48;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
 pub const SYSCTL_PANIC: u16 = 4;
-/// Offset of the page-operation register (32-bit write: [`PAGE_OP_ZERO`] or
-/// [`PAGE_OP_COPY`], arguments in the [`PageOp`] block at `layout::PAGE_OP_GPA`). The VMM
-/// does the operation before the write completes: one VM exit instead of a page of
-/// `rep stos`/`rep movs`, which KVMs that emulate ring 0 run one element at a time.
-pub const SYSCTL_PAGE_OP: u16 = 8;
 /// Offset of the console register (32-bit write: a byte count `n`). The VMM writes the first
 /// `n` bytes of the console page (`layout::CONSOLE_PAGE_GPA`) to its console output, after
 /// every byte the UART sent before, and before the write completes. A count over a page is
 /// clamped to a page. Why: KVMs that emulate ring 0 turn a `rep outsb` to the UART into one
 /// VM exit per byte; this is one exit per page of text.
 pub const SYSCTL_CONSOLE: u16 = 12;
-/// Page operation: clear the page at `PageOp::dst`.
-pub const PAGE_OP_ZERO: u32 = 1;
-/// Page operation: copy the page at `PageOp::src` to `PageOp::dst`.
-pub const PAGE_OP_COPY: u32 = 2;
-/// Page operation: read swap slot `PageOp::src` (4 KiB slots from the start of the swap
-/// disk) into the page at `PageOp::dst`. Swap moves whole pages between a frame and its
-/// slot during one VM exit, with no virtio request for the guest to build and parse.
-pub const PAGE_OP_SWAP_IN: u32 = 3;
-/// Page operation: write the page at `PageOp::src` to swap slot `PageOp::dst`.
-pub const PAGE_OP_SWAP_OUT: u32 = 4;
-/// [`PageOp::status`] after an operation that worked.
-pub const PAGE_OP_DONE: u64 = 0;
-/// [`PageOp::status`] after an operation that was refused (bad page or slot, no swap disk)
-/// or failed on the host.
-pub const PAGE_OP_FAILED: u64 = 1;
 
-/// Arguments of a page operation: guest-physical page addresses (or a swap slot), and the
-/// outcome the VMM writes back. The VMM treats the arguments as hostile: an operation whose
-/// pages are not page-aligned, not wholly guest RAM, the same page (for a copy), or whose
-/// slot is past the swap disk's end does nothing and reports [`PAGE_OP_FAILED`].
-#[repr(C)]
+// Page operations. Each is a 32-bit *read* of its own register: the kernel stores the
+// arguments ([`PageOpArgs`], at `layout::PAGE_OP_GPA`) with one 8-byte store, reads the
+// register, and the value read is the result. The VMM does the operation before the read
+// completes: one VM exit instead of a page of `rep stos`/`rep movs` (which KVMs that emulate
+// ring 0 run one element at a time), or instead of a virtio request the guest must build and
+// parse. Every argument is hostile to the VMM: an operation on anything but whole RAM pages,
+// or on a slot not in use, does nothing and reads [`PAGE_OP_FAILED`].
+//
+// The swap disk is an array of 4 KiB slots (slot `s` is sectors `8s .. 8s + 8`) and the VMM
+// keeps which slots are in use, with a count of the pages that hold each one (a page shared
+// copy-on-write is one slot for all its owners): the kernel's paging code never searches a
+// bitmap in emulated ring 0. The VMM also counts these operations on the stats page
+// (`swap_reads`, `swap_writes`, `swap_disk_requests`, `swap_disk_sectors` and the
+// `swap_slots_*` gauges), as the kernel counts its own virtio requests there.
+
+/// Clear page `a`.
+pub const SYSCTL_PAGE_ZERO: u16 = 16;
+/// Copy page `b` to page `a` (distinct pages).
+pub const SYSCTL_PAGE_COPY: u16 = 20;
+/// Write page `a` to a free swap slot, now held by `b` pages (at least 1); reads the slot,
+/// or [`PAGE_OP_SWAP_FULL`] if none is free.
+pub const SYSCTL_SWAP_OUT: u16 = 24;
+/// Read swap slot `b` into page `a`; the reading page no longer holds the slot (the slot is
+/// free once no page holds it), also when the read fails.
+pub const SYSCTL_SWAP_IN: u16 = 28;
+/// One more page holds swap slot `a` (fork copied a page that is in swap).
+pub const SYSCTL_SWAP_SHARE: u16 = 32;
+/// One page no longer holds swap slot `a` (its process ended); the last frees it.
+pub const SYSCTL_SWAP_DROP: u16 = 36;
+/// Reads the number of free swap slots (no arguments).
+pub const SYSCTL_SWAP_FREE: u16 = 40;
+
+/// Result of a page operation that worked (but [`SYSCTL_SWAP_OUT`] reads the slot).
+pub const PAGE_OP_DONE: u32 = 0;
+/// Result of a page operation that was refused (bad page or slot, no swap disk) or failed
+/// on the host.
+pub const PAGE_OP_FAILED: u32 = u32::MAX;
+/// Result of [`SYSCTL_SWAP_OUT`] when every swap slot is in use.
+pub const PAGE_OP_SWAP_FULL: u32 = u32::MAX - 1;
+/// Most swap slots the VMM serves (64 KiB short of 16 TiB of swap): slot numbers stay below
+/// the results that are not slots.
+pub const MAX_SWAP_SLOTS: u64 = (u32::MAX - 15) as u64;
+
+/// Arguments of a page operation: page numbers (guest-physical address / 4 KiB) or swap
+/// slots, as each register says.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PageOp {
-    pub dst: u64,
-    pub src: u64,
-    pub status: u64,
+pub struct PageOpArgs {
+    pub a: u32,
+    pub b: u32,
 }
 
 /// Capacity of [`PanicReport::message`].
@@ -117,9 +138,28 @@ mod tests {
 
     #[test]
     fn page_op_layout() {
-        assert_eq!(size_of::<PageOp>(), 24);
-        assert_eq!(core::mem::offset_of!(PageOp, status), 16);
-        assert_eq!(core::mem::offset_of!(PageOp, dst), 0);
-        assert_eq!(core::mem::offset_of!(PageOp, src), 8);
+        // One 8-byte store: `a` in the low half.
+        assert_eq!(size_of::<PageOpArgs>(), 8);
+        assert_eq!(align_of::<PageOpArgs>(), 8);
+        assert_eq!(core::mem::offset_of!(PageOpArgs, b), 4);
+        assert!(MAX_SWAP_SLOTS < u64::from(PAGE_OP_SWAP_FULL));
+    }
+
+    #[test]
+    fn registers_fit_the_block() {
+        for r in [
+            SYSCTL_EXIT,
+            SYSCTL_PANIC,
+            SYSCTL_CONSOLE,
+            SYSCTL_PAGE_ZERO,
+            SYSCTL_PAGE_COPY,
+            SYSCTL_SWAP_OUT,
+            SYSCTL_SWAP_IN,
+            SYSCTL_SWAP_SHARE,
+            SYSCTL_SWAP_DROP,
+            SYSCTL_SWAP_FREE,
+        ] {
+            assert!(r % 4 == 0 && r + 4 <= SYSCTL_PORT_COUNT);
+        }
     }
 }

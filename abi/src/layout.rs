@@ -50,7 +50,7 @@ pub const CMDLINE_MAX: usize = PAGE_SIZE as usize;
 pub const STATS_PAGE_GPA: u64 = 0x4000;
 /// The panic report page (see [`crate::devices::PanicReport`]).
 pub const PANIC_PAGE_GPA: u64 = 0x5000;
-/// The arguments of a page operation (see [`crate::devices::PageOp`]).
+/// The arguments of a page operation (see [`crate::devices::PageOpArgs`]).
 pub const PAGE_OP_GPA: u64 = 0x6000;
 /// The console output page (see [`crate::devices::SYSCTL_CONSOLE`]).
 pub const CONSOLE_PAGE_GPA: u64 = 0x7000;

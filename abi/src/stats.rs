@@ -6,6 +6,9 @@
 //! reader on another host CPU sees each value whole, never torn, without stopping the
 //! vCPU. Fields are independent (a sample may catch one counter updated and the next one
 //! not yet), and every counter only grows, except the gauges ([`FieldKind::Gauge`]).
+//! The swap fields are the VMM's, which keeps the swap slots and moves swap pages
+//! (`crate::devices`): it writes them during those VM exits, while the vCPU is stopped, so
+//! the kernel and the VMM never update the page at once.
 //!
 //! [`FIELDS`] lists every field with its name, offset, kind and meaning: the VMM reads the
 //! page through it, and its JSON output and the README use the same names. The header
@@ -139,15 +142,15 @@ stats_page! {
     Counter evict_writeback,
     /// Clean pages dropped (still the executable's or the file's bytes; reloaded later).
     Counter evict_drop,
-    /// Swap slots in use now.
+    /// Swap slots in use now (kept by the VMM, which keeps the slots: `abi::devices`).
     Gauge swap_slots_used,
-    /// Most swap slots in use at once.
+    /// Most swap slots in use at once (kept by the VMM).
     Counter swap_slots_peak,
-    /// Swap slots on the swap disk (4 KiB each; 0 without swap).
+    /// Swap slots on the swap disk (4 KiB each; 0 without swap; set by the VMM).
     Constant swap_slots_total,
-    /// Pages read from swap.
+    /// Pages read from swap (counted by the VMM, which moves them).
     Counter swap_reads,
-    /// Pages written to swap.
+    /// Pages written to swap (counted by the VMM).
     Counter swap_writes,
     /// User frames in use now.
     Gauge user_frames_used,
@@ -159,7 +162,7 @@ stats_page! {
     Counter fs_disk_requests,
     /// 512-byte sectors read or written on the file-system disk.
     Counter fs_disk_sectors,
-    /// Requests to the swap disk (virtio requests and page operations).
+    /// Requests to the swap disk: virtio requests (counted by the kernel) and page operations (by the VMM).
     Counter swap_disk_requests,
     /// 512-byte sectors read or written on the swap disk.
     Counter swap_disk_sectors,

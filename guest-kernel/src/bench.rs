@@ -101,11 +101,13 @@ fn disk_pages() {
         time("swap_disk_read_4k", page, |i, p| {
             let _ = disk.read(i * SECTORS_PER_BLOCK, p);
         });
+        // Out to PAGES slots, then each read back (which frees it).
+        let mut slots = [0u32; PAGES as usize];
         time("swap_page_out_4k", page, |i, _| {
-            let _ = swap::write_slot(i, frame);
+            slots[i as usize] = swap::swap_out(frame, 1).unwrap_or(u32::MAX);
         });
         time("swap_page_in_4k", page, |i, _| {
-            let _ = swap::read_slot(i, frame);
+            let _ = swap::swap_in(slots[i as usize], frame);
         });
     }
     frame::free(frame);

@@ -2,33 +2,27 @@
 //! operations (abi::devices).
 
 use abi::devices::{
-    PAGE_OP_DONE, PAGE_OP_FAILED, PANIC_MESSAGE_MAX, PageOp, PanicReport, SYSCTL_CONSOLE,
-    SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC, SYSCTL_PORT,
+    PANIC_MESSAGE_MAX, PageOpArgs, PanicReport, SYSCTL_CONSOLE, SYSCTL_EXIT, SYSCTL_PANIC,
+    SYSCTL_PORT,
 };
 use abi::layout::{CONSOLE_PAGE_GPA, PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA, phys_to_virt};
 
 use crate::arch::x86_64::cpu;
 use crate::sync::IrqGuard;
 
-/// Has the VMM do page operation `op` (`abi::devices::PAGE_OP_*`) with arguments `dst`
-/// and `src`; done when this returns. False if the VMM refused or failed it.
-pub fn page_op(op: u32, dst: u64, src: u64) -> bool {
-    // The argument block is shared: no interrupt handler may use it between the stores and
-    // the register write.
+/// Has the VMM do the page operation of `register` (`abi::devices::SYSCTL_PAGE_ZERO` ..
+/// `SYSCTL_SWAP_FREE`) with arguments `a` and `b`; returns its result (done when this
+/// returns): one 8-byte store and one register read, a single VM exit.
+#[inline]
+pub fn page_op(register: u16, a: u32, b: u32) -> u32 {
+    // The argument block is shared: no other thread may store into it between the store
+    // and the read.
     let _irqs_off = IrqGuard::new();
-    let args = phys_to_virt(PAGE_OP_GPA) as *mut PageOp;
+    let args = phys_to_virt(PAGE_OP_GPA) as *mut PageOpArgs;
     // SAFETY: the page-operation block is reserved for this use (abi::layout) and mapped by
     // the direct map; interrupts are off, so nothing else uses it now.
-    unsafe {
-        args.write_volatile(PageOp {
-            dst,
-            src,
-            status: PAGE_OP_FAILED,
-        })
-    };
-    cpu::outl(SYSCTL_PORT + SYSCTL_PAGE_OP, op);
-    // SAFETY: as above; the VMM wrote the status during the register write.
-    unsafe { (&raw const (*args).status).read_volatile() == PAGE_OP_DONE }
+    unsafe { args.write_volatile(PageOpArgs { a, b }) };
+    cpu::inl(SYSCTL_PORT + register)
 }
 
 /// Console text gathered in the console page and handed to the VMM with one register write

@@ -16,7 +16,7 @@
 //! either handed out or on the free list, or at/above the cursor and never used.
 
 use abi::boot::{BootInfo, MAX_USABLE_RANGES, MemRange};
-use abi::devices::{PAGE_OP_COPY, PAGE_OP_ZERO};
+use abi::devices::{PAGE_OP_DONE, SYSCTL_PAGE_COPY, SYSCTL_PAGE_ZERO};
 use abi::layout::{PAGE_SIZE, phys_to_virt};
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +38,12 @@ impl Frame {
     /// Guest-physical address.
     pub const fn gpa(self) -> u64 {
         self.0
+    }
+
+    /// Page number (guest-physical address / 4 KiB), as page operations name frames: guest
+    /// RAM is at most `layout::MAX_MEM_MIB`, so it fits.
+    pub const fn number(self) -> u32 {
+        (self.0 / PAGE_SIZE) as u32
     }
 
     /// Kernel-virtual address of the frame's first byte (direct map).
@@ -347,12 +353,12 @@ pub fn user_span() -> (u64, u64) {
 /// Copies frame `from` into frame `to` (the VMM copies: one VM exit, where `rep movsq`
 /// costs one emulated step per word on KVMs that emulate ring 0).
 pub fn copy_frame(from: Frame, to: Frame) {
-    let done = sysctl::page_op(PAGE_OP_COPY, to.gpa(), from.gpa());
+    let done = sysctl::page_op(SYSCTL_PAGE_COPY, to.number(), from.number()) == PAGE_OP_DONE;
     assert!(done, "frame: the VMM refused to copy {:#x}", from.gpa());
 }
 
 /// Clears a frame (the VMM clears it, as [`copy_frame`] copies).
 pub fn zero_frame(frame: Frame) {
-    let done = sysctl::page_op(PAGE_OP_ZERO, frame.gpa(), 0);
+    let done = sysctl::page_op(SYSCTL_PAGE_ZERO, frame.number(), 0) == PAGE_OP_DONE;
     assert!(done, "frame: the VMM refused to clear {:#x}", frame.gpa());
 }

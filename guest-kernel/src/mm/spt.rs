@@ -163,9 +163,9 @@ impl Spt {
     }
 
     /// The swap slots the pages hold (to share them at fork or free them at exit).
-    pub fn slots(&self) -> impl Iterator<Item = u64> + '_ {
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
         self.pages.values().filter_map(|p| match p {
-            Page::Anon { slot: Some(s), .. } => Some(u64::from(*s)),
+            Page::Anon { slot: Some(s), .. } => Some(*s),
             _ => None,
         })
     }

@@ -111,7 +111,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
     // System calls are needed from here on only (each MSR write costs where ring 0 is
     // emulated, so a boot without a program skips them).
     user::init();
-    if !paging::init() || !crate::mm::swap::init_slots() {
+    if !paging::init() {
         println!(
             "kernel: not enough kernel memory for the frame table: give the VM more memory (--mem)"
         );
@@ -393,9 +393,9 @@ fn fill_and_map(
     map_or_free(space, page, f, writable)
 }
 
-/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot`, and
-/// releases the slot, which the page's entry no longer names. Also on failure: the
-/// process dies then, and its exit frees only the slots its entries name.
+/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot`; the
+/// page lets go of the slot, which its entry no longer names. Also on failure: the process
+/// dies then, and its exit frees only the slots its entries name.
 #[inline(always)]
 fn swap_in(
     space: &mut AddressSpace,
@@ -404,17 +404,15 @@ fn swap_in(
     writable: bool,
     slot: u32,
 ) -> Option<Frame> {
-    let slot = u64::from(slot);
-    let mapped = fault_frame(oom, Zero::No).and_then(|f| {
-        if crate::mm::swap::read_slot(slot, f).is_ok() {
-            map_or_free(space, page, f, writable)
-        } else {
-            frame::free(f);
-            None
-        }
-    });
-    crate::mm::swap::release_slot(slot);
-    mapped
+    let Some(f) = fault_frame(oom, Zero::No) else {
+        crate::mm::swap::release_slot(slot);
+        return None;
+    };
+    if crate::mm::swap::swap_in(slot, f).is_err() {
+        frame::free(f);
+        return None;
+    }
+    map_or_free(space, page, f, writable)
 }
 
 /// Most pages one process may register (program, mappings): what memory and swap together

@@ -339,21 +339,17 @@ fn evict(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
         Some(Page::Uninit { .. }) if !dirty => kind = &counters.evict_drop,
         Some(Page::Uninit { writable, .. } | Page::Anon { writable, .. }) => {
             let owners = u16::try_from(e.owner_count()).unwrap_or(u16::MAX);
-            let Some(slot) = swap::alloc_slot(owners) else {
-                return Outcome::SwapFull;
-            };
-            let (Ok(slot32), Ok(())) = (u32::try_from(slot), swap::write_slot(slot, frame)) else {
-                for _ in 0..owners {
-                    swap::release_slot(slot);
-                }
-                return Outcome::Kept;
+            let slot = match swap::swap_out(frame, owners) {
+                Ok(slot) => slot,
+                Err(swap::SwapError::Full | swap::SwapError::NoSwap) => return Outcome::SwapFull,
+                Err(swap::SwapError::Io) => return Outcome::Kept,
             };
             for p in e.owners() {
                 // SAFETY: as above.
                 if let Some(state) = unsafe { (*p).spt.get_mut(va) } {
                     *state = Page::Anon {
                         writable,
-                        slot: Some(slot32),
+                        slot: Some(slot),
                     };
                 }
             }

@@ -103,8 +103,8 @@ fn frame_words(f: Frame) -> &'static mut [u64] {
     unsafe { core::slice::from_raw_parts_mut(f.virt() as *mut u64, (PAGE_SIZE / 8) as usize) }
 }
 
-/// A frame written to the first and the last swap slot comes back into another frame
-/// (DMA straight into the frames).
+/// A frame written to a swap slot comes back into another frame (straight into the
+/// frames); the VMM keeps the slot in use until its last holder lets go of it.
 fn swap_disk_pages_round_trip() -> TestResult {
     let slots = swap::slot_count();
     check!(slots > 0, "no swap disk attached");
@@ -123,16 +123,32 @@ fn swap_disk_pages_round_trip() -> TestResult {
         for (i, word) in frame_words(out).iter_mut().enumerate() {
             *word = ((i as u64) * 0x0101_0101_0101_0101) ^ 0xdead_beef;
         }
-        for slot in [0, slots - 1] {
-            check_eq!(swap::write_slot(slot, out), Ok(()));
-            frame_words(back).fill(0);
-            check_eq!(swap::read_slot(slot, back), Ok(()));
-            check!(
-                frame_words(back) == frame_words(out),
-                "slot {slot} read back differs"
-            );
-        }
-        check_eq!(swap::write_slot(slots, out), Err(swap::SwapError::BadSlot));
+        let (free, total) = swap::slot_usage();
+        check_eq!(total, slots);
+        // One holder: free again once read back, and a second read is refused.
+        let slot = swap::swap_out(out, 1).map_err(|_| fail("the VMM refused the page"))?;
+        check_eq!(swap::slot_usage(), (free - 1, total));
+        check_eq!(swap::swap_in(slot, back), Ok(()));
+        check!(
+            frame_words(back) == frame_words(out),
+            "slot {slot} read back differs"
+        );
+        check_eq!(swap::slot_usage(), (free, total));
+        check_eq!(swap::swap_in(slot, back), Err(swap::SwapError::Io));
+        // Two holders (a page shared by fork): one reads it back, the other ends; and a
+        // third, shared later, until it lets go.
+        let slot = swap::swap_out(out, 2).map_err(|_| fail("the VMM refused the page"))?;
+        frame_words(back).fill(0);
+        check_eq!(swap::swap_in(slot, back), Ok(()));
+        check!(
+            frame_words(back) == frame_words(out),
+            "slot {slot} read back differs"
+        );
+        swap::share_slot(slot);
+        swap::release_slot(slot);
+        check_eq!(swap::slot_usage(), (free - 1, total));
+        swap::release_slot(slot);
+        check_eq!(swap::slot_usage(), (free, total));
         Ok(())
     })();
     frame::free(out);

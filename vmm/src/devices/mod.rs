@@ -1,6 +1,7 @@
 //! Emulated devices, one file each, reached through the address-range [`bus`].
 pub mod bus;
 pub mod serial;
+pub mod swap_slots;
 pub mod sysctl;
 pub mod virtio;
 

@@ -1,22 +1,28 @@
 //! The system-control block (see `abi::devices`): power-off, the kernel's panic report,
-//! console output from the console page, and page operations (clearing and copying guest
-//! pages, and moving pages between guest memory and the swap disk's file, for the kernel).
+//! console output from the console page, and page operations: clearing and copying guest
+//! pages, and the swap disk's slots (which are in use, and moving pages between guest
+//! memory and the swap disk's file), for the kernel.
 
 use abi::devices::{
-    PAGE_OP_COPY, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_SWAP_IN, PAGE_OP_SWAP_OUT, PAGE_OP_ZERO,
-    PANIC_MESSAGE_MAX, SYSCTL_CONSOLE, SYSCTL_EXIT, SYSCTL_PAGE_OP, SYSCTL_PANIC,
+    MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX,
+    SYSCTL_CONSOLE, SYSCTL_EXIT, SYSCTL_PAGE_COPY, SYSCTL_PAGE_ZERO, SYSCTL_PANIC,
+    SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_OUT, SYSCTL_SWAP_SHARE,
 };
+use abi::fs::SECTORS_PER_BLOCK;
+use abi::stats::StatsPage;
 use std::fs::File;
 use std::io::Write;
+use std::mem::offset_of;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use abi::layout::{CONSOLE_PAGE_GPA, PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use abi::layout::{CONSOLE_PAGE_GPA, PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA, STATS_PAGE_GPA};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 
 use super::GuestRequest;
 use super::bus::BusDevice;
+use super::swap_slots::SwapSlots;
 use crate::stats::PageOpCounters;
 
 /// The system-control registers. Holds guest memory to read the panic and console pages
@@ -25,31 +31,42 @@ pub struct SysCtl {
     memory: GuestMemoryMmap,
     /// Where console text goes (shared with the UART).
     console: Box<dyn Write + Send>,
-    /// The swap disk's file (the same one the virtio device serves), for the swap page
-    /// operations, and its size in 4 KiB slots.
-    swap: Option<(File, u64)>,
+    /// The swap disk's file (the same one the virtio device serves) and its slots.
+    swap: Option<Swap>,
     /// Operations done, by kind.
     counters: Arc<PageOpCounters>,
 }
 
+struct Swap {
+    file: File,
+    slots: SwapSlots,
+}
+
 impl SysCtl {
     /// A block that reads panic reports and console text from `memory` (the text goes to
-    /// `console`) and moves pages between it and the swap disk file `swap`, if any.
+    /// `console`) and keeps the slots of the swap disk file `swap`, if any, moving pages
+    /// between it and `memory`. Sets the stats page's `swap_slots_total`.
     pub fn new(
         memory: GuestMemoryMmap,
         console: Box<dyn Write + Send>,
         swap: Option<File>,
     ) -> Self {
-        let swap = swap.and_then(|f| {
-            let slots = f.metadata().ok()?.len() / PAGE_SIZE;
-            Some((f, slots))
+        let swap = swap.and_then(|file| {
+            let slots = (file.metadata().ok()?.len() / PAGE_SIZE).min(MAX_SWAP_SLOTS);
+            Some(Swap {
+                file,
+                slots: SwapSlots::new(slots),
+            })
         });
-        SysCtl {
+        let device = SysCtl {
             memory,
             console,
             swap,
             counters: Arc::default(),
-        }
+        };
+        let total = device.swap.as_ref().map_or(0, |s| s.slots.count());
+        device.set_stat(offset_of!(StatsPage, swap_slots_total), total);
+        device
     }
 
     /// The page-operation counters (shared: readable while the guest runs).
@@ -58,10 +75,33 @@ impl SysCtl {
     }
 }
 
+/// Whether `register` is a page operation's (a 32-bit read).
+fn is_page_op(register: u16) -> bool {
+    matches!(
+        register,
+        SYSCTL_PAGE_ZERO
+            | SYSCTL_PAGE_COPY
+            | SYSCTL_SWAP_OUT
+            | SYSCTL_SWAP_IN
+            | SYSCTL_SWAP_SHARE
+            | SYSCTL_SWAP_DROP
+            | SYSCTL_SWAP_FREE
+    )
+}
+
 impl BusDevice for SysCtl {
-    fn read(&mut self, _offset: u64, data: &mut [u8]) {
-        // Write-only registers.
-        data.fill(0);
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        match u16::try_from(offset) {
+            Ok(register) if is_page_op(register) => {
+                if data.len() == 4 {
+                    data.copy_from_slice(&self.page_op(register).to_le_bytes());
+                } else {
+                    data.fill(0xff);
+                }
+            }
+            // Write-only registers.
+            _ => data.fill(0),
+        }
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> Option<GuestRequest> {
@@ -78,10 +118,6 @@ impl BusDevice for SysCtl {
                     Err(_) => "(the panic page is outside guest memory)".to_string(),
                 };
                 Some(GuestRequest::Panic(message))
-            }
-            SYSCTL_PAGE_OP => {
-                self.page_op(u32::from_le_bytes(value));
-                None
             }
             SYSCTL_CONSOLE => {
                 self.console_write(u32::from_le_bytes(value));
@@ -110,82 +146,160 @@ impl SysCtl {
         }
     }
 
-    /// Does page operation `op` with the arguments in the page-operation block and writes
-    /// its status there. Every argument is the guest's: anything but whole, page-aligned RAM
-    /// pages (distinct, for a copy), a slot on the swap disk and a known operation is
-    /// refused.
-    fn page_op(&self, op: u32) {
-        let mut args = [0u8; 16];
-        if self
+    /// Does the page operation of `register` with the arguments in the page-operation block;
+    /// returns its result. Every argument is the guest's: anything but whole RAM pages
+    /// (distinct, for a copy), a slot in use and a known operation is refused.
+    fn page_op(&mut self, register: u16) -> u32 {
+        let Ok(args) = self
             .memory
-            .read_slice(&mut args, GuestAddress(PAGE_OP_GPA))
-            .is_err()
-        {
-            return;
-        }
-        let word = |at: usize| u64::from_le_bytes(args[at..at + 8].try_into().expect("8 bytes"));
-        let (dst, src) = (word(0), word(8));
-        let done = self.run_page_op(op, dst, src);
-        let counter = match op {
-            _ if !done => &self.counters.failed,
-            PAGE_OP_ZERO => &self.counters.zero,
-            PAGE_OP_COPY => &self.counters.copy,
-            PAGE_OP_SWAP_IN => &self.counters.swap_in,
-            _ => &self.counters.swap_out,
+            .load::<u64>(GuestAddress(PAGE_OP_GPA), Ordering::Relaxed)
+        else {
+            return PAGE_OP_FAILED;
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let status = if done { PAGE_OP_DONE } else { PAGE_OP_FAILED };
-        // The block is guest RAM (it was just read); a failure here leaves the status the
-        // guest preset (failed).
-        let _ = self
-            .memory
-            .write_slice(&status.to_le_bytes(), GuestAddress(PAGE_OP_GPA + 16));
+        let (a, b) = (args & 0xffff_ffff, args >> 32);
+        let (result, counter) = match register {
+            SYSCTL_PAGE_ZERO => (self.zero(a), Some(&self.counters.zero)),
+            SYSCTL_PAGE_COPY => (self.copy(a, b), Some(&self.counters.copy)),
+            SYSCTL_SWAP_OUT => (self.swap_out(a, b), Some(&self.counters.swap_out)),
+            SYSCTL_SWAP_IN => (self.swap_in(a, b), Some(&self.counters.swap_in)),
+            SYSCTL_SWAP_SHARE => (self.swap_slots(|s| s.share(a)), None),
+            SYSCTL_SWAP_DROP => (self.swap_slots(|s| s.release(a)), None),
+            SYSCTL_SWAP_FREE => {
+                let free = self.swap.as_ref().map_or(0, |s| s.slots.free());
+                (free as u32, None)
+            }
+            _ => (PAGE_OP_FAILED, None),
+        };
+        let counter = match result {
+            PAGE_OP_FAILED => Some(&self.counters.failed),
+            // Nothing moved.
+            PAGE_OP_SWAP_FULL if register == SYSCTL_SWAP_OUT => None,
+            _ => counter,
+        };
+        if let Some(c) = counter {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
-    fn run_page_op(&self, op: u32, dst: u64, src: u64) -> bool {
-        let page = |gpa: u64| {
-            gpa.is_multiple_of(PAGE_SIZE)
-                .then(|| {
-                    self.memory
-                        .get_slice(GuestAddress(gpa), PAGE_SIZE as usize)
-                        .ok()
-                })
-                .flatten()
-        };
-        let slot = |slot: u64| {
-            self.swap
-                .as_ref()
-                .filter(|(_, slots)| slot < *slots)
-                .map(|(file, _)| (file, slot * PAGE_SIZE))
-        };
-        let mut bounce = [0u8; PAGE_SIZE as usize];
-        match op {
-            PAGE_OP_ZERO => page(dst).map(|to| to.copy_from(&bounce)).is_some(),
-            PAGE_OP_COPY if dst != src => match (page(dst), page(src)) {
-                (Some(to), Some(from)) => {
-                    from.copy_to_volatile_slice(to);
-                    true
-                }
-                _ => false,
-            },
-            PAGE_OP_SWAP_IN => match (page(dst), slot(src)) {
-                (Some(to), Some((file, offset))) => {
-                    file.read_exact_at(&mut bounce, offset).is_ok() && {
-                        to.copy_from(&bounce);
-                        true
-                    }
-                }
-                _ => false,
-            },
-            PAGE_OP_SWAP_OUT => match (slot(dst), page(src)) {
-                (Some((file, offset)), Some(from)) => {
-                    from.copy_to(&mut bounce[..]);
-                    file.write_all_at(&bounce, offset).is_ok()
-                }
-                _ => false,
-            },
-            _ => false,
+    /// Guest page number `n` as a slice of guest memory, if it is all RAM.
+    fn page(&self, n: u64) -> Option<VolatileSlice<'_, vm_memory::bitmap::BS<'_, ()>>> {
+        self.memory
+            .get_slice(GuestAddress(n * PAGE_SIZE), PAGE_SIZE as usize)
+            .ok()
+    }
+
+    fn zero(&self, dst: u64) -> u32 {
+        match self.page(dst) {
+            Some(to) => {
+                to.copy_from(&[0u8; PAGE_SIZE as usize]);
+                PAGE_OP_DONE
+            }
+            None => PAGE_OP_FAILED,
         }
+    }
+
+    fn copy(&self, dst: u64, src: u64) -> u32 {
+        match (self.page(dst), self.page(src)) {
+            (Some(to), Some(from)) if dst != src => {
+                from.copy_to_volatile_slice(to);
+                PAGE_OP_DONE
+            }
+            _ => PAGE_OP_FAILED,
+        }
+    }
+
+    /// Writes page `src` to a free slot held by `holders` pages; the slot, or why not.
+    fn swap_out(&mut self, src: u64, holders: u64) -> u32 {
+        let mut bounce = [0u8; PAGE_SIZE as usize];
+        let Some(from) = self.page(src) else {
+            return PAGE_OP_FAILED;
+        };
+        from.copy_to(&mut bounce[..]);
+        let Some(swap) = self.swap.as_mut() else {
+            return PAGE_OP_FAILED;
+        };
+        let Some(holders) = u32::try_from(holders).ok().filter(|&h| h > 0) else {
+            return PAGE_OP_FAILED;
+        };
+        let Some(slot) = swap.slots.find_free() else {
+            return PAGE_OP_SWAP_FULL;
+        };
+        if swap.file.write_all_at(&bounce, slot * PAGE_SIZE).is_err() {
+            return PAGE_OP_FAILED;
+        }
+        swap.slots.take(slot, holders);
+        self.count_transfer(offset_of!(StatsPage, swap_writes));
+        slot as u32
+    }
+
+    /// Reads `slot` into page `dst`; the page no longer holds the slot, also if the read
+    /// fails (the kernel then ends the process, whose page no longer names the slot).
+    fn swap_in(&mut self, dst: u64, slot: u64) -> u32 {
+        let Some(swap) = self.swap.as_mut() else {
+            return PAGE_OP_FAILED;
+        };
+        if !swap.slots.release(slot) {
+            return PAGE_OP_FAILED;
+        }
+        let mut bounce = [0u8; PAGE_SIZE as usize];
+        let read = swap.file.read_exact_at(&mut bounce, slot * PAGE_SIZE);
+        let result = match (read, self.page(dst)) {
+            (Ok(()), Some(to)) => {
+                to.copy_from(&bounce);
+                self.count_transfer(offset_of!(StatsPage, swap_reads));
+                PAGE_OP_DONE
+            }
+            _ => PAGE_OP_FAILED,
+        };
+        self.publish_slots();
+        result
+    }
+
+    /// Runs `change` on the slots (share or release one); done if it did.
+    fn swap_slots(&mut self, change: impl FnOnce(&mut SwapSlots) -> bool) -> u32 {
+        let changed = self
+            .swap
+            .as_mut()
+            .is_some_and(|swap| change(&mut swap.slots));
+        if !changed {
+            return PAGE_OP_FAILED;
+        }
+        self.publish_slots();
+        PAGE_OP_DONE
+    }
+
+    /// Counts one page moved to or from swap on the stats page (`pages`: the offset of
+    /// `swap_reads` or `swap_writes`), and the slots in use.
+    fn count_transfer(&self, pages: usize) {
+        self.add_stat(pages, 1);
+        self.add_stat(offset_of!(StatsPage, swap_disk_requests), 1);
+        self.add_stat(offset_of!(StatsPage, swap_disk_sectors), SECTORS_PER_BLOCK);
+        self.publish_slots();
+    }
+
+    /// Writes the slots in use now, and the most at once, to the stats page.
+    fn publish_slots(&self) {
+        if let Some(swap) = &self.swap {
+            self.set_stat(offset_of!(StatsPage, swap_slots_used), swap.slots.used());
+            self.set_stat(offset_of!(StatsPage, swap_slots_peak), swap.slots.peak());
+        }
+    }
+
+    /// Adds `n` to the stats page's counter at `offset`. The vCPU is stopped in this exit,
+    /// so the kernel does not update the page meanwhile.
+    fn add_stat(&self, offset: usize, n: u64) {
+        let at = GuestAddress(STATS_PAGE_GPA + offset as u64);
+        if let Ok(v) = self.memory.load::<u64>(at, Ordering::Relaxed) {
+            let _ = self.memory.store(v.wrapping_add(n), at, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the stats page's field at `offset` (one aligned store: readers never see it
+    /// torn).
+    fn set_stat(&self, offset: usize, value: u64) {
+        let at = GuestAddress(STATS_PAGE_GPA + offset as u64);
+        let _ = self.memory.store(value, at, Ordering::Relaxed);
     }
 }
 
@@ -298,28 +412,31 @@ mod tests {
         assert_eq!(captured.0.lock().unwrap().as_slice(), [b'x'; 4096]);
     }
 
-    /// Writes the page-operation block, runs `op` and returns whether the VMM reported it
-    /// done.
-    fn page_op(dev: &mut SysCtl, memory: &GuestMemoryMmap, dst: u64, src: u64, op: u32) -> bool {
-        let mut args = dst.to_le_bytes().to_vec();
-        args.extend_from_slice(&src.to_le_bytes());
-        args.extend_from_slice(&PAGE_OP_FAILED.to_le_bytes());
+    /// Stores the page-operation arguments, reads `register` and returns the result.
+    fn page_op(dev: &mut SysCtl, memory: &GuestMemoryMmap, register: u16, a: u64, b: u64) -> u32 {
         memory
-            .write_slice(&args, GuestAddress(PAGE_OP_GPA))
+            .write_obj(a | b << 32, GuestAddress(PAGE_OP_GPA))
             .unwrap();
-        assert_eq!(
-            dev.write(u64::from(SYSCTL_PAGE_OP), &op.to_le_bytes()),
-            None
-        );
+        let mut result = [0u8; 4];
+        dev.read(u64::from(register), &mut result);
+        u32::from_le_bytes(result)
+    }
+
+    /// Guest memory of 64 KiB with a stats page set up (a device writes it).
+    fn memory() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap()
+    }
+
+    fn stat(memory: &GuestMemoryMmap, name: &str) -> u64 {
+        let field = &abi::stats::FIELDS[abi::stats::field_index(name).unwrap()];
         memory
-            .read_obj::<u64>(GuestAddress(PAGE_OP_GPA + 16))
+            .read_obj(GuestAddress(STATS_PAGE_GPA + field.offset as u64))
             .unwrap()
-            == PAGE_OP_DONE
     }
 
     #[test]
     fn page_operations() {
-        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let memory = memory();
         let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), None);
         let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
         memory
@@ -328,32 +445,52 @@ mod tests {
         memory
             .write_slice(&[9u8; 4096], GuestAddress(0x9000))
             .unwrap();
-        assert!(page_op(&mut dev, &memory, 0xa000, 0x8000, PAGE_OP_COPY));
+        assert_eq!(
+            page_op(&mut dev, &memory, SYSCTL_PAGE_COPY, 0xa, 0x8),
+            PAGE_OP_DONE
+        );
         assert_eq!((byte(0xa000), byte(0xafff), byte(0xb000)), (7, 7, 0));
-        assert!(page_op(&mut dev, &memory, 0x9000, 0, PAGE_OP_ZERO));
+        assert_eq!(
+            page_op(&mut dev, &memory, SYSCTL_PAGE_ZERO, 0x9, 0),
+            PAGE_OP_DONE
+        );
         assert_eq!((byte(0x8fff), byte(0x9000), byte(0x9fff)), (7, 0, 0));
         // Hostile arguments do nothing (and do not panic), and are reported failed.
         memory
             .write_slice(&[5u8; 4096], GuestAddress(0x9000))
             .unwrap();
-        for (dst, src, op) in [
-            (0x9001, 0, PAGE_OP_ZERO),
-            (0xf000 + PAGE_SIZE, 0, PAGE_OP_ZERO),
-            (!0xfff, 0, PAGE_OP_ZERO),
-            (0x9000, 0x10000, PAGE_OP_COPY),
-            (0x9000, 0x8800, PAGE_OP_COPY),
-            (0x9000, 0x9000, PAGE_OP_COPY),
-            (0x9000, 0x8000, 99),
+        for (register, a, b) in [
+            (SYSCTL_PAGE_ZERO, 0x10, 0),
+            (SYSCTL_PAGE_ZERO, 0xffff_ffff, 0),
+            (SYSCTL_PAGE_COPY, 0x9, 0x10),
+            (SYSCTL_PAGE_COPY, 0x10, 0x9),
+            (SYSCTL_PAGE_COPY, 0x9, 0x9),
             // No swap disk.
-            (0x9000, 0, PAGE_OP_SWAP_IN),
-            (0, 0x9000, PAGE_OP_SWAP_OUT),
+            (SYSCTL_SWAP_IN, 0x9, 0),
+            (SYSCTL_SWAP_OUT, 0x9, 1),
+            (SYSCTL_SWAP_SHARE, 0, 0),
+            (SYSCTL_SWAP_DROP, 0, 0),
         ] {
-            assert!(
-                !page_op(&mut dev, &memory, dst, src, op),
-                "{dst:#x} {src:#x} {op}"
+            assert_eq!(
+                page_op(&mut dev, &memory, register, a, b),
+                PAGE_OP_FAILED,
+                "{register} {a:#x} {b:#x}"
             );
         }
+        assert_eq!(page_op(&mut dev, &memory, SYSCTL_SWAP_FREE, 0, 0), 0);
         assert_eq!((byte(0x9000), byte(0x9fff)), (5, 5));
+        // A narrow read of a page-operation register does nothing and reads all ones;
+        // other registers read as zero.
+        let mut narrow = [0u8; 2];
+        dev.read(u64::from(SYSCTL_PAGE_ZERO), &mut narrow);
+        assert_eq!(narrow, [0xff; 2]);
+        assert_eq!(page_op(&mut dev, &memory, SYSCTL_EXIT, 0x9, 0), 0);
+        assert_eq!(page_op(&mut dev, &memory, 44, 0x9, 0), 0);
+        assert_eq!(byte(0x9000), 5);
+        let counters = dev.counters();
+        assert_eq!(counters.copy.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.zero.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 9);
     }
 
     #[test]
@@ -361,28 +498,59 @@ mod tests {
         let dir = crate::testutil::TempDir::new("sysctl-swap");
         let file = dir.sparse_file("swap", 2 * PAGE_SIZE);
         let path = dir.join("swap");
-        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let memory = memory();
         let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), Some(file));
+        let mut op = |register, a, b| page_op(&mut dev, &memory, register, a, b);
         let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
+        assert_eq!(stat(&memory, "swap_slots_total"), 2);
         memory
             .write_slice(&[3u8; 4096], GuestAddress(0x8000))
             .unwrap();
-        // Out to slot 1, back into another page: the same bytes, at slot 1's offset.
-        assert!(page_op(&mut dev, &memory, 1, 0x8000, PAGE_OP_SWAP_OUT));
-        assert!(page_op(&mut dev, &memory, 0xa000, 1, PAGE_OP_SWAP_IN));
-        assert_eq!((byte(0xa000), byte(0xafff)), (3, 3));
+        memory
+            .write_slice(&[4u8; 4096], GuestAddress(0x9000))
+            .unwrap();
+        // Two pages out: slots 0 and 1 (the second held by two pages); then swap is full.
+        assert_eq!(op(SYSCTL_SWAP_OUT, 0x8, 1), 0);
+        assert_eq!(op(SYSCTL_SWAP_OUT, 0x9, 2), 1);
+        assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 0);
+        assert_eq!(op(SYSCTL_SWAP_OUT, 0x9, 1), PAGE_OP_SWAP_FULL);
+        assert_eq!(op(SYSCTL_SWAP_OUT, 0x9, 0), PAGE_OP_FAILED, "no holder");
         let on_disk = std::fs::read(&path).unwrap();
-        assert_eq!(on_disk.len(), 2 * PAGE_SIZE as usize);
-        assert!(on_disk[..4096].iter().all(|&b| b == 0));
-        assert!(on_disk[4096..].iter().all(|&b| b == 3));
-        // Slots past the end, and pages that are not whole RAM pages, are refused.
-        assert!(!page_op(&mut dev, &memory, 2, 0x8000, PAGE_OP_SWAP_OUT));
-        assert!(!page_op(&mut dev, &memory, 0xa000, 2, PAGE_OP_SWAP_IN));
+        assert!(on_disk[..4096].iter().all(|&b| b == 3));
+        assert!(on_disk[4096..].iter().all(|&b| b == 4));
+        // Back in: slot 0 is free after its one reader, slot 1 after its second.
+        assert_eq!(op(SYSCTL_SWAP_IN, 0xa, 0), PAGE_OP_DONE);
+        assert_eq!((byte(0xa000), byte(0xafff)), (3, 3));
+        assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 1);
+        assert_eq!(op(SYSCTL_SWAP_IN, 0xa, 0), PAGE_OP_FAILED, "slot 0 is free");
+        assert_eq!(op(SYSCTL_SWAP_IN, 0xb, 1), PAGE_OP_DONE);
+        assert_eq!(byte(0xb000), 4);
+        assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 1);
+        // Shared once more, then dropped twice (a process ending): free.
+        assert_eq!(op(SYSCTL_SWAP_SHARE, 1, 0), PAGE_OP_DONE);
+        assert_eq!(op(SYSCTL_SWAP_DROP, 1, 0), PAGE_OP_DONE);
+        assert_eq!(op(SYSCTL_SWAP_DROP, 1, 0), PAGE_OP_DONE);
+        assert_eq!(op(SYSCTL_SWAP_DROP, 1, 0), PAGE_OP_FAILED);
+        assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 2);
+        // Slots past the end, and pages that are not RAM, are refused; a refused read
+        // does not take the slot from its page.
+        assert_eq!(op(SYSCTL_SWAP_SHARE, 2, 0), PAGE_OP_FAILED);
+        assert_eq!(op(SYSCTL_SWAP_IN, 0xa, 2), PAGE_OP_FAILED);
+        assert_eq!(op(SYSCTL_SWAP_OUT, 0x10, 1), PAGE_OP_FAILED);
+        assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 2);
+        // The stats page has what moved: 2 pages out, 2 in, 4 requests of 8 sectors.
+        for (name, value) in [
+            ("swap_writes", 2),
+            ("swap_reads", 2),
+            ("swap_disk_requests", 4),
+            ("swap_disk_sectors", 32),
+            ("swap_slots_used", 0),
+            ("swap_slots_peak", 2),
+        ] {
+            assert_eq!(stat(&memory, name), value, "{name}");
+        }
         let counters = dev.counters();
-        assert_eq!(counters.swap_out.load(Ordering::Relaxed), 1);
-        assert_eq!(counters.swap_in.load(Ordering::Relaxed), 1);
-        assert_eq!(counters.failed.load(Ordering::Relaxed), 2);
-        assert!(!page_op(&mut dev, &memory, 0xa001, 1, PAGE_OP_SWAP_IN));
-        assert!(!page_op(&mut dev, &memory, 1, 0x10000, PAGE_OP_SWAP_OUT));
+        assert_eq!(counters.swap_out.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.swap_in.load(Ordering::Relaxed), 2);
     }
 }

@@ -32,6 +32,19 @@ pub fn inb(port: u16) -> u8 {
     unsafe { Port::<u8>::new(port).read() }
 }
 
+/// Reads a 32-bit value from an I/O port.
+#[inline]
+pub fn inl(port: u16) -> u32 {
+    let value: u32;
+    // SAFETY: as for `inb`. The VMM may read and write guest memory during the read (a page
+    // operation: its arguments, the pages it names), so unlike `Port::read` this is not
+    // `nomem`: the compiler keeps memory accesses on their side of it.
+    unsafe {
+        core::arch::asm!("in eax, dx", out("eax") value, in("dx") port, options(nostack, preserves_flags));
+    }
+    value
+}
+
 /// Writes a 32-bit value to an I/O port.
 pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
