@@ -21,7 +21,9 @@ pub fn page() -> &'static StatsPage {
     // SAFETY: the stats page is a reserved guest-physical page below usable RAM (see
     // `abi::layout`), covered by the direct map for the whole run and used for nothing
     // else. `StatsPage` is all `AtomicU64`s, valid for any bytes, so shared references and
-    // the stores made through them are sound; the VMM only reads the page.
+    // the stores made through them are sound. The VMM writes only the swap fields, and only
+    // during a swap page operation's VM exit (a register read the compiler does not move
+    // memory accesses across), so its stores never interleave with the kernel's.
     unsafe { &*(phys_to_virt(STATS_PAGE_GPA) as *const StatsPage) }
 }
 
