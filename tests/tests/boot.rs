@@ -178,6 +178,7 @@ fn bench_mode_reports_each_benchmark() {
         "bench context_switch",
         "bench semaphore_round_trip",
         "bench timer_tick",
+        "bench vm_exit",
         "bench page_zero_4k",
         "bench page_copy_4k",
         "bench fs_disk_write_4k",
