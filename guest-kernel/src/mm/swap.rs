@@ -3,7 +3,7 @@
 //! Slot `s` is sectors `8s .. 8s + 8`. Pages move between a frame and a slot straight into
 //! or out of the frame, moved by the VMM during one VM exit (a page operation on the swap
 //! disk's file, the bytes the virtio device serves): measured on PVM, a virtio request
-//! costs about 400 us of emulated driver code, a page operation about 20 us.
+//! costs about 400 us of emulated driver code, a page operation about 30 us.
 //!
 //! The VMM also keeps which slots are in use, and how many pages hold each (a page in swap
 //! shared copy-on-write is one slot for all its owners): a slot is taken when a page is

@@ -212,14 +212,14 @@ impl SysCtl {
     /// Writes page `src` to a free slot held by `holders` pages; the slot, or why not.
     fn swap_out(&mut self, src: u64, holders: u64) -> u32 {
         let mut bounce = [0u8; PAGE_SIZE as usize];
-        let Some(from) = self.page(src) else {
-            return PAGE_OP_FAILED;
+        match self.page(src) {
+            Some(from) => from.copy_to(&mut bounce[..]),
+            None => return PAGE_OP_FAILED,
         };
-        from.copy_to(&mut bounce[..]);
-        let Some(swap) = self.swap.as_mut() else {
-            return PAGE_OP_FAILED;
-        };
-        let Some(holders) = u32::try_from(holders).ok().filter(|&h| h > 0) else {
+        let (Some(swap), Some(holders)) = (
+            self.swap.as_mut(),
+            u32::try_from(holders).ok().filter(|&h| h > 0),
+        ) else {
             return PAGE_OP_FAILED;
         };
         let Some(slot) = swap.slots.find_free() else {
@@ -230,6 +230,7 @@ impl SysCtl {
         }
         swap.slots.take(slot, holders);
         self.count_transfer(offset_of!(StatsPage, swap_writes));
+        self.publish_slots();
         slot as u32
     }
 
@@ -270,12 +271,11 @@ impl SysCtl {
     }
 
     /// Counts one page moved to or from swap on the stats page (`pages`: the offset of
-    /// `swap_reads` or `swap_writes`), and the slots in use.
+    /// `swap_reads` or `swap_writes`).
     fn count_transfer(&self, pages: usize) {
         self.add_stat(pages, 1);
         self.add_stat(offset_of!(StatsPage, swap_disk_requests), 1);
         self.add_stat(offset_of!(StatsPage, swap_disk_sectors), SECTORS_PER_BLOCK);
-        self.publish_slots();
     }
 
     /// Writes the slots in use now, and the most at once, to the stats page.
@@ -513,6 +513,7 @@ mod tests {
         assert_eq!(op(SYSCTL_SWAP_OUT, 0x8, 1), 0);
         assert_eq!(op(SYSCTL_SWAP_OUT, 0x9, 2), 1);
         assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 0);
+        assert_eq!(stat(&memory, "swap_slots_used"), 2);
         assert_eq!(op(SYSCTL_SWAP_OUT, 0x9, 1), PAGE_OP_SWAP_FULL);
         assert_eq!(op(SYSCTL_SWAP_OUT, 0x9, 0), PAGE_OP_FAILED, "no holder");
         let on_disk = std::fs::read(&path).unwrap();
