@@ -58,13 +58,16 @@ pub const SYSCTL_PANIC: u16 = 4;
 /// VM exit per byte; this is one exit per page of text.
 pub const SYSCTL_CONSOLE: u16 = 12;
 
-// Page operations. Each is a 32-bit *read* of its own register: the kernel stores the
-// arguments ([`PageOpArgs`], at `layout::PAGE_OP_GPA`) with one 8-byte store, reads the
-// register, and the value read is the result. The VMM does the operation before the read
-// completes: one VM exit instead of a page of `rep stos`/`rep movs` (which KVMs that emulate
-// ring 0 run one element at a time), or instead of a virtio request the guest must build and
-// parse. Every argument is hostile to the VMM: an operation on anything but whole RAM pages,
-// or on a slot not in use, does nothing and reads [`PAGE_OP_FAILED`].
+// Page operations. Each is a 32-bit *read* (`in eax, dx`) of its own register, with the
+// arguments `a` in `rdi` and `b` in `rsi` (page numbers, guest-physical address / 4 KiB, or
+// swap slots, as each register says); the value read is the result. The VMM does the
+// operation before the read completes: one VM exit instead of a page of `rep stos`/`rep
+// movs` (which KVMs that emulate ring 0 run one element at a time), or instead of a virtio
+// request the guest must build and parse. The arguments travel in registers, which KVM hands
+// the VMM with the exit (`KVM_CAP_SYNC_REGS`), so an operation is one instruction: on PVM a
+// store to an argument block, and the interrupt guard that kept it from being shared, cost
+// as much again as the exit. Every argument is hostile to the VMM: an operation on anything
+// but whole RAM pages, or on a slot not in use, does nothing and reads [`PAGE_OP_FAILED`].
 //
 // The swap disk is an array of 4 KiB slots (slot `s` is sectors `8s .. 8s + 8`) and the VMM
 // keeps which slots are in use, with a count of the pages that hold each one (a page shared
@@ -101,15 +104,6 @@ pub const PAGE_OP_SWAP_FULL: u32 = u32::MAX - 1;
 /// the results that are not slots.
 pub const MAX_SWAP_SLOTS: u64 = (u32::MAX - 15) as u64;
 
-/// Arguments of a page operation: page numbers (guest-physical address / 4 KiB) or swap
-/// slots, as each register says.
-#[repr(C, align(8))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PageOpArgs {
-    pub a: u32,
-    pub b: u32,
-}
-
 /// Capacity of [`PanicReport::message`].
 pub const PANIC_MESSAGE_MAX: usize = 4096 - 8;
 
@@ -137,12 +131,9 @@ mod tests {
     }
 
     #[test]
-    fn page_op_layout() {
-        // One 8-byte store: `a` in the low half.
-        assert_eq!(size_of::<PageOpArgs>(), 8);
-        assert_eq!(align_of::<PageOpArgs>(), 8);
-        assert_eq!(core::mem::offset_of!(PageOpArgs, b), 4);
+    fn slots_stay_below_the_results_that_are_not_slots() {
         assert!(MAX_SWAP_SLOTS < u64::from(PAGE_OP_SWAP_FULL));
+        assert!(MAX_SWAP_SLOTS < u64::from(PAGE_OP_FAILED));
     }
 
     #[test]

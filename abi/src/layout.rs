@@ -8,7 +8,6 @@
 //! 0x0000_3000                  command line, 1 page   (CMDLINE_GPA)
 //! 0x0000_4000                  stats page             (STATS_PAGE_GPA)
 //! 0x0000_5000                  panic report page      (PANIC_PAGE_GPA)
-//! 0x0000_6000                  page-operation block   (PAGE_OP_GPA)
 //! 0x0000_7000                  console output page    (CONSOLE_PAGE_GPA)
 //! 0x0001_0000 .. 0x0010_0000   boot page tables       (BOOT_PT_START..BOOT_PT_END, kept by the kernel)
 //! 0x0010_0000 .. 0x0020_0000   usable RAM
@@ -50,8 +49,6 @@ pub const CMDLINE_MAX: usize = PAGE_SIZE as usize;
 pub const STATS_PAGE_GPA: u64 = 0x4000;
 /// The panic report page (see [`crate::devices::PanicReport`]).
 pub const PANIC_PAGE_GPA: u64 = 0x5000;
-/// The arguments of a page operation (see [`crate::devices::PageOpArgs`]).
-pub const PAGE_OP_GPA: u64 = 0x6000;
 /// The console output page (see [`crate::devices::SYSCTL_CONSOLE`]).
 pub const CONSOLE_PAGE_GPA: u64 = 0x7000;
 /// First page of the boot page tables the VMM builds.
@@ -129,7 +126,6 @@ mod tests {
             CMDLINE_GPA,
             STATS_PAGE_GPA,
             PANIC_PAGE_GPA,
-            PAGE_OP_GPA,
             CONSOLE_PAGE_GPA,
         ];
         for (i, a) in pages.iter().enumerate() {

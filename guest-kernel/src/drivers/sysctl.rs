@@ -2,27 +2,19 @@
 //! operations (abi::devices).
 
 use abi::devices::{
-    PANIC_MESSAGE_MAX, PageOpArgs, PanicReport, SYSCTL_CONSOLE, SYSCTL_EXIT, SYSCTL_PANIC,
-    SYSCTL_PORT,
+    PANIC_MESSAGE_MAX, PanicReport, SYSCTL_CONSOLE, SYSCTL_EXIT, SYSCTL_PANIC, SYSCTL_PORT,
 };
-use abi::layout::{CONSOLE_PAGE_GPA, PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA, phys_to_virt};
+use abi::layout::{CONSOLE_PAGE_GPA, PAGE_SIZE, PANIC_PAGE_GPA, phys_to_virt};
 
 use crate::arch::x86_64::cpu;
-use crate::sync::IrqGuard;
 
 /// Has the VMM do the page operation of `register` (`abi::devices::SYSCTL_PAGE_ZERO` ..
 /// `SYSCTL_SWAP_FREE`) with arguments `a` and `b`; returns its result (done when this
-/// returns): one 8-byte store and one register read, a single VM exit.
-#[inline]
+/// returns): one register read with the arguments in registers, a single VM exit. Nothing
+/// is shared, so no lock and no interrupt guard: an interrupt cannot split the instruction.
+#[inline(always)]
 pub fn page_op(register: u16, a: u32, b: u32) -> u32 {
-    // The argument block is shared: no other thread may store into it between the store
-    // and the read.
-    let _irqs_off = IrqGuard::new();
-    let args = phys_to_virt(PAGE_OP_GPA) as *mut PageOpArgs;
-    // SAFETY: the page-operation block is reserved for this use (abi::layout) and mapped by
-    // the direct map; interrupts are off, so nothing else uses it now.
-    unsafe { args.write_volatile(PageOpArgs { a, b }) };
-    cpu::inl(SYSCTL_PORT + register)
+    cpu::inl_with_args(SYSCTL_PORT + register, a, b)
 }
 
 /// Console text gathered in the console page and handed to the VMM with one register write

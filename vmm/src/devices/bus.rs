@@ -8,10 +8,20 @@ use std::fmt;
 
 use super::GuestRequest;
 
+/// The guest's argument registers at a read: `rdi` and `rsi`, which KVM hands over with the
+/// exit (`KVM_CAP_SYNC_REGS`). Page operations take their arguments there
+/// (`abi::devices`); other registers ignore them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgRegs {
+    pub a: u64,
+    pub b: u64,
+}
+
 /// A device on the bus. `offset` is relative to the base the device was inserted at.
 pub trait BusDevice: Send {
-    /// Fills `data` with the value of the register at `offset`.
-    fn read(&mut self, offset: u64, data: &mut [u8]);
+    /// Fills `data` with the value of the register at `offset`; `args` are the guest's
+    /// argument registers.
+    fn read(&mut self, offset: u64, data: &mut [u8], args: ArgRegs);
     /// Writes `data` to the register at `offset`; may ask the VMM to stop the guest.
     fn write(&mut self, offset: u64, data: &[u8]) -> Option<GuestRequest>;
 }
@@ -104,12 +114,13 @@ impl Bus {
         self.entries.iter().map(|e| (e.name, e.accesses))
     }
 
-    /// Dispatches a read; an access no device claims reads as all ones.
-    pub fn read(&mut self, addr: u64, data: &mut [u8]) {
+    /// Dispatches a read, with the guest's argument registers; an access no device claims
+    /// reads as all ones.
+    pub fn read(&mut self, addr: u64, data: &mut [u8], args: ArgRegs) {
         match self.find(addr, data.len()) {
             Some((entry, offset)) => {
                 entry.accesses += 1;
-                entry.device.read(offset, data);
+                entry.device.read(offset, data, args);
             }
             None => {
                 self.unhandled += 1;
@@ -138,14 +149,15 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    /// Records accesses; a write of 0xee asks for power-off.
+    /// Records accesses; a write of 0xee asks for power-off; a read returns the low byte
+    /// of argument `a`.
     #[derive(Default, Clone)]
     struct Probe(Arc<Mutex<Vec<(char, u64, usize)>>>);
 
     impl BusDevice for Probe {
-        fn read(&mut self, offset: u64, data: &mut [u8]) {
+        fn read(&mut self, offset: u64, data: &mut [u8], args: ArgRegs) {
             self.0.lock().unwrap().push(('r', offset, data.len()));
-            data.fill(0x42);
+            data.fill(args.a as u8);
         }
         fn write(&mut self, offset: u64, data: &[u8]) -> Option<GuestRequest> {
             self.0.lock().unwrap().push(('w', offset, data.len()));
@@ -160,7 +172,7 @@ mod tests {
         bus.insert(0x3f8, 8, "a", Box::new(a.clone())).unwrap();
         bus.insert(0x500, 8, "b", Box::new(b.clone())).unwrap();
         let mut byte = [0u8; 1];
-        bus.read(0x3fd, &mut byte);
+        bus.read(0x3fd, &mut byte, ArgRegs { a: 0x42, b: 1 });
         assert_eq!(byte, [0x42]);
         assert_eq!(
             bus.write(0x504, &[0xee, 0, 0, 0]),
@@ -179,10 +191,10 @@ mod tests {
         bus.insert(0x100, 4, "a", Box::new(Probe::default()))
             .unwrap();
         let mut word = [0u8; 4];
-        bus.read(0x80, &mut word);
+        bus.read(0x80, &mut word, ArgRegs::default());
         assert_eq!(word, [0xff; 4]);
         // Starts inside the device but runs past its end: not the device's access.
-        bus.read(0x102, &mut word);
+        bus.read(0x102, &mut word, ArgRegs::default());
         assert_eq!(word, [0xff; 4]);
         assert_eq!(bus.write(0x104, &[0xee]), None);
         assert_eq!(bus.unhandled, 3);

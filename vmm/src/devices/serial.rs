@@ -14,7 +14,7 @@ use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::GuestRequest;
-use super::bus::BusDevice;
+use super::bus::{ArgRegs, BusDevice};
 
 /// Raises the UART's interrupt line through an eventfd registered as a KVM irqfd.
 pub struct IrqTrigger(pub EventFd);
@@ -124,7 +124,7 @@ impl<W: Write + Send> SerialInput<W> {
 }
 
 impl<W: Write + Send> BusDevice for SerialDevice<W> {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
+    fn read(&mut self, offset: u64, data: &mut [u8], _args: ArgRegs) {
         // The UART has byte registers; a wider access sees the register in its low byte.
         data.fill(0);
         if let (Ok(offset), Some(first)) = (u8::try_from(offset), data.first_mut()) {
@@ -153,7 +153,7 @@ mod tests {
             dev.write(0, &[b]);
         }
         let mut lsr = [0u8; 1];
-        dev.read(5, &mut lsr);
+        dev.read(5, &mut lsr, ArgRegs::default());
         assert_ne!(lsr[0] & 0x20, 0, "transmitter always ready");
         assert_eq!(dev.uart().writer().as_slice(), b"ok\r\n\x00\xff");
     }
@@ -167,12 +167,12 @@ mod tests {
         let mut byte = [0u8; 1];
         let mut got = Vec::new();
         for _ in 0..2 {
-            dev.read(5, &mut byte);
+            dev.read(5, &mut byte, ArgRegs::default());
             assert_ne!(byte[0] & 1, 0, "data ready");
-            dev.read(0, &mut byte);
+            dev.read(0, &mut byte, ArgRegs::default());
             got.push(byte[0]);
         }
-        dev.read(5, &mut byte);
+        dev.read(5, &mut byte, ArgRegs::default());
         assert_eq!(byte[0] & 1, 0, "drained");
         assert_eq!(got, b"hi");
     }

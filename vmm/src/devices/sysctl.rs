@@ -17,11 +17,11 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use abi::layout::{CONSOLE_PAGE_GPA, PAGE_OP_GPA, PAGE_SIZE, PANIC_PAGE_GPA, STATS_PAGE_GPA};
+use abi::layout::{CONSOLE_PAGE_GPA, PAGE_SIZE, PANIC_PAGE_GPA, STATS_PAGE_GPA};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 
 use super::GuestRequest;
-use super::bus::BusDevice;
+use super::bus::{ArgRegs, BusDevice};
 use super::swap_slots::SwapSlots;
 use crate::stats::PageOpCounters;
 
@@ -90,11 +90,11 @@ fn is_page_op(register: u16) -> bool {
 }
 
 impl BusDevice for SysCtl {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
+    fn read(&mut self, offset: u64, data: &mut [u8], args: ArgRegs) {
         match u16::try_from(offset) {
             Ok(register) if is_page_op(register) => {
                 if data.len() == 4 {
-                    data.copy_from_slice(&self.page_op(register).to_le_bytes());
+                    data.copy_from_slice(&self.page_op(register, args).to_le_bytes());
                 } else {
                     data.fill(0xff);
                 }
@@ -146,17 +146,10 @@ impl SysCtl {
         }
     }
 
-    /// Does the page operation of `register` with the arguments in the page-operation block;
-    /// returns its result. Every argument is the guest's: anything but whole RAM pages
+    /// Does the page operation of `register` with the arguments the guest passed in its
+    /// registers; returns its result. Every argument is the guest's: anything but whole RAM pages
     /// (distinct, for a copy), a slot in use and a known operation is refused.
-    fn page_op(&mut self, register: u16) -> u32 {
-        let Ok(args) = self
-            .memory
-            .load::<u64>(GuestAddress(PAGE_OP_GPA), Ordering::Relaxed)
-        else {
-            return PAGE_OP_FAILED;
-        };
-        let (a, b) = (args & 0xffff_ffff, args >> 32);
+    fn page_op(&mut self, register: u16, ArgRegs { a, b }: ArgRegs) -> u32 {
         let (result, counter) = match register {
             SYSCTL_PAGE_ZERO => (self.zero(a), Some(&self.counters.zero)),
             SYSCTL_PAGE_COPY => (self.copy(a, b), Some(&self.counters.copy)),
@@ -184,8 +177,9 @@ impl SysCtl {
 
     /// Guest page number `n` as a slice of guest memory, if it is all RAM.
     fn page(&self, n: u64) -> Option<VolatileSlice<'_, vm_memory::bitmap::BS<'_, ()>>> {
+        let gpa = n.checked_mul(PAGE_SIZE)?;
         self.memory
-            .get_slice(GuestAddress(n * PAGE_SIZE), PAGE_SIZE as usize)
+            .get_slice(GuestAddress(gpa), PAGE_SIZE as usize)
             .ok()
     }
 
@@ -412,13 +406,10 @@ mod tests {
         assert_eq!(captured.0.lock().unwrap().as_slice(), [b'x'; 4096]);
     }
 
-    /// Stores the page-operation arguments, reads `register` and returns the result.
-    fn page_op(dev: &mut SysCtl, memory: &GuestMemoryMmap, register: u16, a: u64, b: u64) -> u32 {
-        memory
-            .write_obj(a | b << 32, GuestAddress(PAGE_OP_GPA))
-            .unwrap();
+    /// Reads `register` with arguments `a` and `b` and returns the result.
+    fn page_op(dev: &mut SysCtl, register: u16, a: u64, b: u64) -> u32 {
         let mut result = [0u8; 4];
-        dev.read(u64::from(register), &mut result);
+        dev.read(u64::from(register), &mut result, ArgRegs { a, b });
         u32::from_le_bytes(result)
     }
 
@@ -445,15 +436,9 @@ mod tests {
         memory
             .write_slice(&[9u8; 4096], GuestAddress(0x9000))
             .unwrap();
-        assert_eq!(
-            page_op(&mut dev, &memory, SYSCTL_PAGE_COPY, 0xa, 0x8),
-            PAGE_OP_DONE
-        );
+        assert_eq!(page_op(&mut dev, SYSCTL_PAGE_COPY, 0xa, 0x8), PAGE_OP_DONE);
         assert_eq!((byte(0xa000), byte(0xafff), byte(0xb000)), (7, 7, 0));
-        assert_eq!(
-            page_op(&mut dev, &memory, SYSCTL_PAGE_ZERO, 0x9, 0),
-            PAGE_OP_DONE
-        );
+        assert_eq!(page_op(&mut dev, SYSCTL_PAGE_ZERO, 0x9, 0), PAGE_OP_DONE);
         assert_eq!((byte(0x8fff), byte(0x9000), byte(0x9fff)), (7, 0, 0));
         // Hostile arguments do nothing (and do not panic), and are reported failed.
         memory
@@ -462,6 +447,10 @@ mod tests {
         for (register, a, b) in [
             (SYSCTL_PAGE_ZERO, 0x10, 0),
             (SYSCTL_PAGE_ZERO, 0xffff_ffff, 0),
+            // Whole registers: a page number whose address does not fit in 64 bits.
+            (SYSCTL_PAGE_ZERO, 1 << 52, 0),
+            (SYSCTL_PAGE_ZERO, u64::MAX, 0),
+            (SYSCTL_PAGE_COPY, 0x9, u64::MAX),
             (SYSCTL_PAGE_COPY, 0x9, 0x10),
             (SYSCTL_PAGE_COPY, 0x10, 0x9),
             (SYSCTL_PAGE_COPY, 0x9, 0x9),
@@ -472,25 +461,29 @@ mod tests {
             (SYSCTL_SWAP_DROP, 0, 0),
         ] {
             assert_eq!(
-                page_op(&mut dev, &memory, register, a, b),
+                page_op(&mut dev, register, a, b),
                 PAGE_OP_FAILED,
                 "{register} {a:#x} {b:#x}"
             );
         }
-        assert_eq!(page_op(&mut dev, &memory, SYSCTL_SWAP_FREE, 0, 0), 0);
+        assert_eq!(page_op(&mut dev, SYSCTL_SWAP_FREE, 0, 0), 0);
         assert_eq!((byte(0x9000), byte(0x9fff)), (5, 5));
         // A narrow read of a page-operation register does nothing and reads all ones;
         // other registers read as zero.
         let mut narrow = [0u8; 2];
-        dev.read(u64::from(SYSCTL_PAGE_ZERO), &mut narrow);
+        dev.read(
+            u64::from(SYSCTL_PAGE_ZERO),
+            &mut narrow,
+            ArgRegs { a: 0x9, b: 0 },
+        );
         assert_eq!(narrow, [0xff; 2]);
-        assert_eq!(page_op(&mut dev, &memory, SYSCTL_EXIT, 0x9, 0), 0);
-        assert_eq!(page_op(&mut dev, &memory, 44, 0x9, 0), 0);
+        assert_eq!(page_op(&mut dev, SYSCTL_EXIT, 0x9, 0), 0);
+        assert_eq!(page_op(&mut dev, 44, 0x9, 0), 0);
         assert_eq!(byte(0x9000), 5);
         let counters = dev.counters();
         assert_eq!(counters.copy.load(Ordering::Relaxed), 1);
         assert_eq!(counters.zero.load(Ordering::Relaxed), 1);
-        assert_eq!(counters.failed.load(Ordering::Relaxed), 9);
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 12);
     }
 
     #[test]
@@ -500,7 +493,7 @@ mod tests {
         let path = dir.join("swap");
         let memory = memory();
         let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), Some(file));
-        let mut op = |register, a, b| page_op(&mut dev, &memory, register, a, b);
+        let mut op = |register, a, b| page_op(&mut dev, register, a, b);
         let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
         assert_eq!(stat(&memory, "swap_slots_total"), 2);
         memory
@@ -537,6 +530,8 @@ mod tests {
         // does not take the slot from its page.
         assert_eq!(op(SYSCTL_SWAP_SHARE, 2, 0), PAGE_OP_FAILED);
         assert_eq!(op(SYSCTL_SWAP_IN, 0xa, 2), PAGE_OP_FAILED);
+        assert_eq!(op(SYSCTL_SWAP_IN, 0xa, 1 << 32), PAGE_OP_FAILED);
+        assert_eq!(op(SYSCTL_SWAP_OUT, 0x8, 1 << 32), PAGE_OP_FAILED, "holders");
         assert_eq!(op(SYSCTL_SWAP_OUT, 0x10, 1), PAGE_OP_FAILED);
         assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 2);
         // The stats page has what moved: 2 pages out, 2 in, 4 requests of 8 sectors.

@@ -18,6 +18,10 @@ const REQUIRED_CAPS: &[(Cap, &str)] = &[
     (Cap::Irqfd, "device interrupts without VM exits"),
     (Cap::ImmediateExit, "stopping the vCPU on timeout"),
     (Cap::GetTscKhz, "the TSC frequency the kernel is told"),
+    (
+        Cap::SyncRegs,
+        "page operations, which pass their arguments in registers",
+    ),
 ];
 
 /// Why KVM could not be used.

@@ -7,14 +7,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_regs, kvm_sregs};
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_regs, kvm_run, kvm_sregs};
+use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::kvm::KvmContext;
 use super::vm::Vm;
 use crate::arch::x86_64::regs;
 use crate::devices::GuestRequest;
-use crate::devices::bus::Bus;
+use crate::devices::bus::{ArgRegs, Bus};
 use crate::stats::{ExitCounters, ExitReason};
 
 /// Why the vCPU could not be set up or run.
@@ -117,6 +117,11 @@ impl Vcpu {
             .map_err(VcpuError::SetRegs)?;
         fd.set_fpu(&regs::initial_fpu())
             .map_err(VcpuError::SetFpu)?;
+        let mut fd = fd;
+        // KVM copies the general registers into `kvm_run` at every exit (KvmContext checked
+        // KVM_CAP_SYNC_REGS): page operations pass their arguments in registers, and an
+        // ioctl to read them costs more than the exit.
+        fd.set_sync_valid_reg(SyncReg::Register);
         Ok(Vcpu { fd })
     }
 
@@ -163,13 +168,15 @@ impl Vcpu {
                     io_elements(&copy[..len], size)
                         .find_map(|element| pio.write(u64::from(port), element))
                 }
-                Ok(VcpuExit::IoIn(port, data)) => {
-                    pio.read(u64::from(port), data);
+                Ok(VcpuExit::IoIn(..)) => {
+                    let (port, data, args) = self.io_in();
+                    pio.read(u64::from(port), data, args);
                     None
                 }
                 Ok(VcpuExit::MmioWrite(addr, data)) => mmio.write(addr, data),
                 Ok(VcpuExit::MmioRead(addr, data)) => {
-                    mmio.read(addr, data);
+                    // No MMIO register takes arguments.
+                    mmio.read(addr, data, ArgRegs::default());
                     None
                 }
                 Ok(VcpuExit::Shutdown) => {
@@ -202,6 +209,31 @@ impl Vcpu {
                 return Ok(VcpuStop::Guest(request));
             }
         }
+    }
+
+    /// The port, the data buffer and the guest's argument registers (`rdi`, `rsi`) of the
+    /// port read (`KVM_EXIT_IO`, direction in) that `KVM_RUN` just returned.
+    fn io_in(&mut self) -> (u16, &mut [u8], ArgRegs) {
+        let run = self.fd.get_kvm_run();
+        // SAFETY: the exit reason is KVM_EXIT_IO, so KVM filled the `io` member of the exit
+        // union; `s.regs` holds the registers at this exit because `new` set
+        // KVM_SYNC_X86_REGS in `kvm_valid_regs`. Both are plain integers.
+        let (io, regs) = unsafe { (run.__bindgen_anon_1.io, run.s.regs.regs) };
+        let len = usize::from(io.size) * io.count as usize;
+        let base = std::ptr::from_mut::<kvm_run>(run).cast::<u8>();
+        // SAFETY: KVM places an I/O exit's `count` elements of `size` bytes at `data_offset`
+        // inside the kvm_run mapping (what `VcpuExit::IoIn` hands out too). The slice
+        // borrows `self`, so it is gone before the next KVM_RUN, the only other writer.
+        let data =
+            unsafe { std::slice::from_raw_parts_mut(base.add(io.data_offset as usize), len) };
+        (
+            io.port,
+            data,
+            ArgRegs {
+                a: regs.rdi,
+                b: regs.rsi,
+            },
+        )
     }
 
     /// Element size of the current `KVM_EXIT_IO`.

@@ -36,11 +36,30 @@ pub fn inb(port: u16) -> u8 {
 #[inline]
 pub fn inl(port: u16) -> u32 {
     let value: u32;
-    // SAFETY: as for `inb`. The VMM may read and write guest memory during the read (a page
-    // operation: its arguments, the pages it names), so unlike `Port::read` this is not
-    // `nomem`: the compiler keeps memory accesses on their side of it.
+    // SAFETY: as for `inb`.
     unsafe {
-        core::arch::asm!("in eax, dx", out("eax") value, in("dx") port, options(nostack, preserves_flags));
+        core::arch::asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack, preserves_flags));
+    }
+    value
+}
+
+/// Reads a 32-bit value from an I/O port with `a` in `rdi` and `b` in `rsi`, where the VMM
+/// reads them at the exit: the arguments of a page operation (`abi::devices`).
+#[inline]
+pub fn inl_with_args(port: u16, a: u32, b: u32) -> u32 {
+    let value: u32;
+    // SAFETY: as for `inb`. The VMM may read and write guest memory during the read (the
+    // pages a page operation names), so unlike `inl` this is not `nomem`: the compiler keeps
+    // memory accesses on their side of it.
+    unsafe {
+        core::arch::asm!(
+            "in eax, dx",
+            out("eax") value,
+            in("dx") port,
+            in("edi") a,
+            in("esi") b,
+            options(nostack, preserves_flags)
+        );
     }
     value
 }

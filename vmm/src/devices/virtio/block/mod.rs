@@ -40,7 +40,7 @@ pub use self::metrics::BlockMetrics;
 use self::request::{ID_BYTES, Request, RequestError, RequestKind};
 use super::mmio::{CONFIG_OFFSET, MmioTransport, QUEUE_INDEX};
 use crate::devices::GuestRequest;
-use crate::devices::bus::BusDevice;
+use crate::devices::bus::{ArgRegs, BusDevice};
 
 /// Entries in the device's one queue (`QueueNumMax`).
 pub const QUEUE_NUM_MAX: u16 = 256;
@@ -253,7 +253,7 @@ impl VirtioBlock {
 }
 
 impl BusDevice for VirtioBlock {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
+    fn read(&mut self, offset: u64, data: &mut [u8], _args: ArgRegs) {
         self.count_access();
         match offset.checked_sub(CONFIG_OFFSET) {
             Some(config_offset) => self.read_config(config_offset, data),
@@ -363,7 +363,7 @@ mod tests {
 
         fn read(&mut self, reg: u32) -> u32 {
             let mut word = [0u8; 4];
-            self.dev.read(u64::from(reg), &mut word);
+            self.dev.read(u64::from(reg), &mut word, ArgRegs::default());
             u32::from_le_bytes(word)
         }
 
@@ -513,7 +513,8 @@ mod tests {
 
         // Capacity, read as one u64 and as two u32 halves.
         let mut capacity = [0u8; 8];
-        drv.dev.read(CONFIG_OFFSET, &mut capacity);
+        drv.dev
+            .read(CONFIG_OFFSET, &mut capacity, ArgRegs::default());
         assert_eq!(u64::from_le_bytes(capacity), DISK_SECTORS);
         assert_eq!(drv.read(CONFIG_OFFSET as u32), DISK_SECTORS as u32);
         assert_eq!(drv.read(CONFIG_OFFSET as u32 + 4), 0);
@@ -822,22 +823,24 @@ mod tests {
         let disk = TempDisk::new("config", 0x1234 * 512);
         let mut drv = Driver::new(&disk, "x");
         let mut byte = [0u8; 1];
-        drv.dev.read(CONFIG_OFFSET + 1, &mut byte);
+        drv.dev
+            .read(CONFIG_OFFSET + 1, &mut byte, ArgRegs::default());
         assert_eq!(byte, [0x12]);
         let mut half = [0u8; 2];
-        drv.dev.read(CONFIG_OFFSET, &mut half);
+        drv.dev.read(CONFIG_OFFSET, &mut half, ArgRegs::default());
         assert_eq!(u16::from_le_bytes(half), 0x1234);
         // Straddling the end of `capacity`, and beyond it: zeros.
         let mut word = [0xffu8; 4];
-        drv.dev.read(CONFIG_OFFSET + 6, &mut word);
+        drv.dev
+            .read(CONFIG_OFFSET + 6, &mut word, ArgRegs::default());
         assert_eq!(word, [0; 4]);
-        drv.dev.read(0xff8, &mut word);
+        drv.dev.read(0xff8, &mut word, ArgRegs::default());
         assert_eq!(word, [0; 4]);
-        drv.dev.read(u64::MAX - 3, &mut word);
+        drv.dev.read(u64::MAX - 3, &mut word, ArgRegs::default());
         assert_eq!(word, [0; 4]);
         // Writes to the configuration space are dropped.
         assert_eq!(drv.dev.write(CONFIG_OFFSET, &[0; 8]), None);
-        drv.dev.read(CONFIG_OFFSET, &mut half);
+        drv.dev.read(CONFIG_OFFSET, &mut half, ArgRegs::default());
         assert_eq!(u16::from_le_bytes(half), 0x1234);
     }
 
