@@ -4,6 +4,10 @@
 //! rate measured on the host (the guest reads the host's TSC: KVM applies no offset here).
 //! Each fault is also given as a ratio to the `int 0x42` round trip of the same run and to
 //! the host's own anonymous page fault and 4 KiB `pread`, in a 64 MiB and a 2 GiB guest.
+//!
+//! One run of a nested guest varies by tens of microseconds per fault, as much as the
+//! swap-in target itself, so each program runs several times and the results are medians
+//! (a target that compares two faults takes the median of their per-run difference).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -55,9 +59,7 @@ fn guest_results(program: &str, mem_mib: u32, options: &[&str]) -> Vec<(String, 
 /// The host's own anonymous page fault, in seconds: the median of 7 runs (one run varies
 /// several-fold on a nested host).
 fn host_anon_fault() -> f64 {
-    let mut runs: Vec<f64> = (0..7).map(|_| host_anon_fault_once()).collect();
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
+    median((0..7).map(|_| host_anon_fault_once()).collect())
 }
 
 /// One measurement of the host's anonymous page fault: first touches of fresh memory.
@@ -101,8 +103,15 @@ fn main() {
     let mut missed = Vec::new();
     // Fault costs must not grow with guest memory: measure a small and a large guest. Then
     // paging under pressure in a 16 MiB guest (eviction to swap, swap-in).
-    for (program, mem_mib) in [("bench-proc", 64), ("bench-proc", 2048), ("bench-swap", 16)] {
-        let results = guest_results(program, mem_mib, &[]);
+    for (program, mem_mib, runs) in [
+        ("bench-proc", 64, 3),
+        ("bench-proc", 2048, 3),
+        ("bench-swap", 16, 5),
+    ] {
+        let all: Vec<_> = (0..runs)
+            .map(|_| guest_results(program, mem_mib, &[]))
+            .collect();
+        let results = medians(&all);
         let get = |name: &str| {
             results
                 .iter()
@@ -110,7 +119,7 @@ fn main() {
                 .map_or(f64::NAN, |(_, cycles)| cycles / hz)
         };
         let int42 = get("int42_round_trip");
-        println!("  {program} in a guest with {mem_mib} MiB:");
+        println!("  {program} in a guest with {mem_mib} MiB (medians of {runs} runs):");
         for (name, cycles) in &results {
             let s = cycles / hz;
             if name.ends_with("_fault") {
@@ -135,12 +144,27 @@ fn main() {
                 ));
             }
         } else {
-            let extra = get("swap_in_fault") - zero;
+            let differences = |name: &str| {
+                let per_run: Vec<f64> = all
+                    .iter()
+                    .map(|r| (cycles_of(r, name) - cycles_of(r, "zero_fill_fault")) / hz)
+                    .collect();
+                (median(per_run.clone()), per_run)
+            };
+            let (extra, per_run) = differences("swap_in_fault");
             let allowed = exit + 2.0 * pread;
             println!(
-                "    eviction (evict_fault - zero_fill_fault): {:.1} us; swap-in - zero-fill: {:.1} us (target: one VM exit + 2 host preads = {:.1} us)",
-                (get("evict_fault") - zero) * 1e6,
+                "    eviction (evict_fault - zero_fill_fault): {:.1} us",
+                differences("evict_fault").0 * 1e6
+            );
+            println!(
+                "    swap-in - zero-fill: {:.1} us (runs: {}; target: one VM exit + 2 host preads = {:.1} us)",
                 extra * 1e6,
+                per_run
+                    .iter()
+                    .map(|d| format!("{:.1}", d * 1e6))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 allowed * 1e6
             );
             if extra.is_nan() || extra > allowed {
@@ -160,18 +184,49 @@ fn main() {
 }
 
 /// One bare VM exit as the guest sees it, in seconds: the kernel's `vm_exit` benchmark
-/// (`vmm run --bench`).
+/// (`vmm run --bench`), the median of 3 runs.
 fn vm_exit_seconds() -> f64 {
-    let output = Command::new(vmm_path())
-        .args(["run", "--bench"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn vmm");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("bench vm_exit: "))
-        .and_then(|v| v.trim_end_matches(" ns").parse::<f64>().ok())
-        .map_or(f64::NAN, |ns| ns / 1e9)
+    let once = || {
+        let output = Command::new(vmm_path())
+            .args(["run", "--bench"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn vmm");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("bench vm_exit: "))
+            .and_then(|v| v.trim_end_matches(" ns").parse::<f64>().ok())
+            .map_or(f64::NAN, |ns| ns / 1e9)
+    };
+    median((0..3).map(|_| once()).collect())
+}
+
+/// The median of `values` (NaN if there are none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The cycles `results` (one run) gives for `name`, or NaN.
+fn cycles_of(results: &[(String, f64)], name: &str) -> f64 {
+    results
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(f64::NAN, |(_, c)| *c)
+}
+
+/// Per-name medians over `runs`, in the first run's order.
+fn medians(runs: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|(name, _)| {
+            let values = runs.iter().map(|r| cycles_of(r, name)).collect();
+            (name.clone(), median(values))
+        })
+        .collect()
 }
 
 /// The cost of the stats page's counters on the fault path: the zero-fill and lazy-load
@@ -186,12 +241,7 @@ fn counter_cost() {
         off.push(guest_results("bench-proc", 64, &["--no-fault-counters"]));
     }
     let median = |runs: &[Vec<(String, f64)>], name: &str| {
-        let mut v: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| r.iter().find(|(n, _)| n == name).map(|(_, c)| *c))
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        median(runs.iter().map(|r| cycles_of(r, name)).collect())
     };
     println!("  fault-path counters (bench-proc, 64 MiB, median of {RUNS} interleaved runs each):");
     for name in ["zero_fill_fault", "lazy_load_fault", "int42_round_trip"] {
