@@ -318,11 +318,11 @@ fn claim(process: &mut Process, addr: u64, rsp: u64) -> Option<FaultOutcome> {
             slot: Some(slot),
         } => {
             // The page leaves its slot now, in the one lookup: the entry is not touched
-            // again (see `swap_in`).
-            *state = Page::Anon {
-                writable,
-                slot: None,
-            };
+            // again (see `swap_in`). Only the slot changes (one store, not the whole
+            // entry).
+            if let Page::Anon { slot, .. } = state {
+                *slot = None;
+            }
             (
                 swap_in(&mut process.space, oom, page, writable, slot),
                 FaultOutcome::SwapIn,
