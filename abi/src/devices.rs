@@ -46,7 +46,7 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 48;
+pub const SYSCTL_PORT_COUNT: u16 = 56;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
@@ -60,7 +60,8 @@ pub const SYSCTL_CONSOLE: u16 = 12;
 
 // Page operations. Each is a 32-bit *read* (`in eax, dx`) of its own register, with the
 // arguments `a` in `rdi` and `b` in `rsi` (page numbers, guest-physical address / 4 KiB, or
-// swap slots, as each register says); the value read is the result. The VMM does the
+// swap slots, as each register says) and, for the operations that map a user page, a map
+// request in `rcx` and `r8` (below); the value read is the result. The VMM does the
 // operation before the read completes: one VM exit instead of a page of `rep stos`/`rep
 // movs` (which KVMs that emulate ring 0 run one element at a time), or instead of a virtio
 // request the guest must build and parse. The arguments travel in registers, which KVM hands
@@ -75,6 +76,18 @@ pub const SYSCTL_CONSOLE: u16 = 12;
 // bitmap in emulated ring 0. The VMM also counts these operations on the stats page
 // (`swap_reads`, `swap_writes`, `swap_disk_requests`, `swap_disk_sectors` and the
 // `swap_slots_*` gauges), as the kernel counts its own virtio requests there.
+//
+// Map requests. [`SYSCTL_PAGE_MAP`], [`SYSCTL_ZERO_MAP`] and [`SYSCTL_SWAP_IN_MAP`] map
+// their page `a` for a user page fault, after filling it (nothing, zeros, the swap slot),
+// in the same exit: `rcx` holds the user page's address, with [`MAP_WRITABLE`] in bit 0 for
+// a writable page, and `r8` the page number of the address space's PML4. The other
+// operations never read those registers. The VMM walks the guest's page tables and,
+// if every table on the way is present and the leaf entry is unused (0) or an evicted page
+// ([`PTE_LISTED`] alone), sets the leaf to `a`'s address | present | user | [`PTE_LISTED`]
+// (| writable). It never changes a present entry, so no TLB holds the old one. Why: where
+// ring 0 is emulated, the kernel's own 4-level walk and store cost ~60 us of a ~300 us
+// fault, an exit ~10 us. A missing table (the first page of a region) is left to the
+// kernel ([`PAGE_OP_NOT_MAPPED`]), which allocates and maps as before.
 
 /// Clear page `a`.
 pub const SYSCTL_PAGE_ZERO: u16 = 16;
@@ -92,9 +105,28 @@ pub const SYSCTL_SWAP_SHARE: u16 = 32;
 pub const SYSCTL_SWAP_DROP: u16 = 36;
 /// Reads the number of free swap slots (no arguments).
 pub const SYSCTL_SWAP_FREE: u16 = 40;
+/// Map page `a` as the map request says (a page already filled, or a fresh zero frame).
+pub const SYSCTL_PAGE_MAP: u16 = 44;
+/// [`SYSCTL_PAGE_ZERO`], then map page `a` as the map request says.
+pub const SYSCTL_ZERO_MAP: u16 = 48;
+/// [`SYSCTL_SWAP_IN`], then map page `a` as the map request says.
+pub const SYSCTL_SWAP_IN_MAP: u16 = 52;
 
-/// Result of a page operation that worked (but [`SYSCTL_SWAP_OUT`] reads the slot).
+/// Bit 0 of a map request's address: the page is writable.
+pub const MAP_WRITABLE: u64 = 1;
+/// Software bit 10 of a leaf page-table entry: the kernel lists the page among its
+/// address space's mapped pages. An evicted page's entry keeps only this bit.
+pub const PTE_LISTED: u64 = 1 << 10;
+
+/// Result of a page operation that worked (but [`SYSCTL_SWAP_OUT`] reads the slot); with a
+/// map request, the page was mapped over an evicted page's entry.
 pub const PAGE_OP_DONE: u32 = 0;
+/// Result of a page operation with a map request that mapped its page at an entry never
+/// used before: the kernel lists the page.
+pub const PAGE_OP_MAPPED_NEW: u32 = 1;
+/// Result of a page operation with a map request that did its work but did not map the
+/// page (a table on the way is missing, or the entry is in use): the kernel maps it.
+pub const PAGE_OP_NOT_MAPPED: u32 = 2;
 /// Result of a page operation that was refused (bad page or slot, no swap disk) or failed
 /// on the host.
 pub const PAGE_OP_FAILED: u32 = u32::MAX;
@@ -149,6 +181,9 @@ mod tests {
             SYSCTL_SWAP_SHARE,
             SYSCTL_SWAP_DROP,
             SYSCTL_SWAP_FREE,
+            SYSCTL_PAGE_MAP,
+            SYSCTL_ZERO_MAP,
+            SYSCTL_SWAP_IN_MAP,
         ] {
             assert!(r % 4 == 0 && r + 4 <= SYSCTL_PORT_COUNT);
         }

@@ -17,6 +17,24 @@ pub fn page_op(register: u16, a: u32, b: u32) -> u32 {
     cpu::inl_with_args(SYSCTL_PORT + register, a, b)
 }
 
+/// A request that a page operation also map its page for a user page fault
+/// (`abi::devices`), made by the address space (`AddressSpace::map_request`).
+#[derive(Clone, Copy, Debug)]
+pub struct MapRequest {
+    /// The user page's address, with `abi::devices::MAP_WRITABLE` for a writable page.
+    pub page: u64,
+    /// Page number of the address space's PML4.
+    pub root: u32,
+}
+
+/// [`page_op`] for `SYSCTL_PAGE_MAP`, `SYSCTL_ZERO_MAP` or `SYSCTL_SWAP_IN_MAP`, which map
+/// page `a` as `map` asks, in the same VM exit; returns its result (`PAGE_OP_DONE`,
+/// `PAGE_OP_MAPPED_NEW`, `PAGE_OP_NOT_MAPPED` or `PAGE_OP_FAILED`).
+#[inline(always)]
+pub fn page_op_and_map(register: u16, a: u32, b: u32, map: MapRequest) -> u32 {
+    cpu::inl_with_args4(SYSCTL_PORT + register, a, b, map.page, map.root)
+}
+
 /// Console text gathered in the console page and handed to the VMM with one register write
 /// (one VM exit) per page or per [`ConsolePage::flush`].
 ///

@@ -293,18 +293,24 @@ fn count_user_frames(pool: &FramePool) {
 /// the pool is empty.
 #[inline(always)]
 pub fn alloc(which: Pool, zero: Zero) -> Option<Frame> {
-    let (frame, is_zero) = {
-        let mut p = pool(which).lock();
-        let taken = p.take(zero)?;
-        if which == Pool::User {
-            count_user_frames(&p);
-        }
-        taken
-    };
+    let (frame, is_zero) = alloc_as_is(which, zero)?;
     if zero == Zero::Yes && !is_zero {
         zero_frame(frame);
     }
     Some(frame)
+}
+
+/// Allocates a frame from `which` pool as it is: a never-used (zero) one first if `zero`
+/// asks for it, else a used one first; returns it and whether it reads as zero. For a
+/// caller that clears it together with other work (a page fault's one page operation).
+#[inline(always)]
+pub fn alloc_as_is(which: Pool, zero: Zero) -> Option<(Frame, bool)> {
+    let mut p = pool(which).lock();
+    let taken = p.take(zero)?;
+    if which == Pool::User {
+        count_user_frames(&p);
+    }
+    Some(taken)
 }
 
 /// Allocates `count` physically contiguous frames that have never been used (so they read

@@ -15,6 +15,7 @@
 
 use alloc::vec::Vec;
 
+use abi::devices::{MAP_WRITABLE, PTE_LISTED};
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 use spin::Once;
 use x86_64::PhysAddr;
@@ -24,6 +25,7 @@ use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
 
 use super::frame::{self, Frame, Pool, Zero};
+use crate::drivers::sysctl::MapRequest;
 
 /// The kernel's page tables (the VMM's boot tables), which every address space shares.
 static KERNEL_PML4: Once<Frame> = Once::new();
@@ -40,8 +42,9 @@ const TABLE_FLAGS: Flags = Flags::PRESENT
 const COW: Flags = Flags::BIT_9;
 /// Software bit of a leaf entry: `va` is on the space's `mapped` list. An evicted page's
 /// entry keeps only this bit, so mapping it again does not list it twice (and eviction
-/// need not search the list).
-const LISTED: Flags = Flags::BIT_10;
+/// need not search the list). The VMM knows it too: it maps pages for faults
+/// (`abi::devices`, map requests).
+const LISTED: Flags = Flags::from_bits_truncate(PTE_LISTED);
 
 /// Records the running page tables as the kernel's. Call once at boot.
 pub fn init() {
@@ -204,6 +207,25 @@ impl AddressSpace {
             self.mapped.push(va);
         }
         Ok(())
+    }
+
+    /// A request that the VMM map a page at user page `va` in this space with `flags`, in
+    /// the page operation that fills its frame (`abi::devices`). It maps only where the
+    /// tables exist and the entry is unused or evicted, as [`map`](Self::map) would, and
+    /// says if it did not; a page it mapped at an unused entry must then be
+    /// [`listed`](Self::listed).
+    #[inline(always)]
+    pub fn map_request(&self, va: u64, flags: PageFlags) -> MapRequest {
+        MapRequest {
+            page: va | if flags.writable { MAP_WRITABLE } else { 0 },
+            root: self.pml4.number(),
+        }
+    }
+
+    /// Lists user page `va`, which the VMM mapped at an entry never used before.
+    #[inline(always)]
+    pub fn listed(&mut self, va: u64) {
+        self.mapped.push(va);
     }
 
     /// Takes user page `va` out of memory (eviction): the entry stops mapping it (the TLB

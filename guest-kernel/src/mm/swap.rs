@@ -12,6 +12,9 @@
 //! emulated instructions on every eviction and swap-in on KVMs that emulate ring 0; there
 //! it is part of the one VM exit the page's move costs anyway. The VMM keeps the
 //! `swap_*` counters of the stats page for the same reason.
+//!
+//! A page fault reads its page back with the same operation plus a map request, so that
+//! the VMM also maps the page in that exit (`proc::swap_in`); [`swap_in`] is the plain read.
 
 use spin::Once;
 

@@ -20,10 +20,15 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
+use abi::devices::{
+    PAGE_OP_DONE, PAGE_OP_MAPPED_NEW, PAGE_OP_NOT_MAPPED, SYSCTL_PAGE_MAP, SYSCTL_SWAP_IN_MAP,
+    SYSCTL_ZERO_MAP,
+};
 use abi::layout::PAGE_SIZE;
 
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::user::{self, TRAMPOLINE_VA, USER_CS, USER_DS, USER_RFLAGS};
+use crate::drivers::sysctl;
 use crate::fs;
 use crate::mm::frame::{self, Frame, Pool, Zero};
 use crate::mm::page_table::{self, AddressSpace, PageFlags};
@@ -333,7 +338,8 @@ fn claim(process: &mut Process, addr: u64, rsp: u64) -> Option<FaultOutcome> {
     Some(outcome)
 }
 
-/// Maps a zeroed frame at `page` (a zero-fill fault); returns it.
+/// Maps a zeroed frame at `page` (a zero-fill fault); returns it. A frame that is not zero
+/// yet is cleared by the VMM in the exit that maps it.
 #[inline(always)]
 fn map_zeroed(
     space: &mut AddressSpace,
@@ -341,11 +347,46 @@ fn map_zeroed(
     page: u64,
     writable: bool,
 ) -> Option<Frame> {
-    map_or_free(space, page, fault_frame(oom, Zero::Yes)?, writable)
+    let (f, is_zero) = fault_frame(oom, Zero::Yes)?;
+    let fill = if is_zero {
+        SYSCTL_PAGE_MAP
+    } else {
+        SYSCTL_ZERO_MAP
+    };
+    vmm_fill_and_map(space, page, f, writable, fill, 0)
+}
+
+/// Has the VMM fill the fault's frame `f` and map it at `page` with page operation `fill`
+/// (`SYSCTL_PAGE_MAP`, which fills nothing, `SYSCTL_ZERO_MAP` or `SYSCTL_SWAP_IN_MAP`, with
+/// second argument `b`), in one VM exit: where ring 0 is emulated, the kernel's own
+/// page-table walk costs several exits' worth. Maps it here if the VMM did not (a
+/// page-table page is missing: the first page of a region). Returns the frame, or frees it
+/// if the operation failed or the page cannot be mapped.
+#[inline(always)]
+fn vmm_fill_and_map(
+    space: &mut AddressSpace,
+    page: u64,
+    f: Frame,
+    writable: bool,
+    fill: u16,
+    b: u32,
+) -> Option<Frame> {
+    let request = space.map_request(page, PageFlags { writable });
+    match sysctl::page_op_and_map(fill, f.number(), b, request) {
+        PAGE_OP_DONE => Some(f),
+        PAGE_OP_MAPPED_NEW => {
+            space.listed(page);
+            Some(f)
+        }
+        PAGE_OP_NOT_MAPPED => map_or_free(space, page, f, writable),
+        _ => {
+            frame::free(f);
+            None
+        }
+    }
 }
 
 /// Maps the fault's frame `f` at `page` and returns it, or frees it if it cannot be mapped.
-#[inline(always)]
 fn map_or_free(space: &mut AddressSpace, page: u64, f: Frame, writable: bool) -> Option<Frame> {
     if space.map(page, f, PageFlags { writable }).is_err() {
         frame::free(f);
@@ -354,12 +395,12 @@ fn map_or_free(space: &mut AddressSpace, page: u64, f: Frame, writable: bool) ->
     Some(f)
 }
 
-/// A user frame for a page fault, evicting if needed; marks the process out of memory if
-/// there is none.
-fn fault_frame(oom: &mut bool, zero: Zero) -> Option<Frame> {
-    let f = paging::alloc(zero);
-    *oom |= f.is_none();
-    f
+/// A user frame for a page fault, evicting if needed, as it is (see `frame::alloc_as_is`),
+/// with whether it reads as zero; marks the process out of memory if there is none.
+fn fault_frame(oom: &mut bool, zero: Zero) -> Option<(Frame, bool)> {
+    let taken = paging::alloc_as_is(zero);
+    *oom |= taken.is_none();
+    taken
 }
 
 /// Maps at `page` a frame holding `ranges` of `file` and zeros elsewhere; returns it.
@@ -378,7 +419,10 @@ fn fill_and_map(
     } else {
         Zero::Yes
     };
-    let f = fault_frame(oom, zero)?;
+    let (f, is_zero) = fault_frame(oom, zero)?;
+    if zero == Zero::Yes && !is_zero {
+        frame::zero_frame(f);
+    }
     for range in ranges.iter().flatten() {
         let at = usize::from(range.page_offset);
         // SAFETY: the frame is ours until mapped; the range lies inside the page (checked
@@ -390,12 +434,13 @@ fn fill_and_map(
             return None;
         }
     }
-    map_or_free(space, page, f, writable)
+    vmm_fill_and_map(space, page, f, writable, SYSCTL_PAGE_MAP, 0)
 }
 
-/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot`; the
-/// page lets go of the slot, which its entry no longer names. Also on failure: the process
-/// dies then, and its exit frees only the slots its entries name.
+/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot` (by
+/// the VMM, in the exit that maps it: see `mm::swap`); the page lets go of the slot, which
+/// its entry no longer names. Also on failure: the process dies then, and its exit frees
+/// only the slots its entries name.
 #[inline(always)]
 fn swap_in(
     space: &mut AddressSpace,
@@ -404,15 +449,11 @@ fn swap_in(
     writable: bool,
     slot: u32,
 ) -> Option<Frame> {
-    let Some(f) = fault_frame(oom, Zero::No) else {
+    let Some((f, _)) = fault_frame(oom, Zero::No) else {
         crate::mm::swap::release_slot(slot);
         return None;
     };
-    if crate::mm::swap::swap_in(slot, f).is_err() {
-        frame::free(f);
-        return None;
-    }
-    map_or_free(space, page, f, writable)
+    vmm_fill_and_map(space, page, f, writable, SYSCTL_SWAP_IN_MAP, slot)
 }
 
 /// Most pages one process may register (program, mappings): what memory and swap together
@@ -609,7 +650,7 @@ fn break_cow(process: &mut Process, addr: u64) -> Option<FaultOutcome> {
     paging::pin(shared);
     let copy = fault_frame(&mut process.out_of_memory, Zero::No);
     paging::unpin(shared);
-    let copy = copy?;
+    let (copy, _) = copy?;
     frame::copy_frame(shared, copy);
     process.space.resolve_cow(page, copy);
     let owner: *mut Process = process;

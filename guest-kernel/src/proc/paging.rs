@@ -229,14 +229,21 @@ pub fn unpin(frame: Frame) {
 /// slot and swap is full or absent): the caller's process is out of memory.
 #[inline]
 pub fn alloc(zero: Zero) -> Option<Frame> {
-    if let Some(f) = frame::alloc(Pool::User, zero) {
-        return Some(f);
-    }
-    let f = evict_one()?;
-    if zero == Zero::Yes {
+    let (f, is_zero) = alloc_as_is(zero)?;
+    if zero == Zero::Yes && !is_zero {
         frame::zero_frame(f);
     }
     Some(f)
+}
+
+/// A user frame as it is (see `frame::alloc_as_is`), evicting a page if none is free;
+/// with whether it reads as zero.
+#[inline(always)]
+pub fn alloc_as_is(zero: Zero) -> Option<(Frame, bool)> {
+    if let Some(taken) = frame::alloc_as_is(Pool::User, zero) {
+        return Some(taken);
+    }
+    Some((evict_one()?, false))
 }
 
 /// Runs the clock until a page leaves memory; returns its frame (now nobody's).

@@ -8,13 +8,15 @@ use std::fmt;
 
 use super::GuestRequest;
 
-/// The guest's argument registers at a read: `rdi` and `rsi`, which KVM hands over with the
-/// exit (`KVM_CAP_SYNC_REGS`). Page operations take their arguments there
+/// The guest's argument registers at a read: `rdi`, `rsi`, `rcx` and `r8`, which KVM hands
+/// over with the exit (`KVM_CAP_SYNC_REGS`). Page operations take their arguments there
 /// (`abi::devices`); other registers ignore them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ArgRegs {
     pub a: u64,
     pub b: u64,
+    pub c: u64,
+    pub d: u64,
 }
 
 /// A device on the bus. `offset` is relative to the base the device was inserted at.
@@ -172,7 +174,11 @@ mod tests {
         bus.insert(0x3f8, 8, "a", Box::new(a.clone())).unwrap();
         bus.insert(0x500, 8, "b", Box::new(b.clone())).unwrap();
         let mut byte = [0u8; 1];
-        bus.read(0x3fd, &mut byte, ArgRegs { a: 0x42, b: 1 });
+        let args = ArgRegs {
+            a: 0x42,
+            ..ArgRegs::default()
+        };
+        bus.read(0x3fd, &mut byte, args);
         assert_eq!(byte, [0x42]);
         assert_eq!(
             bus.write(0x504, &[0xee, 0, 0, 0]),

@@ -4,9 +4,11 @@
 //! memory and the swap disk's file), for the kernel.
 
 use abi::devices::{
-    MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX,
-    SYSCTL_CONSOLE, SYSCTL_EXIT, SYSCTL_PAGE_COPY, SYSCTL_PAGE_ZERO, SYSCTL_PANIC,
-    SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_OUT, SYSCTL_SWAP_SHARE,
+    MAP_WRITABLE, MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_MAPPED_NEW,
+    PAGE_OP_NOT_MAPPED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX, PTE_LISTED, SYSCTL_CONSOLE,
+    SYSCTL_EXIT, SYSCTL_PAGE_COPY, SYSCTL_PAGE_MAP, SYSCTL_PAGE_ZERO, SYSCTL_PANIC,
+    SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_IN_MAP, SYSCTL_SWAP_OUT,
+    SYSCTL_SWAP_SHARE, SYSCTL_ZERO_MAP,
 };
 use abi::fs::SECTORS_PER_BLOCK;
 use abi::stats::StatsPage;
@@ -17,12 +19,15 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use abi::layout::{CONSOLE_PAGE_GPA, PAGE_SIZE, PANIC_PAGE_GPA, STATS_PAGE_GPA};
+use abi::layout::{CONSOLE_PAGE_GPA, KERN_BASE, PAGE_SIZE, PANIC_PAGE_GPA, STATS_PAGE_GPA};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 
 use super::GuestRequest;
 use super::bus::{ArgRegs, BusDevice};
 use super::swap_slots::SwapSlots;
+use crate::arch::x86_64::page_tables::{
+    PTE_ADDR_MASK, PTE_HUGE, PTE_PRESENT, PTE_USER, PTE_WRITABLE,
+};
 use crate::stats::PageOpCounters;
 
 /// The system-control registers. Holds guest memory to read the panic and console pages
@@ -86,6 +91,9 @@ fn is_page_op(register: u16) -> bool {
             | SYSCTL_SWAP_SHARE
             | SYSCTL_SWAP_DROP
             | SYSCTL_SWAP_FREE
+            | SYSCTL_PAGE_MAP
+            | SYSCTL_ZERO_MAP
+            | SYSCTL_SWAP_IN_MAP
     )
 }
 
@@ -149,18 +157,24 @@ impl SysCtl {
     /// Does the page operation of `register` with the arguments the guest passed in its
     /// registers; returns its result. Every argument is the guest's: anything but whole RAM pages
     /// (distinct, for a copy), a slot in use and a known operation is refused.
-    fn page_op(&mut self, register: u16, ArgRegs { a, b }: ArgRegs) -> u32 {
+    fn page_op(&mut self, register: u16, ArgRegs { a, b, c, d }: ArgRegs) -> u32 {
         let (result, counter) = match register {
-            SYSCTL_PAGE_ZERO => (self.zero(a), Some(&self.counters.zero)),
+            SYSCTL_PAGE_ZERO | SYSCTL_ZERO_MAP => (self.zero(a), Some(&self.counters.zero)),
             SYSCTL_PAGE_COPY => (self.copy(a, b), Some(&self.counters.copy)),
             SYSCTL_SWAP_OUT => (self.swap_out(a, b), Some(&self.counters.swap_out)),
-            SYSCTL_SWAP_IN => (self.swap_in(a, b), Some(&self.counters.swap_in)),
+            SYSCTL_SWAP_IN | SYSCTL_SWAP_IN_MAP => {
+                (self.swap_in(a, b), Some(&self.counters.swap_in))
+            }
             SYSCTL_SWAP_SHARE => (self.swap_slots(|s| s.share(a)), None),
             SYSCTL_SWAP_DROP => (self.swap_slots(|s| s.release(a)), None),
             SYSCTL_SWAP_FREE => {
                 let free = self.swap.as_ref().map_or(0, |s| s.slots.free());
                 (free as u32, None)
             }
+            SYSCTL_PAGE_MAP => match self.page(a) {
+                Some(_) => (PAGE_OP_DONE, None),
+                None => (PAGE_OP_FAILED, None),
+            },
             _ => (PAGE_OP_FAILED, None),
         };
         let counter = match result {
@@ -169,10 +183,69 @@ impl SysCtl {
             PAGE_OP_SWAP_FULL if register == SYSCTL_SWAP_OUT => None,
             _ => counter,
         };
-        if let Some(c) = counter {
-            c.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let maps = matches!(
+            register,
+            SYSCTL_PAGE_MAP | SYSCTL_ZERO_MAP | SYSCTL_SWAP_IN_MAP
+        );
+        if result == PAGE_OP_DONE && maps {
+            return self.map(a, c, d);
         }
         result
+    }
+
+    /// Carries out a map request (`abi::devices`): page `page` (RAM, checked by the caller)
+    /// at the user address in `request` (bit 0: writable), in the address space whose PML4
+    /// is page `root`. Every value is the guest's: a walk that leaves RAM or meets a missing
+    /// or huge table, or a leaf entry in use, maps nothing.
+    fn map(&self, page: u64, request: u64, root: u64) -> u32 {
+        let va = request & !(PAGE_SIZE - 1);
+        let Some(at) = (va < KERN_BASE)
+            .then(|| self.leaf_entry(root, va))
+            .flatten()
+        else {
+            return PAGE_OP_NOT_MAPPED;
+        };
+        let old = match self.memory.load::<u64>(at, Ordering::Relaxed) {
+            Ok(old) if old == 0 || old == PTE_LISTED => old,
+            _ => return PAGE_OP_NOT_MAPPED,
+        };
+        let mut entry = (page * PAGE_SIZE) | PTE_PRESENT | PTE_USER | PTE_LISTED;
+        if request & MAP_WRITABLE != 0 {
+            entry |= PTE_WRITABLE;
+        }
+        // One aligned store: the entry goes from not present to present, so no TLB holds
+        // it, and the vCPU is stopped in this exit.
+        if self.memory.store(entry, at, Ordering::Relaxed).is_err() {
+            return PAGE_OP_NOT_MAPPED;
+        }
+        self.counters.map.fetch_add(1, Ordering::Relaxed);
+        if old == 0 {
+            PAGE_OP_MAPPED_NEW
+        } else {
+            PAGE_OP_DONE
+        }
+    }
+
+    /// The guest-physical address of the leaf entry for user address `va` in the page
+    /// tables rooted at page `root`, if every table on the way is present, user-accessible
+    /// and not a huge page.
+    fn leaf_entry(&self, root: u64, va: u64) -> Option<GuestAddress> {
+        let mut table = root.checked_mul(PAGE_SIZE)?;
+        for level in [4, 3, 2] {
+            let index = (va >> (12 + 9 * (level - 1))) & 0x1ff;
+            let entry = self
+                .memory
+                .load::<u64>(GuestAddress(table + index * 8), Ordering::Relaxed)
+                .ok()?;
+            if entry & (PTE_PRESENT | PTE_USER) != PTE_PRESENT | PTE_USER || entry & PTE_HUGE != 0 {
+                return None;
+            }
+            table = entry & PTE_ADDR_MASK;
+        }
+        Some(GuestAddress(table + ((va >> 12) & 0x1ff) * 8))
     }
 
     /// Guest page number `n` as a slice of guest memory, if it is all RAM.
@@ -408,9 +481,7 @@ mod tests {
 
     /// Reads `register` with arguments `a` and `b` and returns the result.
     fn page_op(dev: &mut SysCtl, register: u16, a: u64, b: u64) -> u32 {
-        let mut result = [0u8; 4];
-        dev.read(u64::from(register), &mut result, ArgRegs { a, b });
-        u32::from_le_bytes(result)
+        page_op_map(dev, register, a, b, 0, 0)
     }
 
     /// Guest memory of 64 KiB with a stats page set up (a device writes it).
@@ -474,16 +545,118 @@ mod tests {
         dev.read(
             u64::from(SYSCTL_PAGE_ZERO),
             &mut narrow,
-            ArgRegs { a: 0x9, b: 0 },
+            ArgRegs {
+                a: 0x9,
+                ..ArgRegs::default()
+            },
         );
         assert_eq!(narrow, [0xff; 2]);
         assert_eq!(page_op(&mut dev, SYSCTL_EXIT, 0x9, 0), 0);
-        assert_eq!(page_op(&mut dev, 44, 0x9, 0), 0);
+        assert_eq!(page_op(&mut dev, 8, 0x9, 0), 0);
         assert_eq!(byte(0x9000), 5);
         let counters = dev.counters();
         assert_eq!(counters.copy.load(Ordering::Relaxed), 1);
         assert_eq!(counters.zero.load(Ordering::Relaxed), 1);
         assert_eq!(counters.failed.load(Ordering::Relaxed), 12);
+    }
+
+    /// Reads `register` with arguments `a` and `b` and the map request `va` (with
+    /// [`MAP_WRITABLE`]) in the tables rooted at page `root`.
+    fn page_op_map(dev: &mut SysCtl, register: u16, a: u64, b: u64, va: u64, root: u64) -> u32 {
+        let mut result = [0u8; 4];
+        let args = ArgRegs {
+            a,
+            b,
+            c: va,
+            d: root,
+        };
+        dev.read(u64::from(register), &mut result, args);
+        u32::from_le_bytes(result)
+    }
+
+    #[test]
+    fn map_requests() {
+        const P: u64 = PTE_PRESENT | PTE_USER | PTE_WRITABLE;
+        // Tables at pages 0xa (PML4), 0xb, 0xc, 0xd (PT) for user address 0x40_0000.
+        const VA: u64 = 0x40_0000;
+        let memory = memory();
+        let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), None);
+        let entry = |gpa: u64| memory.read_obj::<u64>(GuestAddress(gpa)).unwrap();
+        let set = |gpa: u64, value: u64| memory.write_obj(value, GuestAddress(gpa)).unwrap();
+        // No tables yet: nothing is mapped, and the kernel is told to map it itself.
+        let w = MAP_WRITABLE;
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_PAGE_MAP, 0x8, 0, VA | w, 0xa),
+            PAGE_OP_NOT_MAPPED
+        );
+        set(0xa000, 0xb000 | P);
+        set(0xb000, 0xc000 | P);
+        set(0xc000 + 2 * 8, 0xd000 | P);
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_PAGE_MAP, 0x8, 0, VA | w, 0xa),
+            PAGE_OP_MAPPED_NEW
+        );
+        assert_eq!(entry(0xd000), 0x8000 | P | PTE_LISTED);
+        // An entry in use is never changed.
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_PAGE_MAP, 0x9, 0, VA, 0xa),
+            PAGE_OP_NOT_MAPPED
+        );
+        assert_eq!(entry(0xd000), 0x8000 | P | PTE_LISTED);
+        // An evicted page's entry (the listed bit alone), cleared and mapped read-only.
+        set(0xd008, PTE_LISTED);
+        memory
+            .write_slice(&[5u8; 4096], GuestAddress(0x9000))
+            .unwrap();
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_ZERO_MAP, 0x9, 0, VA + 0x1000, 0xa),
+            PAGE_OP_DONE
+        );
+        assert_eq!(entry(0xd008), 0x9000 | PTE_PRESENT | PTE_USER | PTE_LISTED);
+        assert_eq!(memory.read_obj::<u8>(GuestAddress(0x9fff)).unwrap(), 0);
+        // A plain fill ignores the map registers.
+        set(0xd010, PTE_LISTED);
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_PAGE_ZERO, 0x9, 0, VA + 0x2000, 0xa),
+            PAGE_OP_DONE
+        );
+        assert_eq!(entry(0xd010), PTE_LISTED);
+        // Hostile requests map nothing: a kernel address, a root or a table outside RAM,
+        // a table without the user bit, a huge page on the way, a page that is not RAM.
+        let before: Vec<u64> = (0..4).map(|i| entry(0xd000 + 8 * i)).collect();
+        for (page, va, root) in [
+            (0x9, KERN_BASE | w, 0xa),
+            (0x9, VA + 0x2000, u64::MAX),
+            (0x9, VA + 0x2000, 0x100),
+        ] {
+            assert_eq!(
+                page_op_map(&mut dev, SYSCTL_PAGE_MAP, page, 0, va, root),
+                PAGE_OP_NOT_MAPPED,
+                "{va:#x} {root:#x}"
+            );
+        }
+        set(0xc000 + 2 * 8, 0x10_0000 | P);
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_PAGE_MAP, 0x9, 0, VA + 0x2000, 0xa),
+            PAGE_OP_NOT_MAPPED
+        );
+        for bad in [0xd000 | PTE_PRESENT | PTE_WRITABLE, 0xd000 | P | PTE_HUGE] {
+            set(0xc000 + 2 * 8, bad);
+            assert_eq!(
+                page_op_map(&mut dev, SYSCTL_PAGE_MAP, 0x9, 0, VA + 0x2000, 0xa),
+                PAGE_OP_NOT_MAPPED
+            );
+        }
+        set(0xc000 + 2 * 8, 0xd000 | P);
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_PAGE_MAP, 0x10, 0, VA + 0x2000, 0xa),
+            PAGE_OP_FAILED
+        );
+        assert_eq!(
+            (0..4).map(|i| entry(0xd000 + 8 * i)).collect::<Vec<_>>(),
+            before
+        );
+        assert_eq!(dev.counters().map.load(Ordering::Relaxed), 2);
     }
 
     #[test]
@@ -512,8 +685,23 @@ mod tests {
         let on_disk = std::fs::read(&path).unwrap();
         assert!(on_disk[..4096].iter().all(|&b| b == 3));
         assert!(on_disk[4096..].iter().all(|&b| b == 4));
-        // Back in: slot 0 is free after its one reader, slot 1 after its second.
-        assert_eq!(op(SYSCTL_SWAP_IN, 0xa, 0), PAGE_OP_DONE);
+        // Back in: slot 0 is free after its one reader, slot 1 after its second. The first
+        // is also mapped at address 0, an evicted page (tables at pages 0xc to 0xf).
+        let table = |gpa: u64, value: u64| memory.write_obj(value, GuestAddress(gpa)).unwrap();
+        let up = PTE_PRESENT | PTE_USER | PTE_WRITABLE;
+        table(0xc000, 0xd000 | up);
+        table(0xd000, 0xe000 | up);
+        table(0xe000, 0xf000 | up);
+        table(0xf000, PTE_LISTED);
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_SWAP_IN_MAP, 0xa, 0, MAP_WRITABLE, 0xc),
+            PAGE_OP_DONE
+        );
+        let mut op = |register, a, b| page_op(&mut dev, register, a, b);
+        assert_eq!(
+            memory.read_obj::<u64>(GuestAddress(0xf000)).unwrap(),
+            0xa000 | up | PTE_LISTED
+        );
         assert_eq!((byte(0xa000), byte(0xafff)), (3, 3));
         assert_eq!(op(SYSCTL_SWAP_FREE, 0, 0), 1);
         assert_eq!(op(SYSCTL_SWAP_IN, 0xa, 0), PAGE_OP_FAILED, "slot 0 is free");

@@ -165,6 +165,8 @@ pub struct PageOpCounters {
     pub swap_in: AtomicU64,
     /// Pages written to the swap file.
     pub swap_out: AtomicU64,
+    /// User pages mapped (a map request, with or without a fill; see `abi::devices`).
+    pub map: AtomicU64,
     /// Operations refused or failed.
     pub failed: AtomicU64,
 }

@@ -126,6 +126,7 @@ pub fn json(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> Value {
             "copy": BlockMetrics::get(&stats.page_ops.copy),
             "swap_in": BlockMetrics::get(&stats.page_ops.swap_in),
             "swap_out": BlockMetrics::get(&stats.page_ops.swap_out),
+            "map": BlockMetrics::get(&stats.page_ops.map),
             "failed": BlockMetrics::get(&stats.page_ops.failed),
         },
     })

@@ -211,7 +211,7 @@ impl Vcpu {
         }
     }
 
-    /// The port, the data buffer and the guest's argument registers (`rdi`, `rsi`) of the
+    /// The port, the data buffer and the guest's argument registers (see [`ArgRegs`]) of the
     /// port read (`KVM_EXIT_IO`, direction in) that `KVM_RUN` just returned.
     fn io_in(&mut self) -> (u16, &mut [u8], ArgRegs) {
         let run = self.fd.get_kvm_run();
@@ -232,6 +232,8 @@ impl Vcpu {
             ArgRegs {
                 a: regs.rdi,
                 b: regs.rsi,
+                c: regs.rcx,
+                d: regs.r8,
             },
         )
     }

@@ -64,6 +64,28 @@ pub fn inl_with_args(port: u16, a: u32, b: u32) -> u32 {
     value
 }
 
+/// [`inl_with_args`] with two more arguments, `c` in `rcx` and `d` in `r8` (a page
+/// operation's map request).
+#[inline]
+pub fn inl_with_args4(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
+    let value: u32;
+    // SAFETY: as for `inl_with_args`; the VMM may also write a page-table entry of the
+    // faulting process (not present before), which the compiler must not cache across this.
+    unsafe {
+        core::arch::asm!(
+            "in eax, dx",
+            out("eax") value,
+            in("dx") port,
+            in("edi") a,
+            in("esi") b,
+            in("rcx") c,
+            in("r8d") d,
+            options(nostack, preserves_flags)
+        );
+    }
+    value
+}
+
 /// Writes a 32-bit value to an I/O port.
 pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.

@@ -24,6 +24,8 @@ const ENTRIES: usize = 512;
 pub const PTE_PRESENT: u64 = 1 << 0;
 /// Writable.
 pub const PTE_WRITABLE: u64 = 1 << 1;
+/// Page-table entry bit: user mode may use the mapping.
+pub const PTE_USER: u64 = 1 << 2;
 /// Write-through caching (with `PTE_CACHE_DISABLE`: uncached, for device registers).
 pub const PTE_WRITE_THROUGH: u64 = 1 << 3;
 /// Caching disabled.
