@@ -14,7 +14,7 @@ use crate::arch::x86_64::cpu;
 /// is shared, so no lock and no interrupt guard: an interrupt cannot split the instruction.
 #[inline(always)]
 pub fn page_op(register: u16, a: u32, b: u32) -> u32 {
-    cpu::inl_with_args(SYSCTL_PORT + register, a, b)
+    cpu::inl_with_args(SYSCTL_PORT + register, a, b, 0, 0)
 }
 
 /// A request that a page operation also map its page for a user page fault
@@ -32,7 +32,7 @@ pub struct MapRequest {
 /// `PAGE_OP_MAPPED_NEW`, `PAGE_OP_NOT_MAPPED` or `PAGE_OP_FAILED`).
 #[inline(always)]
 pub fn page_op_and_map(register: u16, a: u32, b: u32, map: MapRequest) -> u32 {
-    cpu::inl_with_args4(SYSCTL_PORT + register, a, b, map.page, map.root)
+    cpu::inl_with_args(SYSCTL_PORT + register, a, b, map.page, map.root)
 }
 
 /// Console text gathered in the console page and handed to the VMM with one register write

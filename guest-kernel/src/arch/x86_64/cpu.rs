@@ -43,34 +43,15 @@ pub fn inl(port: u16) -> u32 {
     value
 }
 
-/// Reads a 32-bit value from an I/O port with `a` in `rdi` and `b` in `rsi`, where the VMM
-/// reads them at the exit: the arguments of a page operation (`abi::devices`).
+/// Reads a 32-bit value from an I/O port with `a` in `rdi`, `b` in `rsi`, `c` in `rcx` and
+/// `d` in `r8`, where the VMM reads them at the exit: the arguments of a page operation and
+/// its map request (`abi::devices`).
 #[inline]
-pub fn inl_with_args(port: u16, a: u32, b: u32) -> u32 {
+pub fn inl_with_args(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
     let value: u32;
     // SAFETY: as for `inb`. The VMM may read and write guest memory during the read (the
-    // pages a page operation names), so unlike `inl` this is not `nomem`: the compiler keeps
-    // memory accesses on their side of it.
-    unsafe {
-        core::arch::asm!(
-            "in eax, dx",
-            out("eax") value,
-            in("dx") port,
-            in("edi") a,
-            in("esi") b,
-            options(nostack, preserves_flags)
-        );
-    }
-    value
-}
-
-/// [`inl_with_args`] with two more arguments, `c` in `rcx` and `d` in `r8` (a page
-/// operation's map request).
-#[inline]
-pub fn inl_with_args4(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
-    let value: u32;
-    // SAFETY: as for `inl_with_args`; the VMM may also write a page-table entry of the
-    // faulting process (not present before), which the compiler must not cache across this.
+    // pages a page operation names, and a page-table entry not present before), so unlike
+    // `inl` this is not `nomem`: the compiler keeps memory accesses on their side of it.
     unsafe {
         core::arch::asm!(
             "in eax, dx",
