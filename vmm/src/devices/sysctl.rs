@@ -155,8 +155,9 @@ impl SysCtl {
     }
 
     /// Does the page operation of `register` with the arguments the guest passed in its
-    /// registers; returns its result. Every argument is the guest's: anything but whole RAM pages
-    /// (distinct, for a copy), a slot in use and a known operation is refused.
+    /// registers, and its map request if it has one; returns its result. Every argument is
+    /// the guest's: anything but whole RAM pages (distinct, for a copy), a slot in use and a
+    /// known operation is refused.
     fn page_op(&mut self, register: u16, ArgRegs { a, b, c, d }: ArgRegs) -> u32 {
         let (result, counter) = match register {
             SYSCTL_PAGE_ZERO | SYSCTL_ZERO_MAP => (self.zero(a), Some(&self.counters.zero)),

@@ -104,7 +104,7 @@ impl Vcpu {
     /// Creates vCPU 0 in 64-bit mode at `entry` with `pml4_gpa` in CR3, with the host's
     /// supported CPUID (the kernel's `fxsave` needs it).
     pub fn new(kvm: &KvmContext, vm: &Vm, entry: u64, pml4_gpa: u64) -> Result<Self, VcpuError> {
-        let fd = vm.fd.create_vcpu(0).map_err(VcpuError::Create)?;
+        let mut fd = vm.fd.create_vcpu(0).map_err(VcpuError::Create)?;
         let cpuid = kvm
             .kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -117,7 +117,6 @@ impl Vcpu {
             .map_err(VcpuError::SetRegs)?;
         fd.set_fpu(&regs::initial_fpu())
             .map_err(VcpuError::SetFpu)?;
-        let mut fd = fd;
         // KVM copies the general registers into `kvm_run` at every exit (KvmContext checked
         // KVM_CAP_SYNC_REGS): page operations pass their arguments in registers, and an
         // ioctl to read them costs more than the exit.
