@@ -84,23 +84,15 @@ impl FileBackend {
         sector: u64,
         data: &[(GuestAddress, u32)],
     ) -> Result<u64, BackendError> {
-        let mut offset_bytes = byte_offset(sector)?;
-        let mut cursor = Cursor::new(data);
-        let mut remaining = cursor.remaining_bytes();
-        while remaining > 0 {
-            let chunk = &mut self.bounce[..chunk_len(remaining)];
-            self.file
-                .read_exact_at(chunk, offset_bytes)
+        self.transfer(sector, data, |file, cursor, chunk, offset_bytes| {
+            file.read_exact_at(chunk, offset_bytes)
                 .map_err(|source| BackendError::ReadFile {
                     offset_bytes,
                     len_bytes: chunk.len(),
                     source,
                 })?;
-            cursor.scatter(memory, chunk)?;
-            remaining -= chunk.len() as u64;
-            offset_bytes += chunk.len() as u64;
-        }
-        Ok(cursor.done_bytes)
+            cursor.scatter(memory, chunk)
+        })
     }
 
     /// Writes the guest buffers `data`, in order, to the disk from `sector`. Returns the
@@ -111,19 +103,32 @@ impl FileBackend {
         sector: u64,
         data: &[(GuestAddress, u32)],
     ) -> Result<u64, BackendError> {
+        self.transfer(sector, data, |file, cursor, chunk, offset_bytes| {
+            cursor.gather(memory, chunk)?;
+            file.write_all_at(chunk, offset_bytes)
+                .map_err(|source| BackendError::WriteFile {
+                    offset_bytes,
+                    len_bytes: chunk.len(),
+                    source,
+                })
+        })
+    }
+
+    /// Moves the bytes of the guest buffers `data` to or from the disk from `sector`, one
+    /// bounce-buffer chunk at a time: `step` moves one chunk (the buffer, with the file and
+    /// the cursor over `data`) at its byte offset on the disk. Returns the bytes moved.
+    fn transfer(
+        &mut self,
+        sector: u64,
+        data: &[(GuestAddress, u32)],
+        mut step: impl FnMut(&File, &mut Cursor, &mut [u8], u64) -> Result<(), BackendError>,
+    ) -> Result<u64, BackendError> {
         let mut offset_bytes = byte_offset(sector)?;
         let mut cursor = Cursor::new(data);
         let mut remaining = cursor.remaining_bytes();
         while remaining > 0 {
             let chunk = &mut self.bounce[..chunk_len(remaining)];
-            cursor.gather(memory, chunk)?;
-            self.file
-                .write_all_at(chunk, offset_bytes)
-                .map_err(|source| BackendError::WriteFile {
-                    offset_bytes,
-                    len_bytes: chunk.len(),
-                    source,
-                })?;
+            step(&self.file, &mut cursor, chunk, offset_bytes)?;
             remaining -= chunk.len() as u64;
             offset_bytes += chunk.len() as u64;
         }
