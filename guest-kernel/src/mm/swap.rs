@@ -53,6 +53,7 @@ pub fn slot_count() -> u64 {
 
 /// Writes `frame` to a free slot, which `holders` pages (the frame's owners) then hold;
 /// returns the slot.
+#[inline]
 pub fn swap_out(frame: Frame, holders: u16) -> Result<u32, SwapError> {
     match sysctl::page_op(SYSCTL_SWAP_OUT, frame.number(), u32::from(holders)) {
         PAGE_OP_SWAP_FULL => Err(SwapError::Full),
