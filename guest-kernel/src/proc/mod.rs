@@ -250,9 +250,9 @@ pub enum Access {
 }
 
 /// Resolves a fault of `process` at `addr` ([`claim`] for a missing page, [`break_cow`] for
-/// a write to a read-only page; any other access kills), with `rsp` the user stack pointer to judge stack growth
-/// by, and records it on the stats page (`in_syscall`: a system call met it). Returns
-/// whether the process may go on.
+/// a write to a read-only page; any other access kills), with `rsp` the user stack pointer
+/// to judge stack growth by, and records it on the stats page (`in_syscall`: a system call
+/// met it). Returns whether the process may go on.
 pub fn fault(process: &mut Process, addr: u64, rsp: u64, access: Access, in_syscall: bool) -> bool {
     let start = stats::fault_start();
     let resolved = match access {
@@ -296,15 +296,11 @@ fn claim(process: &mut Process, addr: u64, rsp: u64) -> Option<FaultOutcome> {
             map_zeroed(&mut process.space, oom, page, writable),
             FaultOutcome::ZeroFill,
         ),
+        // At least one range: the case above took the pages with none.
         Page::Uninit { writable, ranges } => {
             let exe = process.exe.as_ref()?;
-            let outcome = if ranges.iter().any(Option::is_some) {
-                FaultOutcome::ElfLoad
-            } else {
-                FaultOutcome::ZeroFill
-            };
             let frame = fill_and_map(&mut process.space, oom, page, writable, exe, &ranges);
-            (frame, outcome)
+            (frame, FaultOutcome::ElfLoad)
         }
         Page::Mapped { writable, range } => {
             let m = mmap::find(&process.mappings, page)?;
@@ -347,7 +343,7 @@ fn map_zeroed(
     page: u64,
     writable: bool,
 ) -> Option<Frame> {
-    let (f, is_zero) = fault_frame(oom, Zero::Yes)?;
+    let (f, is_zero) = fault_frame(oom, paging::alloc_as_is(Zero::Yes))?;
     let fill = if is_zero {
         SYSCTL_PAGE_MAP
     } else {
@@ -395,10 +391,10 @@ fn map_or_free(space: &mut AddressSpace, page: u64, f: Frame, writable: bool) ->
     Some(f)
 }
 
-/// A user frame for a page fault, evicting if needed, as it is (see `frame::alloc_as_is`),
-/// with whether it reads as zero; marks the process out of memory if there is none.
-fn fault_frame(oom: &mut bool, zero: Zero) -> Option<(Frame, bool)> {
-    let taken = paging::alloc_as_is(zero);
+/// Passes on `taken`, a page fault's user frame from `paging` (which evicts if needed),
+/// marking the process out of memory if there is none.
+#[inline(always)]
+fn fault_frame<T>(oom: &mut bool, taken: Option<T>) -> Option<T> {
     *oom |= taken.is_none();
     taken
 }
@@ -419,10 +415,7 @@ fn fill_and_map(
     } else {
         Zero::Yes
     };
-    let (f, is_zero) = fault_frame(oom, zero)?;
-    if zero == Zero::Yes && !is_zero {
-        frame::zero_frame(f);
-    }
+    let f = fault_frame(oom, paging::alloc(zero))?;
     for range in ranges.iter().flatten() {
         let at = usize::from(range.page_offset);
         // SAFETY: the frame is ours until mapped; the range lies inside the page (checked
@@ -449,7 +442,7 @@ fn swap_in(
     writable: bool,
     slot: u32,
 ) -> Option<Frame> {
-    let Some((f, _)) = fault_frame(oom, Zero::No) else {
+    let Some(f) = fault_frame(oom, paging::alloc(Zero::No)) else {
         crate::mm::swap::release_slot(slot);
         return None;
     };
@@ -648,9 +641,9 @@ fn break_cow(process: &mut Process, addr: u64) -> Option<FaultOutcome> {
     }
     // Finding a frame may evict: not the one being copied.
     paging::pin(shared);
-    let copy = fault_frame(&mut process.out_of_memory, Zero::No);
+    let copy = fault_frame(&mut process.out_of_memory, paging::alloc(Zero::No));
     paging::unpin(shared);
-    let (copy, _) = copy?;
+    let copy = copy?;
     frame::copy_frame(shared, copy);
     process.space.resolve_cow(page, copy);
     let owner: *mut Process = process;

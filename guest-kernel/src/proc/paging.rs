@@ -227,7 +227,7 @@ pub fn unpin(frame: Frame) {
 /// A user frame, evicting a page if the pool is empty; with [`Zero::Yes`] it reads as
 /// zero. `None` if nothing can be evicted (every frame pinned, or the victim needs a swap
 /// slot and swap is full or absent): the caller's process is out of memory.
-#[inline]
+#[inline(always)]
 pub fn alloc(zero: Zero) -> Option<Frame> {
     let (f, is_zero) = alloc_as_is(zero)?;
     if zero == Zero::Yes && !is_zero {
