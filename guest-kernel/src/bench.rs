@@ -14,8 +14,8 @@ use abi::layout::PAGE_SIZE;
 
 use crate::drivers::block;
 use crate::mm::frame::{self, Pool, Zero};
-use crate::mm::swap;
 use crate::sync::{IrqGuard, Semaphore};
+use crate::vm::swap;
 use crate::{boot, fs, println, thread};
 
 /// TSC cycles to nanoseconds.

@@ -27,6 +27,7 @@ mod sync;
 mod syscall;
 mod thread;
 mod util;
+mod vm;
 
 use abi::boot::{DeviceKind, TestHook};
 use boot::BootInfoExt;
@@ -63,7 +64,7 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
         let status = proc::start_first(cmdline);
         if TestHook::from_raw(info.test_hook) == Some(TestHook::MemoryReport) {
             let frames = mm::frame::stats(mm::frame::Pool::User);
-            let (slots_free, slots) = mm::swap::slot_usage();
+            let (slots_free, slots) = vm::swap::slot_usage();
             println!(
                 "kernel: free user frames {}/{}, free swap slots {slots_free}/{slots}",
                 frames.free, frames.total
@@ -85,7 +86,7 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
 
 /// "N KiB swap" or "no swap".
 fn swap_summary() -> alloc::string::String {
-    match mm::swap::slot_count() {
+    match vm::swap::slot_count() {
         0 => "no swap".into(),
         slots => alloc::format!("{} KiB swap", slots * 4),
     }

@@ -18,7 +18,7 @@ pub fn page_op(register: u16, a: u32, b: u32) -> u32 {
 }
 
 /// A request that a page operation also map its page for a user page fault
-/// (`abi::devices`), made by the address space (`AddressSpace::map_request`).
+/// (`abi::devices`), made by `AddressSpace::fill_and_map`.
 #[derive(Clone, Copy, Debug)]
 pub struct MapRequest {
     /// The user page's address, with `abi::devices::MAP_WRITABLE` for a writable page.

@@ -12,14 +12,13 @@
 //! - [`frame`]: the two frame pools (O(1) alloc/free, zero tracking).
 //! - [`heap`]: the kernel heap (`#[global_allocator]`), grown from the kernel pool.
 //! - [`page_table`]: address spaces sharing the kernel half; map/unmap/translate user pages.
-//! - [`spt`]: the supplemental page table: what each user page should hold.
-//! - [`swap`]: page-sized slots on the swap disk.
+//!
+//! What user pages hold and how they come and go (the SPT, the frame table, swap, mmap)
+//! is `crate::vm`'s: this module is the machine-level part it builds on.
 
 pub mod frame;
 pub mod heap;
 pub mod page_table;
-pub mod spt;
-pub mod swap;
 
 /// Brings memory management up: the pools, then the heap (which draws on the kernel pool).
 pub fn init(info: &abi::boot::BootInfo) {

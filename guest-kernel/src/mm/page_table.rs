@@ -15,7 +15,10 @@
 
 use alloc::vec::Vec;
 
-use abi::devices::{MAP_WRITABLE, PTE_LISTED};
+use abi::devices::{
+    MAP_WRITABLE, PAGE_OP_DONE, PAGE_OP_MAPPED_NEW, PAGE_OP_NOT_MAPPED, PTE_LISTED,
+    SYSCTL_PAGE_MAP, SYSCTL_SWAP_IN_MAP, SYSCTL_ZERO_MAP,
+};
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 use spin::Once;
 use x86_64::PhysAddr;
@@ -25,7 +28,7 @@ use x86_64::structures::paging::page_table::PageTableEntry;
 use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
 
 use super::frame::{self, Frame, Pool, Zero};
-use crate::drivers::sysctl::MapRequest;
+use crate::drivers::sysctl::{self, MapRequest};
 
 /// The kernel's page tables (the VMM's boot tables), which every address space shares.
 static KERNEL_PML4: Once<Frame> = Once::new();
@@ -65,6 +68,20 @@ pub enum MapError {
     AlreadyMapped,
     /// No kernel frame for a page-table page.
     OutOfMemory,
+    /// The VMM could not fill the frame ([`AddressSpace::fill_and_map`]).
+    FillFailed,
+}
+
+/// What the VMM puts in a page fault's frame before mapping it
+/// ([`AddressSpace::fill_and_map`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// Nothing: the frame holds the page's bytes already (or zeros).
+    Nothing,
+    /// Zeros (the frame is not known to be zero).
+    Zeros,
+    /// The contents of this swap slot (`vm::swap`), which the page lets go of.
+    SwapSlot(u32),
 }
 
 /// Permissions of a user page.
@@ -209,23 +226,39 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// A request that the VMM map a page at user page `va` in this space with `flags`, in
-    /// the page operation that fills its frame (`abi::devices`). It maps only where the
-    /// tables exist and the entry is unused or evicted, as [`map`](Self::map) would, and
-    /// says if it did not; a page it mapped at an unused entry must then be
-    /// [`listed`](Self::listed).
+    /// Has the VMM fill `frame` as `fill` says and map it at user page `va` with `flags`,
+    /// in one VM exit (a page operation with a map request, `abi::devices`): where ring 0
+    /// is emulated, the kernel's own page-table walk costs several exits' worth. The VMM
+    /// maps only where the tables exist and the entry is unused or evicted, as
+    /// [`map`](Self::map) would; where a page-table page is missing (the first page of a
+    /// region) the page is mapped here. On an error the frame is still the caller's.
     #[inline(always)]
-    pub fn map_request(&self, va: u64, flags: PageFlags) -> MapRequest {
-        MapRequest {
+    pub fn fill_and_map(
+        &mut self,
+        va: u64,
+        frame: Frame,
+        flags: PageFlags,
+        fill: Fill,
+    ) -> Result<(), MapError> {
+        let (op, arg) = match fill {
+            Fill::Nothing => (SYSCTL_PAGE_MAP, 0),
+            Fill::Zeros => (SYSCTL_ZERO_MAP, 0),
+            Fill::SwapSlot(slot) => (SYSCTL_SWAP_IN_MAP, slot),
+        };
+        let request = MapRequest {
             page: va | if flags.writable { MAP_WRITABLE } else { 0 },
             root: self.pml4.number(),
+        };
+        match sysctl::page_op_and_map(op, frame.number(), arg, request) {
+            PAGE_OP_DONE => Ok(()),
+            // Mapped at an entry never used before: list it.
+            PAGE_OP_MAPPED_NEW => {
+                self.mapped.push(va);
+                Ok(())
+            }
+            PAGE_OP_NOT_MAPPED => self.map(va, frame, flags),
+            _ => Err(MapError::FillFailed),
         }
-    }
-
-    /// Lists user page `va`, which the VMM mapped at an entry never used before.
-    #[inline(always)]
-    pub fn listed(&mut self, va: u64) {
-        self.mapped.push(va);
     }
 
     /// Takes user page `va` out of memory (eviction): the entry stops mapping it (the TLB

@@ -2,7 +2,7 @@
 //! the stack with the arguments (§3).
 //!
 //! Loading is lazy: exec only registers each segment page in the supplemental page table
-//! (which part of the executable fills it); the first touch loads it (`proc::claim`). Two
+//! (which part of the executable fills it); the first touch loads it (`vm::fault`). Two
 //! segments may share a page (modern linkers put R and R-X segments back to back): the
 //! page then carries both ranges and is writable if either segment is. The first stack
 //! page is mapped at once, holding the arguments.
@@ -23,11 +23,9 @@ use crate::arch::x86_64::user::TRAMPOLINE_VA;
 use crate::fs::{self, File};
 use crate::mm::frame::{self, Frame, Zero};
 use crate::mm::page_table::{AddressSpace, PageFlags};
-use crate::mm::spt::{FileRange, Spt};
 use crate::println;
-
-/// Top of the user stack: the first stack page is `[USER_STACK - 4096, USER_STACK)`.
-pub const USER_STACK: u64 = 0x4748_0000;
+use crate::vm::spt::{FileRange, Spt};
+use crate::vm::{self, Memory, USER_STACK, frame_table};
 /// Most program headers a loadable executable may have.
 const MAX_PHNUM: usize = 1024;
 
@@ -49,15 +47,16 @@ pub fn program_name(cmdline: &[u8]) -> Option<&[u8]> {
     words(cmdline).next()
 }
 
-/// Loads the program of `cmdline` into `process`'s (empty) address space; prints the
+/// Loads the program of `cmdline` into `process`'s (empty) user memory; prints the
 /// `load:` line on failure.
 pub fn load(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let name = program_name(cmdline).ok_or(())?;
-    match load_into(&mut process.space, name, cmdline) {
+    let mem = &mut *process.mem;
+    match load_into(&mut mem.space, name, cmdline) {
         Ok((start, exe, spt)) => {
-            process.exe = Some(exe);
-            process.spt = spt;
-            adopt_stack(process);
+            mem.exe = Some(exe);
+            mem.spt = spt;
+            adopt_stack(mem);
             Ok(start)
         }
         Err(e) => {
@@ -67,22 +66,23 @@ pub fn load(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     }
 }
 
-/// Loads the program of `cmdline` into a new address space and, if that works, makes it
-/// `process`'s, freeing the old one. Prints the `load:` line on failure.
+/// Loads the program of `cmdline` into new user memory and, if that works, makes it
+/// `process`'s, releasing the old one. Prints the `load:` line on failure.
 pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let name = program_name(cmdline).ok_or(())?;
-    let mut space = super::new_space().ok_or(())?;
+    let mut space = vm::new_space().ok_or(())?;
     match load_into(&mut space, name, cmdline) {
         Ok((start, exe, spt)) => {
             // Mappings are not inherited across exec: write them back and drop them.
-            super::mmap::unmap_all(process);
-            let mut old_space = core::mem::replace(&mut process.space, space);
-            let old_spt = core::mem::replace(&mut process.spt, spt);
-            process.space.activate();
-            super::release_memory(process, &mut old_space, &old_spt);
+            vm::mmap::unmap_all(&mut process.mem);
+            let mut old_space = core::mem::replace(&mut process.mem.space, space);
+            let old_spt = core::mem::replace(&mut process.mem.spt, spt);
+            process.mem.space.activate();
+            let owner: *mut Memory = &mut *process.mem;
+            vm::release_space(owner, &mut old_space, &old_spt);
             drop(old_space);
-            process.exe = Some(exe);
-            adopt_stack(process);
+            process.mem.exe = Some(exe);
+            adopt_stack(&mut process.mem);
             Ok(start)
         }
         Err(e) => {
@@ -100,10 +100,10 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
 
 /// Enters the first stack page (mapped by `setup_stack` before the space was the
 /// process's) in the frame table.
-fn adopt_stack(process: &mut Process) {
+fn adopt_stack(mem: &mut Memory) {
     let va = USER_STACK - PAGE_SIZE;
-    if let Some(m) = process.space.translate(va) {
-        super::paging::register(m.frame, process, va);
+    if let Some(m) = mem.space.translate(va) {
+        frame_table::register(m.frame, mem, va);
     }
 }
 
@@ -149,12 +149,12 @@ fn load_into(
     }
     // Room for every stack page now, so that stack growth registers pages without
     // allocating (the fault path allocates nothing).
-    if !spt.make_room(super::STACK_PAGES, super::page_budget()) {
+    if !spt.make_room(vm::STACK_PAGES, vm::page_budget()) {
         return Err(LoadError::Bad);
     }
     let start = setup_stack(space, header.e_entry, cmdline)?;
     spt.add_anon(USER_STACK - PAGE_SIZE, true);
-    if !super::reserve_mappings(space, &spt) {
+    if !vm::reserve_mappings(space, &spt) {
         return Err(LoadError::Bad);
     }
     exe.deny_write();
@@ -200,7 +200,7 @@ fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> 
     let end = ph.p_vaddr + ph.p_memsz;
     let file_end_va = ph.p_vaddr + ph.p_filesz;
     let pages = (end - first).div_ceil(PAGE_SIZE);
-    if !spt.make_room(pages, super::page_budget()) {
+    if !spt.make_room(pages, vm::page_budget()) {
         return Err(LoadError::Bad);
     }
     for page in (first..end).step_by(PAGE_SIZE as usize) {
@@ -224,7 +224,7 @@ fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> 
 /// fit the page.
 fn setup_stack(space: &mut AddressSpace, entry: u64, cmdline: &[u8]) -> Result<Start, LoadError> {
     let base = USER_STACK - PAGE_SIZE;
-    let page = super::paging::alloc(Zero::Yes).ok_or(LoadError::Bad)?;
+    let page = frame_table::alloc(Zero::Yes).ok_or(LoadError::Bad)?;
     if space.map(base, page, PageFlags { writable: true }).is_err() {
         frame::free(page);
         return Err(LoadError::Bad);

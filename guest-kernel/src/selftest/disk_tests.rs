@@ -11,7 +11,7 @@ use abi::layout::PAGE_SIZE;
 use super::{Failure, Test, TestResult};
 use crate::drivers::block::{self, BlockDevice, BlockError};
 use crate::mm::frame::{self, Frame, Pool, Zero};
-use crate::mm::swap;
+use crate::vm::swap;
 use crate::{check, check_eq, fs, thread};
 
 pub const TESTS: &[Test] = &[

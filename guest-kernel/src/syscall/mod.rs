@@ -12,7 +12,7 @@ use crate::arch::x86_64::trap::TrapFrame;
 use crate::drivers::sysctl;
 use crate::proc::fd::Fd;
 use crate::proc::{self, KILLED, Process};
-use crate::{console, fs, thread};
+use crate::{console, fs, thread, vm};
 
 /// System-call numbers (guest-abi.md §4), and how the unsupported ones answer.
 mod nr {
@@ -110,16 +110,25 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
             process.fds.close(int(a0));
             Ok(Some(0))
         }
-        nr::MMAP => Ok(Some(proc::mmap::map(
-            process,
-            a0,
-            a1,
-            int(a2) != 0,
-            int(frame.r10),
-            frame.r8,
-        ))),
+        nr::MMAP => {
+            // The console's descriptors cannot be mapped, even if dup2 made them files.
+            let fd = int(frame.r10);
+            let file = match process.fds.get(fd) {
+                Some(Fd::File(f)) if fd >= 2 => Some(f.lock().duplicate()),
+                _ => None,
+            };
+            let writable = int(a2) != 0;
+            Ok(Some(vm::mmap::map(
+                &mut process.mem,
+                a0,
+                a1,
+                writable,
+                file,
+                frame.r8,
+            )))
+        }
         nr::MUNMAP => {
-            proc::mmap::unmap(process, a0);
+            vm::mmap::unmap(&mut process.mem, a0);
             Ok(Some(0))
         }
         nr::DUP2 => ret(process.fds.dup2(int(a0), int(a1))),

@@ -10,7 +10,8 @@ use alloc::vec::Vec;
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
 use crate::mm::frame::Frame;
-use crate::proc::{self, Access, Process};
+use crate::proc::Process;
+use crate::vm::{self, Access, frame_table};
 
 /// A bad user pointer: the caller kills the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +43,7 @@ impl core::ops::DerefMut for UserSlices {
 impl Drop for UserSlices {
     fn drop(&mut self) {
         for chunk in &self.chunks {
-            proc::paging::unpin(frame_of(chunk));
+            frame_table::unpin(frame_of(chunk));
         }
     }
 }
@@ -71,30 +72,32 @@ pub fn slices(
     let mut at = va;
     while at < end {
         let page = at & !(PAGE_SIZE - 1);
-        let mapping = match process.space.translate(page) {
+        let mapping = match process.mem.space.translate(page) {
             Some(mapping) => mapping,
             // Not loaded yet (a program page), or a valid stack growth: bring it in.
-            None if proc::fault(process, at, rsp, Access::Missing, true) => {
-                process.space.translate(page).ok_or(Fault)?
+            None if vm::fault::resolve(&mut process.mem, at, rsp, Access::Missing, true) => {
+                process.mem.space.translate(page).ok_or(Fault)?
             }
             None => return Err(Fault),
         };
         let mapping = if write && !mapping.writable {
             // Copy-on-write pages get their own frame first (as a write fault would).
-            if !(mapping.cow && proc::fault(process, page, rsp, Access::Write, true)) {
+            if !(mapping.cow
+                && vm::fault::resolve(&mut process.mem, page, rsp, Access::Write, true))
+            {
                 return Err(Fault);
             }
-            process.space.translate(page).ok_or(Fault)?
+            process.mem.space.translate(page).ok_or(Fault)?
         } else {
             mapping
         };
         if write {
-            process.space.mark_dirty(page);
+            process.mem.space.mark_dirty(page);
         }
         let chunk_end = end.min(page + PAGE_SIZE);
         let offset = (at - page) as usize;
         let n = (chunk_end - at) as usize;
-        proc::paging::pin(mapping.frame);
+        frame_table::pin(mapping.frame);
         // SAFETY: the frame backs a user page of this process (checked above), the direct
         // map covers it, and the slice stays inside it. The process's thread is the one
         // running this system call, so its user code is not running concurrently; the pin

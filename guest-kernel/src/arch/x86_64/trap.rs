@@ -10,7 +10,7 @@ use core::ptr::addr_of;
 
 use super::{cpu, idt, lapic, user};
 use crate::console;
-use crate::proc::Access;
+use crate::vm::Access;
 
 /// The registers saved on a trap, lowest address first; `trap_common` builds it.
 #[repr(C)]
@@ -154,7 +154,7 @@ fn user_page_fault(frame: &TrapFrame) -> bool {
         // to bring in.
         _ => Access::Denied,
     };
-    crate::proc::fault(p, addr, frame.rsp, access, false)
+    crate::vm::fault::resolve(&mut p.mem, addr, frame.rsp, access, false)
 }
 
 /// Whether the user instruction at `rip` is `int 0x42` (read through the page tables, as
@@ -167,7 +167,7 @@ fn is_int42_at(rip: u64) -> bool {
     let mut byte = |va: u64| {
         let page = va & !(abi::layout::PAGE_SIZE - 1);
         let mapping = (va < abi::layout::KERN_BASE)
-            .then(|| process.space.translate(page))
+            .then(|| process.mem.space.translate(page))
             .flatten()?;
         // SAFETY: the frame backs a mapped user page of the current process; the direct map
         // covers it; the offset is inside the page.
@@ -183,7 +183,7 @@ fn int42(frame: &mut TrapFrame) {
     let page = frame.rax & !(abi::layout::PAGE_SIZE - 1);
     let backing = crate::thread::current_process()
         .filter(|_| page < abi::layout::KERN_BASE)
-        .and_then(|p| p.space.translate(page))
+        .and_then(|p| p.mem.space.translate(page))
         .map_or(0, |m| m.frame.virt());
     frame.rax = backing;
 }

@@ -1,7 +1,7 @@
 //! File mappings (guest-abi.md §6): `mmap` and `munmap`.
 //!
 //! A mapping is lazy: `mmap` registers its pages in the supplemental page table, and the
-//! first touch of a page loads it ([`crate::proc::claim`]): a user frame with the file's
+//! first touch of a page loads it ([`super::fault`]): a user frame with the file's
 //! bytes read straight into it and zeros past the file's end. A mapping keeps its own
 //! handle on the file, so it survives `close` and `remove`. Dirty pages are written back
 //! (only the part inside the file) on `munmap`, at exit and at exec; clean pages and pages
@@ -11,12 +11,11 @@ use alloc::collections::BTreeMap;
 
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
-use super::{Process, STACK_LIMIT, load};
+use super::spt::{FileRange, Spt};
+use super::{Memory, STACK_LIMIT, USER_STACK, frame_table};
 use crate::arch::x86_64::user::TRAMPOLINE_VA;
 use crate::fs::File;
 use crate::mm::page_table::AddressSpace;
-use crate::mm::spt::{FileRange, Spt};
-use crate::proc::fd::Fd;
 
 /// One mapping.
 pub struct Mapping {
@@ -54,7 +53,7 @@ fn range_free(space: &mut AddressSpace, spt: &Spt, addr: u64, len: u64) -> bool 
     };
     let end = end.next_multiple_of(PAGE_SIZE);
     if end > KERN_BASE
-        || (addr < load::USER_STACK && end > STACK_LIMIT)
+        || (addr < USER_STACK && end > STACK_LIMIT)
         || (addr <= TRAMPOLINE_VA && end > TRAMPOLINE_VA)
     {
         return false;
@@ -64,33 +63,30 @@ fn range_free(space: &mut AddressSpace, spt: &Spt, addr: u64, len: u64) -> bool 
         .all(|page| space.translate(page).is_none() && !spt.contains(page))
 }
 
-/// `mmap(addr, len, writable, fd, offset)`: the address, or 0 (NULL) on any failure.
+/// `mmap(addr, len, writable, fd, offset)` of `file`, the descriptor's file (`None` if
+/// `fd` is not an open file other than the console's): the address, or 0 (NULL) on any
+/// failure.
 pub fn map(
-    process: &mut Process,
+    mem: &mut Memory,
     addr: u64,
     len: u64,
     writable: bool,
-    fd: i64,
+    file: Option<File>,
     offset: u64,
 ) -> u64 {
-    if addr == 0
-        || !addr.is_multiple_of(PAGE_SIZE)
-        || len == 0
-        || !offset.is_multiple_of(PAGE_SIZE)
-        || fd < 2
+    if addr == 0 || !addr.is_multiple_of(PAGE_SIZE) || len == 0 || !offset.is_multiple_of(PAGE_SIZE)
     {
         return 0;
     }
-    let file = match process.fds.get(fd) {
-        Some(Fd::File(f)) => f.lock().duplicate(),
-        _ => return 0,
+    let Some(file) = file else {
+        return 0;
     };
     let file_len = file.length();
     let pages = len.div_ceil(PAGE_SIZE);
     // The budget first: it bounds the page-by-page range check.
     if file_len == 0
-        || !process.spt.make_room(pages, super::page_budget())
-        || !range_free(&mut process.space, &process.spt, addr, len)
+        || !mem.spt.make_room(pages, super::page_budget())
+        || !range_free(&mut mem.space, &mem.spt, addr, len)
     {
         return 0;
     }
@@ -101,17 +97,15 @@ pub fn map(
             len: file_len.saturating_sub(at).min(PAGE_SIZE) as u16,
             file_offset: at,
         };
-        process
-            .spt
-            .add_mapped(addr + i * PAGE_SIZE, writable, range);
+        mem.spt.add_mapped(addr + i * PAGE_SIZE, writable, range);
     }
-    if !super::reserve_mappings(&mut process.space, &process.spt) {
+    if !mem.reserve_mappings() {
         for i in 0..pages {
-            process.spt.remove(addr + i * PAGE_SIZE);
+            mem.spt.remove(addr + i * PAGE_SIZE);
         }
         return 0;
     }
-    process.mappings.insert(
+    mem.mappings.insert(
         addr,
         Mapping {
             addr,
@@ -134,25 +128,25 @@ pub fn find(mappings: &BTreeMap<u64, Mapping>, va: u64) -> Option<&Mapping> {
 
 /// `munmap(addr)`: removes the mapping that starts at `addr`, writing dirty pages back.
 /// Any other address is ignored.
-pub fn unmap(process: &mut Process, addr: u64) {
-    if let Some(mapping) = process.mappings.remove(&addr) {
-        let owner: *mut Process = process;
-        release(owner, &mut process.space, &mut process.spt, mapping);
+pub fn unmap(mem: &mut Memory, addr: u64) {
+    if let Some(mapping) = mem.mappings.remove(&addr) {
+        let owner: *mut Memory = mem;
+        release(owner, &mut mem.space, &mut mem.spt, mapping);
     }
 }
 
 /// Removes every mapping, writing dirty pages back (exit, exec).
-pub fn unmap_all(process: &mut Process) {
-    let owner: *mut Process = process;
-    for (_, mapping) in core::mem::take(&mut process.mappings) {
-        release(owner, &mut process.space, &mut process.spt, mapping);
+pub fn unmap_all(mem: &mut Memory) {
+    let owner: *mut Memory = mem;
+    for (_, mapping) in core::mem::take(&mut mem.mappings) {
+        release(owner, &mut mem.space, &mut mem.spt, mapping);
     }
 }
 
 /// Writes a mapping's dirty pages back (the part inside the file), releases its frames
 /// (held by `owner`; a frame shared with a forked child stays the child's) and forgets its
 /// pages. Pages evicted earlier were written back then.
-fn release(owner: *mut Process, space: &mut AddressSpace, spt: &mut Spt, mapping: Mapping) {
+fn release(owner: *mut Memory, space: &mut AddressSpace, spt: &mut Spt, mapping: Mapping) {
     let file_len = mapping.file.length();
     for i in 0..mapping.pages {
         let va = mapping.addr + i * PAGE_SIZE;
@@ -170,6 +164,6 @@ fn release(owner: *mut Process, space: &mut AddressSpace, spt: &mut Spt, mapping
             let bytes = unsafe { core::slice::from_raw_parts(f.as_ptr(), n) };
             mapping.file.write_at(bytes, at);
         }
-        super::paging::release(f, owner);
+        frame_table::release(f, owner);
     }
 }

@@ -14,7 +14,7 @@
 //! `swap_*` counters of the stats page for the same reason.
 //!
 //! A page fault reads its page back with the same operation plus a map request, so that
-//! the VMM also maps the page in that exit (`proc::swap_in`); [`swap_in`] is the plain read.
+//! the VMM also maps the page in that exit (`vm::fault`); [`swap_in`] is the plain read.
 
 use spin::Once;
 
@@ -25,8 +25,8 @@ use abi::devices::{
 };
 use abi::fs::SECTORS_PER_BLOCK;
 
-use super::frame::Frame;
 use crate::drivers::sysctl;
+use crate::mm::frame::Frame;
 
 /// Why a page could not go to or come from swap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

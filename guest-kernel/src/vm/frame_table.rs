@@ -2,8 +2,8 @@
 //! `vm_evict_frame`).
 //!
 //! Every user frame that backs a user page has an entry, indexed by frame number, naming
-//! the page and the processes that map it (one, or several when fork shares the frame
-//! copy-on-write: always at the same address). When the user pool is empty, [`alloc`]
+//! the page and the processes that map it, by their [`Memory`] (one, or several when fork
+//! shares the frame copy-on-write: always at the same address). When the user pool is empty, [`alloc`]
 //! evicts a page chosen by the clock (second chance): the hand skips pages whose accessed
 //! bit is set in any owner, clearing it, and takes the first page not accessed since the
 //! hand last passed. A sweep clears what it passes, so a second sweep always finds a victim
@@ -30,10 +30,9 @@ use core::cell::UnsafeCell;
 use abi::layout::PAGE_SIZE;
 use abi::stats::EvictPolicy;
 
-use super::{Process, mmap};
+use super::spt::Page;
+use super::{Memory, mmap, swap};
 use crate::mm::frame::{self, Frame, Pool, Zero};
-use crate::mm::spt::Page;
-use crate::mm::swap;
 
 /// Low bits of [`Entry::va`]: how many times the frame is pinned.
 const PIN_MASK: u64 = PAGE_SIZE - 1;
@@ -43,15 +42,15 @@ struct Entry {
     /// The page it backs in every owner, plus the pin count in the low bits.
     va: u64,
     /// First owner; null while the frame backs no user page.
-    owner: *mut Process,
+    owner: *mut Memory,
     /// Further owners (copy-on-write sharing after fork). Boxed so that `None` is all-zero
     /// bits: the table starts as zeroed memory.
     #[expect(clippy::box_collection, reason = "None must be all-zero bits")]
-    more: Option<Box<Vec<*mut Process>>>,
+    more: Option<Box<Vec<*mut Memory>>>,
 }
 
 impl Entry {
-    fn owners(&self) -> impl Iterator<Item = *mut Process> + '_ {
+    fn owners(&self) -> impl Iterator<Item = *mut Memory> + '_ {
         core::iter::once(self.owner).chain(self.more.iter().flat_map(|m| m.iter().copied()))
     }
 
@@ -136,7 +135,7 @@ pub fn init() -> bool {
 
 /// Records that `owner` maps `frame` at `va` (a new page: the frame's only owner).
 #[inline]
-pub fn register(frame: Frame, owner: *mut Process, va: u64) {
+pub fn register(frame: Frame, owner: *mut Memory, va: u64) {
     if let Some(e) = table().entry(frame) {
         e.va = va;
         e.owner = owner;
@@ -146,7 +145,7 @@ pub fn register(frame: Frame, owner: *mut Process, va: u64) {
 
 /// Records one more owner of `frame` (fork shares it copy-on-write). False if the kernel
 /// heap has no room for the record.
-pub fn share(frame: Frame, owner: *mut Process) -> bool {
+pub fn share(frame: Frame, owner: *mut Memory) -> bool {
     let t = table();
     let Some(e) = t.entry(frame) else {
         return false;
@@ -170,7 +169,7 @@ pub fn is_shared(frame: Frame) -> bool {
 }
 
 /// `owner` no longer maps `frame`; the last owner frees it.
-pub fn release(frame: Frame, owner: *mut Process) {
+pub fn release(frame: Frame, owner: *mut Memory) {
     let last = {
         let t = table();
         match t.entry(frame) {

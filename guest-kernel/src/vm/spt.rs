@@ -2,7 +2,7 @@
 //! should hold, whether or not a frame backs it now.
 //!
 //! A program's segment pages are registered here at exec, without frames (`Uninit`); the
-//! first touch loads the page ([`crate::proc::claim`]): a frame, the executable's bytes read
+//! first touch loads the page ([`super::fault`]): a frame, the executable's bytes read
 //! straight into it, zeros for the rest. Whether a frame backs a page now is the page
 //! table's business; this table says what the page holds when it has none: the executable's
 //! bytes (a page never written: eviction drops it, the next touch loads it again), a swap

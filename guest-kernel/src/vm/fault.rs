@@ -1,0 +1,209 @@
+//! The page-fault handler (Pintos-KAIST's `vm_try_handle_fault`): the one entry for a user
+//! page fault, and for a system call's touch of a user page that is not in memory.
+//!
+//! [`resolve`] decides by what the fault found: a missing page is brought in according to
+//! its kind in the supplemental page table ([`claim`]), or is stack growth; a write to a
+//! read-only page is copy-on-write ([`super::cow`]); anything else kills the process. Every
+//! fault is timed and counted on the stats page.
+//!
+//! Each page comes in with one frame from the frame table and one call into the page table
+//! that has the VMM fill and map it in a single VM exit (where ring 0 is emulated every
+//! kernel instruction costs, so nothing here walks or scans). Nothing allocates from the
+//! heap: room in the page table's lists and in the SPT was made when the pages were
+//! registered.
+
+use abi::layout::PAGE_SIZE;
+
+use super::spt::{FileRange, Page};
+use super::{Access, Memory, STACK_LIMIT, USER_STACK, cow, frame_table, mmap, swap};
+use crate::fs;
+use crate::mm::frame::{self, Frame, Zero};
+use crate::mm::page_table::{AddressSpace, Fill, PageFlags};
+use crate::stats::{self, FaultOutcome};
+
+/// Resolves a fault of the process owning `mem` at `addr` ([`claim`] for a missing page,
+/// [`cow::break_cow`] for a write to a read-only page; any other access kills), with `rsp`
+/// the user stack pointer to judge stack growth by, and records it on the stats page
+/// (`in_syscall`: a system call met it). Returns whether the process may go on.
+pub fn resolve(mem: &mut Memory, addr: u64, rsp: u64, access: Access, in_syscall: bool) -> bool {
+    let start = stats::fault_start();
+    let resolved = match access {
+        Access::Missing => claim(mem, addr, rsp),
+        Access::Write => cow::break_cow(mem, addr),
+        Access::Denied => None,
+    };
+    let outcome = match resolved {
+        Some(outcome) => outcome,
+        None if mem.out_of_memory => FaultOutcome::OutOfMemory,
+        None => FaultOutcome::Killed,
+    };
+    stats::fault_end(start, outcome, in_syscall);
+    resolved.is_some()
+}
+
+/// Brings in the page at `addr` if the process owns it and no frame backs it now: a
+/// program page (the executable's bytes, read straight into the frame, zeros elsewhere,
+/// not cleared again if the frame is known to be zero), a page in swap (read straight into
+/// the frame) or a page of a file mapping (the mapped file's bytes). A page the process
+/// does not own may be stack growth, judged against the user stack pointer `rsp`
+/// ([`grow_stack`]). Returns how it did, or `None` if it did not; if memory ran out, the
+/// process is marked so.
+fn claim(mem: &mut Memory, addr: u64, rsp: u64) -> Option<FaultOutcome> {
+    let page = addr & !(PAGE_SIZE - 1);
+    let Some(state) = mem.spt.get_mut(page) else {
+        return grow_stack(mem, addr, rsp).then_some(FaultOutcome::StackGrowth);
+    };
+    // Each case copies out only the fields it needs (where ring 0 is emulated, every memory
+    // access costs): the entry is not used after this, as eviction may change it.
+    let oom = &mut mem.out_of_memory;
+    let (frame, outcome) = match *state {
+        Page::Uninit {
+            writable,
+            ranges: [None, None],
+        }
+        | Page::Anon {
+            writable,
+            slot: None,
+        } => (
+            map_zeroed(&mut mem.space, oom, page, writable),
+            FaultOutcome::ZeroFill,
+        ),
+        // At least one range: the case above took the pages with none.
+        Page::Uninit { writable, ranges } => {
+            let exe = mem.exe.as_ref()?;
+            let frame = fill_and_map(&mut mem.space, oom, page, writable, exe, &ranges);
+            (frame, FaultOutcome::ElfLoad)
+        }
+        Page::Mapped { writable, range } => {
+            let m = mmap::find(&mem.mappings, page)?;
+            let frame = fill_and_map(&mut mem.space, oom, page, writable, &m.file, &[Some(range)]);
+            (frame, FaultOutcome::MmapLoad)
+        }
+        Page::Anon {
+            writable,
+            slot: Some(slot),
+        } => {
+            // The page leaves its slot now, in the one lookup: the entry is not touched
+            // again (see `swap_in`). Only the slot changes (one store, not the whole
+            // entry).
+            if let Page::Anon { slot, .. } = state {
+                *slot = None;
+            }
+            (
+                swap_in(&mut mem.space, oom, page, writable, slot),
+                FaultOutcome::SwapIn,
+            )
+        }
+    };
+    frame_table::register(frame?, mem, page);
+    Some(outcome)
+}
+
+/// Maps a zeroed frame at `page` (a zero-fill fault); returns it. A frame that is not zero
+/// yet is cleared by the VMM in the exit that maps it.
+#[inline(always)]
+fn map_zeroed(
+    space: &mut AddressSpace,
+    oom: &mut bool,
+    page: u64,
+    writable: bool,
+) -> Option<Frame> {
+    let (f, is_zero) = fault_frame(oom, frame_table::alloc_as_is(Zero::Yes))?;
+    let fill = if is_zero { Fill::Nothing } else { Fill::Zeros };
+    map_or_free(space, page, f, writable, fill)
+}
+
+/// Has the VMM fill the fault's frame `f` as `fill` says and map it at `page`; returns the
+/// frame, or frees it if the fill failed or the page cannot be mapped.
+#[inline(always)]
+fn map_or_free(
+    space: &mut AddressSpace,
+    page: u64,
+    f: Frame,
+    writable: bool,
+    fill: Fill,
+) -> Option<Frame> {
+    match space.fill_and_map(page, f, PageFlags { writable }, fill) {
+        Ok(()) => Some(f),
+        Err(_) => {
+            frame::free(f);
+            None
+        }
+    }
+}
+
+/// Passes on `taken`, a page fault's user frame from the frame table (which evicts if
+/// needed), marking the process out of memory if there is none.
+#[inline(always)]
+fn fault_frame<T>(oom: &mut bool, taken: Option<T>) -> Option<T> {
+    *oom |= taken.is_none();
+    taken
+}
+
+/// Maps at `page` a frame holding `ranges` of `file` and zeros elsewhere; returns it.
+#[inline(always)]
+fn fill_and_map(
+    space: &mut AddressSpace,
+    oom: &mut bool,
+    page: u64,
+    writable: bool,
+    file: &fs::File,
+    ranges: &[Option<FileRange>],
+) -> Option<Frame> {
+    let covered: u64 = ranges.iter().flatten().map(|r| u64::from(r.len)).sum();
+    let zero = if covered == PAGE_SIZE {
+        Zero::No
+    } else {
+        Zero::Yes
+    };
+    let f = fault_frame(oom, frame_table::alloc(zero))?;
+    for range in ranges.iter().flatten() {
+        let at = usize::from(range.page_offset);
+        // SAFETY: the frame is ours until mapped; the range lies inside the page (checked
+        // when it was registered).
+        let into =
+            unsafe { core::slice::from_raw_parts_mut(f.as_ptr().add(at), usize::from(range.len)) };
+        if file.read_at(into, range.file_offset) != into.len() {
+            frame::free(f);
+            return None;
+        }
+    }
+    map_or_free(space, page, f, writable, Fill::Nothing)
+}
+
+/// Maps at `page` a frame with the anonymous page's contents, read from swap `slot` (by
+/// the VMM, in the exit that maps it: see `vm::swap`); the page lets go of the slot, which
+/// its entry no longer names. Also on failure: the process dies then, and its exit frees
+/// only the slots its entries name.
+#[inline(always)]
+fn swap_in(
+    space: &mut AddressSpace,
+    oom: &mut bool,
+    page: u64,
+    writable: bool,
+    slot: u32,
+) -> Option<Frame> {
+    let Some(f) = fault_frame(oom, frame_table::alloc(Zero::No)) else {
+        swap::release_slot(slot);
+        return None;
+    };
+    map_or_free(space, page, f, writable, Fill::SwapSlot(slot))
+}
+
+/// Grows the stack to cover `addr`, a page the process does not own (`claim` looked it up),
+/// if the access is a valid stack growth (guest-abi.md §7): inside the 1 MiB below
+/// `USER_STACK`, and at or above `rsp - 8`. Maps a zeroed page, registered as anonymous
+/// (room for it was made at exec); returns whether it did (false: not stack growth, or no
+/// memory, which marks the process).
+fn grow_stack(mem: &mut Memory, addr: u64, rsp: u64) -> bool {
+    if !(STACK_LIMIT..USER_STACK).contains(&addr) || addr < rsp.saturating_sub(8) {
+        return false;
+    }
+    let page = addr & !(PAGE_SIZE - 1);
+    let Some(f) = map_zeroed(&mut mem.space, &mut mem.out_of_memory, page, true) else {
+        return false;
+    };
+    mem.spt.add_anon(page, true);
+    frame_table::register(f, mem, page);
+    true
+}
