@@ -339,6 +339,19 @@ impl AddressSpace {
         })
     }
 
+    /// The byte at user address `va`, if a frame backs its page now (read through the
+    /// direct map, so it cannot fault).
+    pub fn read_byte(&mut self, va: u64) -> Option<u8> {
+        if va >= KERN_BASE {
+            return None;
+        }
+        let page = va & !(PAGE_SIZE - 1);
+        let mapping = self.translate(page)?;
+        // SAFETY: the frame backs a mapped user page of this space; the direct map covers
+        // it; the offset is inside the page.
+        Some(unsafe { *mapping.frame.as_ptr().add((va - page) as usize) })
+    }
+
     /// Makes mapped user page `va` copy-on-write: read-only, marked so that a write fault
     /// gives it a private writable frame ([`Self::cow_frame`], [`Self::resolve_cow`]).
     /// False if unmapped.

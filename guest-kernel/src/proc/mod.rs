@@ -1,8 +1,8 @@
 //! User processes: one kernel thread each, with its own address space and file table.
 //!
-//! A [`Process`] is owned by the thread that runs it; only that thread touches it (through
-//! [`crate::thread::current_process`]). What a parent needs after the child has gone (the
-//! exit status) lives in a shared [`ChildState`].
+//! A [`Process`] is owned by the thread that runs it (as its `thread::UserTask`); only that
+//! thread touches it (through [`current`]). What a parent needs after the child has gone
+//! (the exit status) lives in a shared [`ChildState`].
 //!
 //! Lifecycle: [`start_first`] (from the command line) or [`fork`] create a process and its
 //! thread; [`exec`] replaces its program; [`exit`] prints `NAME: exit(STATUS)`, releases
@@ -69,11 +69,17 @@ pub struct Process {
     pub syscall_rsp: u64,
 }
 
-impl Process {
+impl thread::UserTask for Process {
     /// Loads this process's page tables if they are not loaded (on every switch to it).
-    pub fn activate(&self) {
+    fn activate(&self) {
         self.mem.activate();
     }
+}
+
+/// The process the running thread runs, if any (see `thread::current_task`).
+#[inline(always)]
+pub fn current() -> Option<&'static mut Process> {
+    thread::current_task::<Process>()
 }
 
 fn new_state(pid: Pid) -> Arc<ChildState> {
@@ -129,7 +135,7 @@ fn run_program(cmdline: &[u8]) -> ! {
     // Like every system call and fault, loading runs with interrupts off (the frame table
     // relies on it); entering user mode turns them on.
     crate::arch::x86_64::cpu::disable_interrupts();
-    let process = thread::current_process().expect("proc: process thread without a process");
+    let process = current().expect("proc: process thread without a process");
     match load::load(process, cmdline) {
         Ok(start) => enter(&start),
         Err(()) => exit(KILLED),
@@ -189,7 +195,7 @@ pub fn restart_frame(frame: &mut TrapFrame, start: &Start) {
 /// Ends the running process with `status`: prints `NAME: exit(STATUS)`, frees its memory and
 /// files, tells the parent, and ends the thread. Never returns.
 pub fn exit(status: i32) -> ! {
-    let mut process = thread::take_current_process().expect("proc: exit without a process");
+    let mut process = thread::take_current_task::<Process>().expect("proc: exit without a process");
     if status == KILLED && process.mem.out_of_memory {
         println!("{}: out of memory", process.name);
     }
@@ -211,7 +217,7 @@ pub fn exit(status: i32) -> ! {
 /// Waits for direct child `pid` and returns its status; -1 if `pid` is not a child or was
 /// waited for already (a killed child's status is -1 too).
 pub fn wait(pid: Pid) -> i32 {
-    let Some(process) = thread::current_process() else {
+    let Some(process) = current() else {
         return KILLED;
     };
     let Some(at) = process.children.iter().position(|c| c.pid == pid) else {
@@ -230,7 +236,7 @@ pub fn wait(pid: Pid) -> i32 {
 /// `name` that resumes from `frame` with 0 in `rax`. Returns the child's pid, or -1 if a
 /// copy failed (nothing of the child is left then).
 pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
-    let Some(parent) = thread::current_process() else {
+    let Some(parent) = current() else {
         return KILLED;
     };
     // Kernel memory must not run out because of user actions (a failed kernel allocation
@@ -274,7 +280,7 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
 /// `frame` is rewritten so that returning from the system call starts the new program; on
 /// failure (after the loader's message) the caller ends the process with -1.
 pub fn exec(cmdline: &[u8], frame: &mut TrapFrame) -> Result<(), ()> {
-    let process = thread::current_process().ok_or(())?;
+    let process = current().ok_or(())?;
     let start = load::exec(process, cmdline)?;
     restart_frame(frame, &start);
     Ok(())

@@ -12,7 +12,7 @@ use crate::arch::x86_64::trap::TrapFrame;
 use crate::drivers::sysctl;
 use crate::proc::fd::Fd;
 use crate::proc::{self, KILLED, Process};
-use crate::{console, fs, thread, vm};
+use crate::{console, fs, vm};
 
 /// System-call numbers (guest-abi.md §4), and how the unsupported ones answer.
 mod nr {
@@ -56,7 +56,7 @@ fn unsigned(reg: u64) -> u64 {
 
 fn handle(frame: &mut TrapFrame) -> Outcome {
     let (a0, a1, a2) = (frame.rdi, frame.rsi, frame.rdx);
-    let process = thread::current_process().expect("syscall: no process");
+    let process = proc::current().expect("syscall: no process");
     process.syscall_rsp = frame.rsp;
     match frame.rax {
         nr::HALT => sysctl::power_off(0),

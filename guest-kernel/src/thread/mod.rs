@@ -13,15 +13,17 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use core::any::Any;
+use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::context::{self, Context, FpuState};
 use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::user;
 use crate::mm::frame::{self, Frame, Pool};
-use crate::proc::Process;
 use crate::sync::{IrqGuard, IrqSpinLock};
 use abi::layout::PAGE_SIZE;
 
@@ -83,6 +85,14 @@ impl Drop for Stack {
     }
 }
 
+/// What a thread runs in user mode: a process (`proc::Process`, the one kind). The
+/// scheduler only loads its page tables when it switches to the thread; the rest is the
+/// owner's business, reached through [`current_task`].
+pub trait UserTask: Any + Send {
+    /// Loads the task's page tables if they are not loaded.
+    fn activate(&self);
+}
+
 /// A kernel thread.
 pub struct Thread {
     tid: Tid,
@@ -101,7 +111,7 @@ pub struct Thread {
     is_idle: bool,
     /// The user process this thread runs, if any (its address space is loaded while the
     /// thread runs).
-    process: Option<Box<Process>>,
+    process: Option<Box<dyn UserTask>>,
 }
 
 impl Thread {
@@ -166,10 +176,32 @@ static INITIAL_FPU: FpuState = FpuState::initial();
 static NEXT_TID: AtomicU64 = AtomicU64::new(1);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static CONTEXT_SWITCHES: AtomicU64 = AtomicU64::new(0);
-/// The running thread's process, or null: set by [`reschedule`] and cleared by
-/// [`take_current_process`], so that faults and system calls find their process without
-/// the scheduler's lock (worth ~30 us per fault where ring 0 is emulated).
-static CURRENT_PROCESS: AtomicPtr<Process> = AtomicPtr::new(core::ptr::null_mut());
+/// The running thread's user task, if any: set by [`reschedule`] and cleared by
+/// [`take_current_task`], so that faults and system calls find their process without the
+/// scheduler's lock (worth ~30 us per fault where ring 0 is emulated).
+static CURRENT_TASK: CurrentTask = CurrentTask(UnsafeCell::new(None));
+
+/// The cell of [`CURRENT_TASK`]. Written only by the scheduler, with interrupts off, when
+/// the running thread or its task changes; read by the running thread. On the one CPU a
+/// read is never split by a write that matters: a switch away and back in between leaves
+/// the cell as it was for this thread.
+struct CurrentTask(UnsafeCell<Option<NonNull<dyn UserTask>>>);
+
+// SAFETY: see `CurrentTask`: one CPU, writes with interrupts off, and every thread sees its
+// own task there whenever it runs.
+unsafe impl Sync for CurrentTask {}
+
+impl CurrentTask {
+    fn set(&self, task: Option<NonNull<dyn UserTask>>) {
+        // SAFETY: see `CurrentTask`; callers run with interrupts off.
+        unsafe { *self.0.get() = task };
+    }
+
+    fn get(&self) -> Option<NonNull<dyn UserTask>> {
+        // SAFETY: see `CurrentTask`.
+        unsafe { *self.0.get() }
+    }
+}
 
 /// Makes the running boot code thread 1 ("main") and creates the idle thread.
 pub fn init() {
@@ -295,11 +327,7 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
             .or_else(|| s.idle.take())
             .expect("thread: nothing to run");
         let to: *mut Thread = &raw mut *next;
-        let process = next
-            .process
-            .as_mut()
-            .map_or(core::ptr::null_mut(), |p| &raw mut **p);
-        CURRENT_PROCESS.store(process, Ordering::Relaxed);
+        CURRENT_TASK.set(next.process.as_mut().map(|p| NonNull::from(&mut **p)));
         s.current = Some(next);
         s.slice_left = TIME_SLICE_TICKS;
         (from, to)
@@ -345,20 +373,20 @@ unsafe fn enter_address_space(thread: &Thread) {
 /// Starts a thread that runs `process`, beginning with kernel code `f` (which loads a
 /// program and enters it; it does not return). On failure (no memory for the thread) the
 /// process is handed back, so the caller can release what it holds.
-pub fn spawn_process(
-    process: Box<Process>,
+pub fn spawn_process<T: UserTask>(
+    process: Box<T>,
     f: impl FnOnce() + Send + 'static,
-) -> Result<Tid, Box<Process>> {
+) -> Result<Tid, Box<T>> {
     start_process(process, Entry::Kernel(Box::new(f)))
 }
 
 /// Starts a thread that runs `process` from user-mode `frame` (a forked child). On failure
 /// the process is handed back, as by [`spawn_process`].
-pub fn spawn_forked(process: Box<Process>, frame: TrapFrame) -> Result<Tid, Box<Process>> {
+pub fn spawn_forked<T: UserTask>(process: Box<T>, frame: TrapFrame) -> Result<Tid, Box<T>> {
     start_process(process, Entry::User(Box::new(frame)))
 }
 
-fn start_process(process: Box<Process>, entry: Entry) -> Result<Tid, Box<Process>> {
+fn start_process<T: UserTask>(process: Box<T>, entry: Entry) -> Result<Tid, Box<T>> {
     let Some(mut thread) = Thread::new(Some(entry), false) else {
         return Err(process);
     };
@@ -368,25 +396,34 @@ fn start_process(process: Box<Process>, entry: Entry) -> Result<Tid, Box<Process
     Ok(tid)
 }
 
-/// The process the running thread runs, if any.
+/// The user task the running thread runs, if any and if it is a `T`.
 ///
-/// The reference is valid while the calling thread runs: the process belongs to the
-/// running thread's box, which does not move or drop until the thread exits (and
-/// [`take_current_process`] is the only other way to reach it).
-pub fn current_process() -> Option<&'static mut Process> {
-    let ptr = CURRENT_PROCESS.load(Ordering::Relaxed);
-    // SAFETY: `ptr` is null or the running thread's process (kept so by `reschedule` and
-    // `take_current_process`, the only places the running thread or its process change);
-    // see the function's documentation for its lifetime. Only the running thread calls
-    // this for its own process, so no other reference to it is live.
-    unsafe { ptr.as_mut() }
+/// The reference is valid while the calling thread runs: the task belongs to the running
+/// thread's box, which does not move or drop until the thread exits (and
+/// [`take_current_task`] is the only other way to reach it).
+pub fn current_task<T: UserTask>() -> Option<&'static mut T> {
+    let mut task = CURRENT_TASK.get()?;
+    // SAFETY: the cell holds the running thread's task (kept so by `reschedule` and
+    // `take_current_task`, the only places the running thread or its task change); see the
+    // function's documentation for its lifetime. Only the running thread calls this for
+    // its own task, so no other reference to it is live.
+    let task: &'static mut dyn UserTask = unsafe { task.as_mut() };
+    (task as &mut dyn Any).downcast_mut::<T>()
 }
 
-/// Takes the running thread's process away from it (at exit).
-pub fn take_current_process() -> Option<Box<Process>> {
+/// Takes the running thread's user task away from it (at exit), if it is a `T`.
+pub fn take_current_task<T: UserTask>() -> Option<Box<T>> {
     let mut s = SCHED.lock();
-    CURRENT_PROCESS.store(core::ptr::null_mut(), Ordering::Relaxed);
-    s.current.as_mut()?.process.take()
+    let slot = &mut s.current.as_mut()?.process;
+    if !slot
+        .as_ref()
+        .is_some_and(|task| (&**task as &dyn Any).is::<T>())
+    {
+        return None;
+    }
+    CURRENT_TASK.set(None);
+    let task: Box<dyn Any> = slot.take()?;
+    task.downcast::<T>().ok()
 }
 
 /// Runs on the thread that was just switched to: frees the thread that exited, if any.

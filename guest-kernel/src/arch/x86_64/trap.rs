@@ -1,16 +1,24 @@
-//! Trap handling: decoding what the CPU reports and deciding what to do.
+//! Trap decoding: what the CPU reported, turned into one portable [`Event`].
 //!
-//! Kernel-mode exceptions are kernel bugs, with one exception: an instruction listed in the
-//! fixup table (the probes below) may fault on purpose; the handler then resumes at its
-//! fixup address with the vector in `rdx`. Everything else prints a register dump on the
-//! console and panics, which the VMM reports as `vmm: guest kernel panic: ...`.
+//! The entry stubs (`idt`) save a [`TrapFrame`] and call [`decode`]; every event goes to
+//! the handler the kernel installed at boot ([`set_handler`]), which decides what to do
+//! (`crate::dispatch`). So `arch` never calls the fault path, the scheduler or the system
+//! calls by name, and none of them is above it in an import circle (the one thing it uses
+//! from above is the console, for the register dump of a kernel fault).
+//!
+//! Kernel-mode exceptions are kernel bugs and never become events, with one exception: an
+//! instruction listed in the fixup table (the probes below) may fault on purpose; the
+//! handler then resumes at its fixup address with the vector in `rdx`. Everything else
+//! prints a register dump on the console and panics, which the VMM reports as
+//! `vmm: guest kernel panic: ...`.
 
 use core::arch::{global_asm, naked_asm};
 use core::ptr::addr_of;
 
+use spin::Once;
+
 use super::{cpu, idt, lapic, user};
 use crate::console;
-use crate::vm::Access;
 
 /// The registers saved on a trap, lowest address first; `trap_common` builds it.
 #[repr(C)]
@@ -83,25 +91,54 @@ pub fn exception_name(vector: u64) -> (&'static str, &'static str) {
     }
 }
 
-/// Entry from `trap_common` for every vector.
+/// A trap, decoded: what happened, in portable terms. The [`TrapFrame`] that comes with it
+/// holds the user registers (system-call arguments, the result in `rax`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A system call from user mode.
+    Syscall,
+    /// `int 0x42` from user mode: `rax` holds a user address, to be replaced by the
+    /// kernel-virtual address of the frame backing it (or 0).
+    Int42,
+    /// A page fault in user mode at `addr`: `present` if the page was mapped (a protection
+    /// violation), `write` if the access was a write.
+    PageFault {
+        addr: u64,
+        present: bool,
+        write: bool,
+    },
+    /// An invalid opcode in user mode. Some KVMs raise it for `int 0x42` in ring 3 instead
+    /// of using the gate: [`skip_int42`] tells.
+    InvalidOpcode,
+    /// Any other exception in user mode (the program's fault), with its vector.
+    UserException(u64),
+    /// The timer interrupt. Not acknowledged yet: [`lapic::eoi`] before switching threads.
+    Timer,
+    /// An interrupt from device line `line` (`abi::devices`). Not acknowledged yet.
+    Device(u32),
+}
+
+/// What every decoded trap is handed to.
+pub type Handler = fn(&mut TrapFrame, Event);
+
+/// The handler (`crate::dispatch`), installed once at boot before interrupts are on or a
+/// user program runs.
+static HANDLER: Once<Handler> = Once::new();
+
+/// Installs `handler` for every event from now on. Call once at boot.
+pub fn set_handler(handler: Handler) {
+    HANDLER.call_once(|| handler);
+}
+
+/// Entry from `trap_common` for every vector: decodes the trap and hands it to the
+/// handler. A kernel-mode exception is dealt with here (see the module documentation).
 pub fn dispatch(frame: &mut TrapFrame) {
-    let is_interrupt = frame.vector >= idt::EXCEPTION_VECTORS as u64
-        && frame.vector != user::SYSCALL_VECTOR
-        && frame.vector != idt::INT42_VECTOR as u64;
-    if is_interrupt {
-        interrupt(frame.vector);
-        return;
+    if let Some(event) = decode(frame) {
+        let handler = HANDLER
+            .get()
+            .expect("trap: an event before the handler was set");
+        handler(frame, event);
     }
-    if frame.cs & 3 == 3 {
-        user_trap(frame);
-        return;
-    }
-    if let Some(fixup) = fixup_for(frame.rip) {
-        frame.rdx = frame.vector;
-        frame.rip = fixup;
-        return;
-    }
-    kernel_fault(frame);
 }
 
 /// `rflags` bits a system call may hand back to user code: the arithmetic flags (the rest
@@ -110,10 +147,35 @@ const USER_RFLAGS_KEPT: u64 = 0x8d5;
 /// The bytes of `int 0x42`.
 const INT42_BYTES: [u8; 2] = [0xcd, 0x42];
 
-/// An exception or system call from user mode.
-fn user_trap(frame: &mut TrapFrame) {
-    match frame.vector {
-        user::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
+/// The event `frame` reports; `None` for a spurious interrupt or a probe's fault (resumed
+/// at its fixup). Panics on any other kernel-mode exception.
+fn decode(frame: &mut TrapFrame) -> Option<Event> {
+    /// Error-code bit: the page was present (a protection violation, not a missing page).
+    const PF_PRESENT: u64 = 1;
+    /// Error-code bit: the access was a write.
+    const PF_WRITE: u64 = 2;
+    let is_interrupt = frame.vector >= idt::EXCEPTION_VECTORS as u64
+        && frame.vector != user::SYSCALL_VECTOR
+        && frame.vector != idt::INT42_VECTOR as u64;
+    if is_interrupt {
+        return match frame.vector {
+            v if v == u64::from(lapic::SPURIOUS_VECTOR) => None,
+            v if v == u64::from(lapic::TIMER_VECTOR) => Some(Event::Timer),
+            v => Some(Event::Device(
+                (v - u64::from(abi::devices::IRQ_VECTOR_BASE)) as u32,
+            )),
+        };
+    }
+    if frame.cs & 3 != 3 {
+        if let Some(fixup) = fixup_for(frame.rip) {
+            frame.rdx = frame.vector;
+            frame.rip = fixup;
+            return None;
+        }
+        kernel_fault(frame);
+    }
+    Some(match frame.vector {
+        user::SYSCALL_VECTOR => Event::Syscall,
         vector::GENERAL_PROTECTION if user::is_trampoline_entry(frame.rip) => {
             // `syscall` ran the trampoline in ring 3 (PVM): its `swapgs` faulted. Make the
             // frame return where `syscall` would, then run the call.
@@ -121,92 +183,30 @@ fn user_trap(frame: &mut TrapFrame) {
             frame.rflags = (frame.r11 & USER_RFLAGS_KEPT) | user::USER_RFLAGS;
             frame.cs = user::USER_CS;
             frame.ss = user::USER_DS;
-            crate::syscall::dispatch(frame);
+            Event::Syscall
         }
-        v if v == idt::INT42_VECTOR as u64 => int42(frame),
-        vector::PAGE_FAULT if user_page_fault(frame) => {}
-        vector::INVALID_OPCODE if is_int42_at(frame.rip) => {
-            // Some KVMs raise #UD for `int N` in ring 3 instead of using the gate.
-            frame.rip += 2;
-            int42(frame);
-        }
-        // Any other exception is the program's fault.
-        _ => crate::proc::exit(crate::proc::KILLED),
+        v if v == idt::INT42_VECTOR as u64 => Event::Int42,
+        vector::PAGE_FAULT => Event::PageFault {
+            addr: cpu::read_cr2(),
+            present: frame.error_code & PF_PRESENT != 0,
+            write: frame.error_code & PF_WRITE != 0,
+        },
+        vector::INVALID_OPCODE => Event::InvalidOpcode,
+        v => Event::UserException(v),
+    })
+}
+
+/// For an [`Event::InvalidOpcode`]: if the user instruction at `frame.rip` is `int 0x42`
+/// (its bytes read with `read_byte`, which gives `None` for an address not mapped), moves
+/// `rip` past it, as the gate would have, and says so.
+pub fn skip_int42(frame: &mut TrapFrame, mut read_byte: impl FnMut(u64) -> Option<u8>) -> bool {
+    let rip = frame.rip;
+    let is_int42 = read_byte(rip) == Some(INT42_BYTES[0])
+        && rip.checked_add(1).and_then(&mut read_byte) == Some(INT42_BYTES[1]);
+    if is_int42 {
+        frame.rip += INT42_BYTES.len() as u64;
     }
-}
-
-/// Resolves a user page fault (a program page not loaded yet, stack growth, a write to a
-/// copy-on-write page); false if the program must die.
-fn user_page_fault(frame: &TrapFrame) -> bool {
-    /// Error-code bit: the page was present (a protection violation, not a missing page).
-    const PF_PRESENT: u64 = 1;
-    /// Error-code bit: the access was a write.
-    const PF_WRITE: u64 = 2;
-    let addr = cpu::read_cr2();
-    let Some(p) = crate::thread::current_process() else {
-        return false;
-    };
-    let access = match (frame.error_code & PF_PRESENT, frame.error_code & PF_WRITE) {
-        (0, _) => Access::Missing,
-        // A write to a read-only page: fine only if the page is copy-on-write.
-        (_, PF_WRITE) => Access::Write,
-        // Present, not a write (a kernel page, or a fetch from a no-execute page): nothing
-        // to bring in.
-        _ => Access::Denied,
-    };
-    crate::vm::fault::resolve(&mut p.mem, addr, frame.rsp, access, false)
-}
-
-/// Whether the user instruction at `rip` is `int 0x42` (read through the page tables, as
-/// the user-copy module does, but without building a buffer: this is on the `int 0x42`
-/// path of KVMs that raise #UD for it).
-fn is_int42_at(rip: u64) -> bool {
-    let Some(process) = crate::thread::current_process() else {
-        return false;
-    };
-    let mut byte = |va: u64| {
-        let page = va & !(abi::layout::PAGE_SIZE - 1);
-        let mapping = (va < abi::layout::KERN_BASE)
-            .then(|| process.mem.space.translate(page))
-            .flatten()?;
-        // SAFETY: the frame backs a mapped user page of the current process; the direct map
-        // covers it; the offset is inside the page.
-        Some(unsafe { *mapping.frame.as_ptr().add((va - page) as usize) })
-    };
-    byte(rip) == Some(INT42_BYTES[0])
-        && rip.checked_add(1).and_then(&mut byte) == Some(INT42_BYTES[1])
-}
-
-/// `int 0x42`: `rax` holds a user address; it becomes the kernel-virtual address of the
-/// frame backing that page, or 0 if none does now.
-fn int42(frame: &mut TrapFrame) {
-    let page = frame.rax & !(abi::layout::PAGE_SIZE - 1);
-    let backing = crate::thread::current_process()
-        .filter(|_| page < abi::layout::KERN_BASE)
-        .and_then(|p| p.mem.space.translate(page))
-        .map_or(0, |m| m.frame.virt());
-    frame.rax = backing;
-}
-
-/// An external interrupt: acknowledge it, then act. Runs with interrupts off; the timer
-/// may switch threads from here (the thread resumes here later and returns from the trap).
-fn interrupt(vector: u64) {
-    match vector {
-        v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}
-        v if v == u64::from(lapic::TIMER_VECTOR) => {
-            lapic::eoi();
-            crate::thread::tick();
-        }
-        v => {
-            let line = (v - u64::from(abi::devices::IRQ_VECTOR_BASE)) as u32;
-            if line == abi::devices::SERIAL_IRQ {
-                console::on_interrupt();
-            } else {
-                crate::drivers::block::handle_interrupt(line);
-            }
-            lapic::eoi();
-        }
-    }
+    is_int42
 }
 
 /// Reports an unexpected kernel-mode exception and panics. Never returns.
