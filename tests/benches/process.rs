@@ -9,11 +9,10 @@
 //! swap-in target itself, so each program runs several times and the results are medians
 //! (a target that compares two faults takes the median of their per-run difference).
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{host_page_io_ns, kvm_kind, kvm_usable, vmm_path};
+use tests::{host_page_io_ns, kvm_kind, kvm_usable, user_program, vmm_path};
 
 /// TSC ticks per second, measured against the host clock.
 fn tsc_hz() -> f64 {
@@ -28,15 +27,14 @@ fn tsc_hz() -> f64 {
 /// Runs `program` in a guest of `mem_mib` MiB (with `options`); returns its
 /// `(name, cycles)` results.
 fn guest_results(program: &str, mem_mib: u32, options: &[&str]) -> Vec<(String, f64)> {
-    let user = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/user");
     let output = Command::new(vmm_path())
         .arg("run")
         .args(options)
         .arg("--mem")
         .arg(mem_mib.to_string())
         .arg("--put")
-        .arg(user.join("bench-true"))
-        .arg(user.join(program))
+        .arg(user_program("bench-true"))
+        .arg(user_program(program))
         .stdin(Stdio::null())
         .output()
         .expect("spawn vmm");

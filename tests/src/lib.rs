@@ -1,5 +1,6 @@
-//! Helpers for the end-to-end tests and benchmarks: find the `vmm` binary, check that KVM is
-//! usable, and run `vmm` capturing what it prints.
+//! Helpers for the end-to-end tests and benchmarks: find the `vmm` binary and the user
+//! programs, check that KVM is usable, run `vmm` capturing what it prints, make files in a
+//! temporary directory, and show how output differs from what was expected.
 //!
 //! The binary is the one `make` builds (`target/release/vmm`); set `VMM_BIN` to test another.
 //! Tests that need KVM call [`require_kvm`]: without a usable `/dev/kvm` they are skipped
@@ -20,6 +21,16 @@ pub fn vmm_path() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The repository's root (`--put` paths in the tests are relative to it).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Path of user program `name` as `make user` builds it (`target/user/NAME`).
+pub fn user_program(name: &str) -> PathBuf {
+    repo_root().join("target/user").join(name)
 }
 
 /// Whether `/dev/kvm` can be opened for reading and writing.
@@ -110,11 +121,72 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Writes `contents` to a new file `name` in the directory; returns its path.
+    pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write a test file");
+        path
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Expected and actual output side by side, line by line, marking the differing lines with
+/// `!` (for assertion messages).
+pub fn line_diff(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let mut out = String::new();
+    for i in 0..e.len().max(a.len()) {
+        let (x, y) = (e.get(i).copied(), a.get(i).copied());
+        let mark = if x == y { ' ' } else { '!' };
+        out += &format!(
+            "{mark} expected {:<50} | got {}\n",
+            x.unwrap_or("<none>"),
+            y.unwrap_or("<none>")
+        );
+    }
+    if !actual.is_empty() && !actual.ends_with('\n') {
+        out += "! output does not end with a newline\n";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_diff_marks_only_the_differing_lines() {
+        assert_eq!(
+            line_diff("a\nb\n", "a\nc"),
+            format!(
+                "  expected {:<50} | got a\n! expected {:<50} | got c\n\
+                 ! output does not end with a newline\n",
+                "a", "b"
+            )
+        );
+        assert_eq!(
+            line_diff("a\n", "a\nextra\n"),
+            format!(
+                "  expected {:<50} | got a\n! expected {:<50} | got extra\n",
+                "a", "<none>"
+            )
+        );
+    }
+
+    #[test]
+    fn temp_dir_files_hold_their_contents_and_go_with_the_dir() {
+        let dir = TempDir::new("lib-self-check");
+        let path = dir.file("f.txt", "abc");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "abc");
+        let root = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!root.exists());
     }
 }
 

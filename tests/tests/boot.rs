@@ -335,8 +335,7 @@ fn missing_kernel_file() {
 #[test]
 fn kernel_file_that_is_not_an_x86_64_elf() {
     let dir = TempDir::new("badelf");
-    let text = dir.path().join("kernel.txt");
-    std::fs::write(&text, "not a kernel\n").unwrap();
+    let text = dir.file("kernel.txt", "not a kernel\n");
     let run = vmm(&["run", "--kernel", text.to_str().unwrap()]);
     assert_eq!(
         run.stderr,
@@ -350,8 +349,7 @@ fn kernel_file_that_is_not_an_x86_64_elf() {
     // The real kernel with its machine field changed to AArch64 (183).
     let mut elf = std::fs::read(kernel_elf()).unwrap();
     elf[18..20].copy_from_slice(&183u16.to_le_bytes());
-    let arm = dir.path().join("kernel.arm");
-    std::fs::write(&arm, elf).unwrap();
+    let arm = dir.file("kernel.arm", elf);
     let run = vmm(&["run", "--kernel", arm.to_str().unwrap()]);
     assert_eq!(
         run.stderr,
@@ -418,8 +416,7 @@ fn missing_kvm_device() {
 #[test]
 fn a_file_that_is_not_a_kvm_device() {
     let dir = TempDir::new("notkvm");
-    let fake = dir.path().join("kvm");
-    std::fs::write(&fake, "").unwrap();
+    let fake = dir.file("kvm", "");
     let run = vmm(&["run", "--kvm-path", fake.to_str().unwrap()]);
     assert_eq!(
         run.stderr,

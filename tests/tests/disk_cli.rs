@@ -32,11 +32,9 @@ fn create_put_ls_get_rm() {
     let dir = TempDir::new("disk-cli");
     let image = dir.path().join("disk.img");
     let image = text(&image);
-    let host_a = dir.path().join("hello.txt");
-    let host_b = dir.path().join("blob.bin");
     let blob: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(&host_a, b"hello, disk\n").unwrap();
-    std::fs::write(&host_b, &blob).unwrap();
+    let host_a = dir.file("hello.txt", b"hello, disk\n");
+    let host_b = dir.file("blob.bin", &blob);
 
     assert_eq!(disk_ok(&["create", image, "--mib", "2"]), "");
     assert_eq!(std::fs::metadata(image).unwrap().len(), 2 * 1024 * 1024);
@@ -88,8 +86,7 @@ fn errors() {
     let image = dir.path().join("disk.img");
     let image = text(&image);
     disk_ok(&["create", image, "--mib", "1"]);
-    let host = dir.path().join("f");
-    std::fs::write(&host, b"x").unwrap();
+    let host = dir.file("f", b"x");
     assert_eq!(
         disk_err(&["put", image, &format!("{}:fifteen15bytes!", text(&host))]),
         [
@@ -97,8 +94,7 @@ fn errors() {
           names of at most 14 bytes"
         ]
     );
-    let long_host = dir.path().join("a-long-host-name.txt");
-    std::fs::write(&long_host, b"x").unwrap();
+    let long_host = dir.file("a-long-host-name.txt", b"x");
     assert_eq!(
         disk_err(&["put", image, text(&long_host)]),
         [

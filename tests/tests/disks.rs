@@ -9,9 +9,8 @@ fn put_file_is_changed_by_the_guest_and_got_back() {
         return;
     }
     let dir = TempDir::new("putget");
-    let input = dir.path().join("input.txt");
+    let input = dir.file("input.txt", "Hello, disk! 123\n");
     let output = dir.path().join("output.txt");
-    std::fs::write(&input, "Hello, disk! 123\n").unwrap();
     let put = format!("{}:selftest.io", input.display());
     let get = format!("selftest.io:{}", output.display());
     let run = vmm(&["run", "--self-test", "--put", &put, "--get", &get]);
@@ -30,9 +29,8 @@ fn files_are_got_back_even_when_the_guest_fails() {
         return;
     }
     let dir = TempDir::new("getfail");
-    let input = dir.path().join("keep");
+    let input = dir.file("keep", "kept\n");
     let output = dir.path().join("back");
-    std::fs::write(&input, "kept\n").unwrap();
     let put = input.display().to_string();
     let get = format!("keep:{}", output.display());
     let run = vmm(&["run", "--test-hook", "panic", "--put", &put, "--get", &get]);
@@ -46,10 +44,8 @@ fn put_files_land_on_the_disk_under_their_names() {
         return;
     }
     let dir = TempDir::new("putnames");
-    let a = dir.path().join("a");
-    let b = dir.path().join("b");
-    std::fs::write(&a, vec![1u8; 5000]).unwrap();
-    std::fs::write(&b, "b").unwrap();
+    let a = dir.file("a", vec![1u8; 5000]);
+    let b = dir.file("b", "b");
     let (a_back, b_back) = (dir.path().join("a.back"), dir.path().join("b.back"));
     let run = vmm(&[
         "run",
@@ -100,8 +96,7 @@ fn disk_option_uses_an_image_in_place() {
     let dir = TempDir::new("diskopt");
     let image = dir.path().join("fs.img");
     let image_arg = image.to_str().unwrap();
-    let host = dir.path().join("selftest.io");
-    std::fs::write(&host, "abc").unwrap();
+    let host = dir.file("selftest.io", "abc");
 
     let create = vmm(&["disk", "create", image_arg, "--mib", "2"]);
     assert_eq!(create.status, Some(0), "{create:?}");
@@ -163,10 +158,8 @@ fn swap_file_option_creates_and_keeps_the_file() {
 #[test]
 fn bad_put_files_are_refused_before_boot() {
     let dir = TempDir::new("badput");
-    let small = dir.path().join("small");
-    std::fs::write(&small, "x").unwrap();
-    let big = dir.path().join("big");
-    std::fs::write(&big, vec![0u8; 3 << 20]).unwrap();
+    let small = dir.file("small", "x");
+    let big = dir.file("big", vec![0u8; 3 << 20]);
 
     let long_name = format!("{}:fifteen-bytes!!", small.display());
     let missing = dir.path().join("missing");

@@ -4,18 +4,14 @@
 //! differ only in the pages the program touches is exact, whatever the program's own code
 //! and stack cost.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use abi::stats::{FIELDS, FieldKind};
 use serde_json::Value;
-use tests::{TempDir, require_kvm, vmm};
+use tests::{TempDir, repo_root, require_kvm, user_program, vmm};
 
 fn program(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/user")
-        .join(name)
-        .display()
-        .to_string()
+    user_program(name).display().to_string()
 }
 
 /// Runs `vmm run --stats-json` with `options` then `paging-stats ARGS`; returns the
@@ -233,9 +229,7 @@ fn json_holds_the_documented_fields() {
     );
     assert!(doc["vm_exits"]["total"].as_u64() > Some(0));
     // Every key the document has is documented in the README.
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README.md");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let mut all = Vec::new();
     keys(&doc, "", &mut all);
     for key in all {
