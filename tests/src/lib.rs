@@ -156,40 +156,6 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_diff_marks_only_the_differing_lines() {
-        assert_eq!(
-            line_diff("a\nb\n", "a\nc"),
-            format!(
-                "  expected {:<50} | got a\n! expected {:<50} | got c\n\
-                 ! output does not end with a newline\n",
-                "a", "b"
-            )
-        );
-        assert_eq!(
-            line_diff("a\n", "a\nextra\n"),
-            format!(
-                "  expected {:<50} | got a\n! expected {:<50} | got extra\n",
-                "a", "<none>"
-            )
-        );
-    }
-
-    #[test]
-    fn temp_dir_files_hold_their_contents_and_go_with_the_dir() {
-        let dir = TempDir::new("lib-self-check");
-        let path = dir.file("f.txt", "abc");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "abc");
-        let root = dir.path().to_path_buf();
-        drop(dir);
-        assert!(!root.exists());
-    }
-}
-
 /// Path of the guest kernel ELF that `make` builds.
 pub fn kernel_elf() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-none/release/guest-kernel")
@@ -234,4 +200,38 @@ pub fn host_page_io_ns() -> (f64, f64) {
     }
     let ops = (ROUNDS as u64 * PAGES) as f64;
     (write_ns as f64 / ops, read_ns as f64 / ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_diff_marks_only_the_differing_lines() {
+        assert_eq!(
+            line_diff("a\nb\n", "a\nc"),
+            format!(
+                "  expected {:<50} | got a\n! expected {:<50} | got c\n\
+                 ! output does not end with a newline\n",
+                "a", "b"
+            )
+        );
+        assert_eq!(
+            line_diff("a\n", "a\nextra\n"),
+            format!(
+                "  expected {:<50} | got a\n! expected {:<50} | got extra\n",
+                "a", "<none>"
+            )
+        );
+    }
+
+    #[test]
+    fn temp_dir_files_hold_their_contents_and_go_with_the_dir() {
+        let dir = TempDir::new("lib-self-check");
+        let path = dir.file("f.txt", "abc");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "abc");
+        let root = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!root.exists());
+    }
 }

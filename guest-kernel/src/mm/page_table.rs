@@ -380,18 +380,17 @@ impl AddressSpace {
         }
     }
 
-    /// The accessed and dirty bits of `va`'s mapping.
-    pub fn accessed_dirty(&mut self, va: u64) -> Option<(bool, bool)> {
-        let f = self.present_leaf(va)?.flags();
-        Some((f.contains(Flags::ACCESSED), f.contains(Flags::DIRTY)))
-    }
-
-    /// Clears the accessed bit of `va`'s mapping (the clock's second chance).
-    pub fn clear_accessed(&mut self, va: u64) {
-        if let Some(entry) = self.present_leaf(va) {
-            entry.set_flags(entry.flags() - Flags::ACCESSED);
+    /// The accessed and dirty bits of `va`'s mapping; with `clear_accessed`, the accessed
+    /// bit is also cleared (the clock's second chance), in the same walk.
+    pub fn accessed_dirty(&mut self, va: u64, clear_accessed: bool) -> Option<(bool, bool)> {
+        let entry = self.present_leaf(va)?;
+        let f = entry.flags();
+        let accessed = f.contains(Flags::ACCESSED);
+        if clear_accessed && accessed {
+            entry.set_flags(f - Flags::ACCESSED);
             self.flush(va);
         }
+        Some((accessed, f.contains(Flags::DIRTY)))
     }
 
     /// Marks `va`'s mapping accessed and dirty: the kernel wrote the page through the

@@ -272,20 +272,18 @@ fn evict_one() -> Option<Frame> {
         let frame = Frame::from_gpa(t.base + index as u64 * PAGE_SIZE);
         let va = e.va;
         let (mut accessed, mut dirty) = (false, false);
-        // Every policy needs the dirty bits; only the clock looks at the accessed bits.
+        // Every policy needs the dirty bits; only the clock looks at the accessed bits, and
+        // clears them as it reads them: a page accessed in any owner gets its second
+        // chance in all of them.
         for p in e.owners() {
             // SAFETY: an owner is alive while its entry names it (exit releases its frames
             // first) and is not using its tables now (see the module's documentation).
-            if let Some((a, d)) = unsafe { (*p).space.accessed_dirty(va) } {
+            if let Some((a, d)) = unsafe { (*p).space.accessed_dirty(va, second_chance) } {
                 accessed |= a;
                 dirty |= d;
             }
         }
         if accessed && second_chance {
-            for p in e.owners() {
-                // SAFETY: as above.
-                unsafe { (*p).space.clear_accessed(va) };
-            }
             continue;
         }
         match evict(e, frame, dirty) {
