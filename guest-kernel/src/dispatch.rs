@@ -1,10 +1,13 @@
 //! Trap dispatch: what the kernel does with each event `arch` decoded
 //! (`arch::x86_64::trap::Event`).
 //!
-//! `arch` turns every trap into one event and its user frame; [`handle`] (installed at boot
-//! with `arch::x86_64::trap::set_handler`) hands it to the code that owns it: system calls,
-//! the page-fault path (`vm::fault`), the scheduler's tick, the device drivers. A user
+//! The trap stubs call [`kernel_trap`] with the saved frame; `arch` decodes it into one
+//! event, and this module hands the event to the code that owns it: system calls, the
+//! page-fault path (`vm::fault`), the scheduler's tick, the device drivers. A user
 //! program's exception that nothing resolves ends the process with -1.
+//!
+//! Every arm is one call, so the entry itself saves no registers: where ring 0 is emulated,
+//! each memory access on this path is paid by every system call and fault.
 //!
 //! Runs with interrupts off, on the kernel stack of the thread that trapped; the timer may
 //! switch threads from here (the thread resumes here later and returns from the trap).
@@ -17,36 +20,72 @@ use crate::proc;
 use crate::vm::{self, Access};
 use crate::{console, thread};
 
-/// Handles one event; returns to the trapped code (which `frame` now describes) unless the
-/// event ended the process.
-pub fn handle(frame: &mut TrapFrame, event: Event) {
-    match event {
-        Event::Syscall => crate::syscall::dispatch(frame),
-        Event::Int42 => int42(frame),
-        Event::PageFault {
+/// Entry from the trap stubs (`arch::x86_64::idt`, which call it by this link name) with
+/// the frame they saved. Returns to the trapped code, which `frame` then describes, unless
+/// the event ended the process.
+// SAFETY: no other item has this link name; the stubs call it with the System V ABI and a
+// pointer to the frame they pushed on the current stack (aligned, initialised, and
+// exclusively this function's until it returns).
+#[unsafe(no_mangle)]
+extern "C" fn kernel_trap(frame: &mut TrapFrame) {
+    match trap::decode(frame) {
+        None => {}
+        Some(Event::Syscall) => crate::syscall::dispatch(frame),
+        Some(Event::Int42) => int42(frame),
+        Some(Event::PageFault {
             addr,
             present,
             write,
-        } if user_page_fault(frame, addr, present, write) => {}
-        Event::InvalidOpcode if skip_int42(frame) => int42(frame),
-        Event::Timer => {
-            // Before the tick: it may switch threads.
-            lapic::eoi();
-            thread::tick();
-        }
-        Event::Device(line) => {
-            if line == abi::devices::SERIAL_IRQ {
-                console::on_interrupt();
-            } else {
-                crate::drivers::block::handle_interrupt(line);
-            }
-            lapic::eoi();
-        }
+        }) => page_fault(frame, addr, present, write),
+        Some(Event::InvalidOpcode) => invalid_opcode(frame),
+        Some(Event::Timer) => timer(),
+        Some(Event::Device(line)) => device(line),
         // Any other exception is the program's fault.
-        Event::PageFault { .. } | Event::InvalidOpcode | Event::UserException(_) => {
-            proc::exit(proc::KILLED)
-        }
+        Some(Event::UserException(_)) => proc::exit(proc::KILLED),
     }
+}
+
+/// The timer interrupt.
+#[inline(never)]
+fn timer() {
+    // Before the tick: it may switch threads.
+    lapic::eoi();
+    thread::tick();
+}
+
+/// An interrupt from device line `line`.
+#[inline(never)]
+fn device(line: u32) {
+    if line == abi::devices::SERIAL_IRQ {
+        console::on_interrupt();
+    } else {
+        crate::drivers::block::handle_interrupt(line);
+    }
+    lapic::eoi();
+}
+
+/// A user page fault: resolved, or the process ends.
+#[inline(never)]
+fn page_fault(frame: &TrapFrame, addr: u64, present: bool, write: bool) {
+    if !user_page_fault(frame, addr, present, write) {
+        proc::exit(proc::KILLED);
+    }
+}
+
+/// An invalid opcode in user mode: `int 0x42` on KVMs that raise #UD for it, or the
+/// program's fault.
+#[inline(never)]
+fn invalid_opcode(frame: &mut TrapFrame) {
+    let Some(process) = proc::current() else {
+        proc::exit(proc::KILLED)
+    };
+    // The instruction is read through the page tables, as the user-copy module does, but
+    // without building a buffer: this is the `int 0x42` path of KVMs that raise #UD for it.
+    let space = &mut process.mem.space;
+    if !trap::skip_int42(frame, |va| space.read_byte(va)) {
+        proc::exit(proc::KILLED);
+    }
+    int42_of(process, frame);
 }
 
 /// Resolves a user page fault at `addr` (a program page not loaded yet, stack growth, a
@@ -66,23 +105,22 @@ fn user_page_fault(frame: &TrapFrame, addr: u64, present: bool, write: bool) -> 
     vm::fault::resolve(&mut p.mem, addr, frame.rsp, access, false)
 }
 
-/// Whether the invalid opcode at `frame.rip` is `int 0x42` (then `rip` is past it). Reads
-/// the instruction through the page tables, as the user-copy module does, but without
-/// building a buffer: this is on the `int 0x42` path of KVMs that raise #UD for it.
-fn skip_int42(frame: &mut TrapFrame) -> bool {
-    let Some(process) = proc::current() else {
-        return false;
-    };
-    trap::skip_int42(frame, |va| process.mem.space.read_byte(va))
-}
-
 /// `int 0x42`: `rax` holds a user address; it becomes the kernel-virtual address of the
 /// frame backing that page, or 0 if none does now.
+#[inline(never)]
 fn int42(frame: &mut TrapFrame) {
+    match proc::current() {
+        Some(process) => int42_of(process, frame),
+        None => frame.rax = 0,
+    }
+}
+
+/// [`int42`] for `process`.
+#[inline(always)]
+fn int42_of(process: &mut proc::Process, frame: &mut TrapFrame) {
     let page = frame.rax & !(PAGE_SIZE - 1);
-    let backing = proc::current()
-        .filter(|_| page < KERN_BASE)
-        .and_then(|p| p.mem.space.translate(page))
+    frame.rax = (page < KERN_BASE)
+        .then(|| process.mem.space.translate(page))
+        .flatten()
         .map_or(0, |m| m.frame.virt());
-    frame.rax = backing;
 }

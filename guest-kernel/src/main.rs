@@ -40,7 +40,6 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let info = boot::init(boot_info_gpa);
     stats::init(info);
     arch::x86_64::init(info);
-    arch::x86_64::trap::set_handler(dispatch::handle);
     console::init();
     run_test_hook(TestHook::from_raw(info.test_hook));
 

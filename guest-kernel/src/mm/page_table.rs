@@ -256,9 +256,17 @@ impl AddressSpace {
                 self.mapped.push(va);
                 Ok(())
             }
-            PAGE_OP_NOT_MAPPED => self.map(va, frame, flags),
+            PAGE_OP_NOT_MAPPED => self.map_first(va, frame, flags),
             _ => Err(MapError::FillFailed),
         }
+    }
+
+    /// [`map`](Self::map) for [`fill_and_map`](Self::fill_and_map)'s rare case (a missing
+    /// page-table page), kept out of line so that the common case stays small.
+    #[cold]
+    #[inline(never)]
+    fn map_first(&mut self, va: u64, frame: Frame, flags: PageFlags) -> Result<(), MapError> {
+        self.map(va, frame, flags)
     }
 
     /// Takes user page `va` out of memory (eviction): the entry stops mapping it (the TLB
@@ -341,15 +349,16 @@ impl AddressSpace {
 
     /// The byte at user address `va`, if a frame backs its page now (read through the
     /// direct map, so it cannot fault).
+    #[inline(always)]
     pub fn read_byte(&mut self, va: u64) -> Option<u8> {
         if va >= KERN_BASE {
             return None;
         }
         let page = va & !(PAGE_SIZE - 1);
-        let mapping = self.translate(page)?;
+        let frame = entry_frame(self.present_leaf(page)?);
         // SAFETY: the frame backs a mapped user page of this space; the direct map covers
         // it; the offset is inside the page.
-        Some(unsafe { *mapping.frame.as_ptr().add((va - page) as usize) })
+        Some(unsafe { *frame.as_ptr().add((va - page) as usize) })
     }
 
     /// Makes mapped user page `va` copy-on-write: read-only, marked so that a write fault

@@ -69,7 +69,8 @@ pub struct Process {
     pub syscall_rsp: u64,
 }
 
-impl thread::UserTask for Process {
+// SAFETY: `Process` is the only type that implements `UserTask` (the trait's contract).
+unsafe impl thread::UserTask for Process {
     /// Loads this process's page tables if they are not loaded (on every switch to it).
     fn activate(&self) {
         self.mem.activate();

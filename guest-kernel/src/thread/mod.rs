@@ -13,11 +13,8 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::any::Any;
-use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use crate::arch::x86_64::context::{self, Context, FpuState};
 use crate::arch::x86_64::cpu;
@@ -85,10 +82,15 @@ impl Drop for Stack {
     }
 }
 
-/// What a thread runs in user mode: a process (`proc::Process`, the one kind). The
-/// scheduler only loads its page tables when it switches to the thread; the rest is the
-/// owner's business, reached through [`current_task`].
-pub trait UserTask: Any + Send {
+/// What a thread runs in user mode: a process (`proc::Process`). The scheduler only loads
+/// its page tables when it switches to the thread; the rest is the owner's business,
+/// reached through [`current_task`].
+///
+/// # Safety
+/// At most one type implements this trait: [`current_task`] and [`take_current_task`] hand
+/// the running thread's task back as the type asked for without a check at run time (a
+/// check on every system call and fault costs where ring 0 is emulated).
+pub unsafe trait UserTask: Send + 'static {
     /// Loads the task's page tables if they are not loaded.
     fn activate(&self);
 }
@@ -176,32 +178,10 @@ static INITIAL_FPU: FpuState = FpuState::initial();
 static NEXT_TID: AtomicU64 = AtomicU64::new(1);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 static CONTEXT_SWITCHES: AtomicU64 = AtomicU64::new(0);
-/// The running thread's user task, if any: set by [`reschedule`] and cleared by
+/// The running thread's user task, or null: set by [`reschedule`] and cleared by
 /// [`take_current_task`], so that faults and system calls find their process without the
 /// scheduler's lock (worth ~30 us per fault where ring 0 is emulated).
-static CURRENT_TASK: CurrentTask = CurrentTask(UnsafeCell::new(None));
-
-/// The cell of [`CURRENT_TASK`]. Written only by the scheduler, with interrupts off, when
-/// the running thread or its task changes; read by the running thread. On the one CPU a
-/// read is never split by a write that matters: a switch away and back in between leaves
-/// the cell as it was for this thread.
-struct CurrentTask(UnsafeCell<Option<NonNull<dyn UserTask>>>);
-
-// SAFETY: see `CurrentTask`: one CPU, writes with interrupts off, and every thread sees its
-// own task there whenever it runs.
-unsafe impl Sync for CurrentTask {}
-
-impl CurrentTask {
-    fn set(&self, task: Option<NonNull<dyn UserTask>>) {
-        // SAFETY: see `CurrentTask`; callers run with interrupts off.
-        unsafe { *self.0.get() = task };
-    }
-
-    fn get(&self) -> Option<NonNull<dyn UserTask>> {
-        // SAFETY: see `CurrentTask`.
-        unsafe { *self.0.get() }
-    }
-}
+static CURRENT_TASK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Makes the running boot code thread 1 ("main") and creates the idle thread.
 pub fn init() {
@@ -327,7 +307,11 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
             .or_else(|| s.idle.take())
             .expect("thread: nothing to run");
         let to: *mut Thread = &raw mut *next;
-        CURRENT_TASK.set(next.process.as_mut().map(|p| NonNull::from(&mut **p)));
+        let task = next
+            .process
+            .as_mut()
+            .map_or(core::ptr::null_mut(), |t| (&raw mut **t).cast::<()>());
+        CURRENT_TASK.store(task, Ordering::Relaxed);
         s.current = Some(next);
         s.slice_left = TIME_SLICE_TICKS;
         (from, to)
@@ -396,34 +380,33 @@ fn start_process<T: UserTask>(process: Box<T>, entry: Entry) -> Result<Tid, Box<
     Ok(tid)
 }
 
-/// The user task the running thread runs, if any and if it is a `T`.
+/// The user task the running thread runs, if any, as a `T` (the one type of task: see
+/// [`UserTask`]).
 ///
 /// The reference is valid while the calling thread runs: the task belongs to the running
 /// thread's box, which does not move or drop until the thread exits (and
 /// [`take_current_task`] is the only other way to reach it).
+#[inline(always)]
 pub fn current_task<T: UserTask>() -> Option<&'static mut T> {
-    let mut task = CURRENT_TASK.get()?;
-    // SAFETY: the cell holds the running thread's task (kept so by `reschedule` and
-    // `take_current_task`, the only places the running thread or its task change); see the
-    // function's documentation for its lifetime. Only the running thread calls this for
-    // its own task, so no other reference to it is live.
-    let task: &'static mut dyn UserTask = unsafe { task.as_mut() };
-    (task as &mut dyn Any).downcast_mut::<T>()
+    let task = CURRENT_TASK.load(Ordering::Relaxed).cast::<T>();
+    // SAFETY: `task` is null or the running thread's task (kept so by `reschedule` and
+    // `take_current_task`, the only places the running thread or its task change), a `T`
+    // because `T` is the one type of task (`UserTask`'s contract); see the function's
+    // documentation for its lifetime. Only the running thread calls this for its own task,
+    // so no other reference to it is live.
+    unsafe { task.as_mut() }
 }
 
-/// Takes the running thread's user task away from it (at exit), if it is a `T`.
+/// Takes the running thread's user task away from it (at exit), as a `T` (the one type of
+/// task: see [`UserTask`]).
 pub fn take_current_task<T: UserTask>() -> Option<Box<T>> {
     let mut s = SCHED.lock();
-    let slot = &mut s.current.as_mut()?.process;
-    if !slot
-        .as_ref()
-        .is_some_and(|task| (&**task as &dyn Any).is::<T>())
-    {
-        return None;
-    }
-    CURRENT_TASK.set(None);
-    let task: Box<dyn Any> = slot.take()?;
-    task.downcast::<T>().ok()
+    CURRENT_TASK.store(core::ptr::null_mut(), Ordering::Relaxed);
+    let task: Box<dyn UserTask> = s.current.as_mut()?.process.take()?;
+    // SAFETY: the box holds a `T`, the one type of task (`UserTask`'s contract); the raw
+    // pointer comes from `Box::into_raw`, so `Box::from_raw` takes back the same allocation
+    // with the same layout.
+    Some(unsafe { Box::from_raw(Box::into_raw(task).cast::<T>()) })
 }
 
 /// Runs on the thread that was just switched to: frees the thread that exited, if any.

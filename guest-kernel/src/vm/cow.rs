@@ -59,6 +59,7 @@ pub fn share_pages(parent: &mut Memory, child: &mut Memory) -> Result<(), ()> {
 /// frame, the page gets a copy of its own; if not, the frame is simply made writable again.
 /// Returns `None` if `addr` is not a copy-on-write page or no frame is free (then the
 /// process is marked out of memory).
+#[inline(always)]
 pub fn break_cow(mem: &mut Memory, addr: u64) -> Option<FaultOutcome> {
     let page = addr & !(PAGE_SIZE - 1);
     let shared = mem.space.cow_frame(page)?;

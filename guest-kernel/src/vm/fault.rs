@@ -48,6 +48,7 @@ pub fn resolve(mem: &mut Memory, addr: u64, rsp: u64, access: Access, in_syscall
 /// does not own may be stack growth, judged against the user stack pointer `rsp`
 /// ([`grow_stack`]). Returns how it did, or `None` if it did not; if memory ran out, the
 /// process is marked so.
+#[inline(always)]
 fn claim(mem: &mut Memory, addr: u64, rsp: u64) -> Option<FaultOutcome> {
     let page = addr & !(PAGE_SIZE - 1);
     let Some(state) = mem.spt.get_mut(page) else {

@@ -3,7 +3,13 @@
 //! Every vector's stub is 16 bytes long and placed at `trap_stubs + 16 * vector`, so the IDT
 //! is filled from one base address with no table of pointers. A stub pushes a zero error code
 //! if the CPU does not push one, then the vector number, and jumps to `trap_common`, which
-//! saves the general registers into a [`TrapFrame`] and calls [`super::trap::dispatch`].
+//! saves the general registers into a [`TrapFrame`](super::trap::TrapFrame) and calls `kernel_trap` with its address.
+//!
+//! `kernel_trap` is the portable dispatcher's entry (`crate::dispatch`), called by its link
+//! name: `arch` hands traps on without importing the code that handles them, and the call
+//! costs nothing more than a direct call (where ring 0 is emulated, every instruction and
+//! memory access on the trap path shows in the system-call and fault times). It decodes the
+//! frame with [`super::trap::decode`].
 //!
 //! The IDT lives in `.bss`: an all-zero gate is "not present", so only the gates in use are
 //! written at boot (a few dozen stores instead of 4 KiB; ring-0 stores are expensive on
@@ -20,7 +26,6 @@ use abi::devices::IRQ_VECTOR_BASE;
 
 use super::gdt::DOUBLE_FAULT_IST;
 use super::lapic;
-use super::trap::TrapFrame;
 
 /// Device interrupt lines the VMM may route (vectors `IRQ_VECTOR_BASE..+IRQ_LINES`).
 pub const IRQ_LINES: usize = 24;
@@ -184,33 +189,51 @@ global_asm!(
     common = sym trap_common,
 );
 
-/// Saves the interrupted context as a [`TrapFrame`], calls `dispatch`, restores, returns.
-/// `trap_exit` (the restore half) also starts user programs (`user::enter_user`).
+/// Saves the interrupted context as a `TrapFrame`, calls `kernel_trap` (see the module
+/// documentation) with its address, restores, returns. `trap_exit` (the restore half) also
+/// starts user programs (`user::enter_user`).
 #[unsafe(naked)]
 pub(crate) unsafe extern "C" fn trap_common() -> ! {
     core::arch::naked_asm!(
-        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
-        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        "push rax",
+        "push rbx",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push rbp",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
         // The frame is 22 quadwords (176 bytes) on a 16-byte aligned entry stack, so rsp is
         // 16-byte aligned here, as the call needs.
         "mov rdi, rsp",
         "cld",
-        "call {dispatch}",
+        "call kernel_trap",
         ".global trap_exit",
         "trap_exit:",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
         // Drop the vector and the error code.
         "add rsp, 16",
         "iretq",
-        dispatch = sym dispatch_entry,
     )
-}
-
-/// Called by `trap_common` with a pointer to the frame on the current stack.
-extern "C" fn dispatch_entry(frame: *mut TrapFrame) {
-    // SAFETY: trap_common passes the address of the frame it just pushed; it is aligned,
-    // fully initialised and exclusively ours until dispatch returns.
-    let frame = unsafe { &mut *frame };
-    super::trap::dispatch(frame);
 }

@@ -1,10 +1,10 @@
 //! Trap decoding: what the CPU reported, turned into one portable [`Event`].
 //!
-//! The entry stubs (`idt`) save a [`TrapFrame`] and call [`decode`]; every event goes to
-//! the handler the kernel installed at boot ([`set_handler`]), which decides what to do
-//! (`crate::dispatch`). So `arch` never calls the fault path, the scheduler or the system
-//! calls by name, and none of them is above it in an import circle (the one thing it uses
-//! from above is the console, for the register dump of a kernel fault).
+//! The entry stubs (`idt`) save a [`TrapFrame`] and hand it to the portable dispatcher
+//! (`crate::dispatch`), which calls [`decode`] and decides what to do with the event. So
+//! `arch` never calls the fault path, the scheduler or the system calls by name, and none
+//! of them is above it in an import circle (the one thing it uses from above is the
+//! console, for the register dump of a kernel fault).
 //!
 //! Kernel-mode exceptions are kernel bugs and never become events, with one exception: an
 //! instruction listed in the fixup table (the probes below) may fault on purpose; the
@@ -14,8 +14,6 @@
 
 use core::arch::{global_asm, naked_asm};
 use core::ptr::addr_of;
-
-use spin::Once;
 
 use super::{cpu, idt, lapic, user};
 use crate::console;
@@ -118,29 +116,6 @@ pub enum Event {
     Device(u32),
 }
 
-/// What every decoded trap is handed to.
-pub type Handler = fn(&mut TrapFrame, Event);
-
-/// The handler (`crate::dispatch`), installed once at boot before interrupts are on or a
-/// user program runs.
-static HANDLER: Once<Handler> = Once::new();
-
-/// Installs `handler` for every event from now on. Call once at boot.
-pub fn set_handler(handler: Handler) {
-    HANDLER.call_once(|| handler);
-}
-
-/// Entry from `trap_common` for every vector: decodes the trap and hands it to the
-/// handler. A kernel-mode exception is dealt with here (see the module documentation).
-pub fn dispatch(frame: &mut TrapFrame) {
-    if let Some(event) = decode(frame) {
-        let handler = HANDLER
-            .get()
-            .expect("trap: an event before the handler was set");
-        handler(frame, event);
-    }
-}
-
 /// `rflags` bits a system call may hand back to user code: the arithmetic flags (the rest
 /// are forced: interrupts on, no trap flag, IOPL 0).
 const USER_RFLAGS_KEPT: u64 = 0x8d5;
@@ -149,7 +124,8 @@ const INT42_BYTES: [u8; 2] = [0xcd, 0x42];
 
 /// The event `frame` reports; `None` for a spurious interrupt or a probe's fault (resumed
 /// at its fixup). Panics on any other kernel-mode exception.
-fn decode(frame: &mut TrapFrame) -> Option<Event> {
+#[inline(always)]
+pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
     /// Error-code bit: the page was present (a protection violation, not a missing page).
     const PF_PRESENT: u64 = 1;
     /// Error-code bit: the access was a write.
@@ -199,6 +175,7 @@ fn decode(frame: &mut TrapFrame) -> Option<Event> {
 /// For an [`Event::InvalidOpcode`]: if the user instruction at `frame.rip` is `int 0x42`
 /// (its bytes read with `read_byte`, which gives `None` for an address not mapped), moves
 /// `rip` past it, as the gate would have, and says so.
+#[inline(always)]
 pub fn skip_int42(frame: &mut TrapFrame, mut read_byte: impl FnMut(u64) -> Option<u8>) -> bool {
     let rip = frame.rip;
     let is_int42 = read_byte(rip) == Some(INT42_BYTES[0])
