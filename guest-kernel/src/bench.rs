@@ -7,7 +7,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::arch::x86_64::{cpu, lapic, trap};
+use crate::arch::x86_64::{cpu, trap};
 use abi::devices::{SYSCTL_EXIT, SYSCTL_PORT};
 use abi::fs::SECTORS_PER_BLOCK;
 use abi::layout::PAGE_SIZE;
@@ -16,7 +16,7 @@ use crate::drivers::block;
 use crate::mm::frame::{self, Pool, Zero};
 use crate::sync::{IrqGuard, Semaphore};
 use crate::vm::swap;
-use crate::{boot, fs, println, thread};
+use crate::{boot, fs, platform, println, thread};
 
 /// TSC cycles to nanoseconds.
 fn ns(cycles: u64) -> u64 {
@@ -44,7 +44,7 @@ fn vm_exit() {
     let tsc0 = cpu::rdtsc();
     for _ in 0..ROUNDS {
         for _ in 0..8 {
-            cpu::inl(port);
+            platform::inl(port);
         }
     }
     println!(
@@ -201,7 +201,7 @@ fn timer_tick() {
         let _irq = IrqGuard::new();
         let tsc0 = cpu::rdtsc();
         for _ in 0..ROUNDS {
-            lapic::eoi();
+            platform::end_of_interrupt();
             thread::tick_without_preemption();
         }
         ns(cpu::rdtsc() - tsc0) / ROUNDS

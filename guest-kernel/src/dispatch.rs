@@ -14,11 +14,10 @@
 
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
-use crate::arch::x86_64::lapic;
 use crate::arch::x86_64::trap::{self, Event, TrapFrame};
-use crate::proc;
 use crate::vm::{self, Access};
 use crate::{console, thread};
+use crate::{platform, proc};
 
 /// Entry from the trap stubs (`arch::x86_64::idt`, which call it by this link name) with
 /// the frame they saved. Returns to the trapped code, which `frame` then describes, unless
@@ -49,7 +48,7 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 #[inline(never)]
 fn timer() {
     // Before the tick: it may switch threads.
-    lapic::eoi();
+    platform::end_of_interrupt();
     thread::tick();
 }
 
@@ -61,7 +60,7 @@ fn device(line: u32) {
     } else {
         crate::drivers::block::handle_interrupt(line);
     }
-    lapic::eoi();
+    platform::end_of_interrupt();
 }
 
 /// A user page fault: resolved, or the process ends.

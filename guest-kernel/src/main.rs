@@ -21,6 +21,7 @@ mod drivers;
 mod fs;
 mod mm;
 mod panic;
+mod platform;
 mod proc;
 mod selftest;
 mod stats;
@@ -40,23 +41,24 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let info = boot::init(boot_info_gpa);
     stats::init(info);
     arch::x86_64::init(info);
+    platform::init();
     console::init();
     run_test_hook(TestHook::from_raw(info.test_hook));
 
     mm::init(info);
     thread::init();
-    arch::x86_64::lapic::init();
-    arch::x86_64::cpu::enable_interrupts();
+    platform::start_timer();
+    platform::enable_interrupts();
     console::enable_input();
 
     if info.bench() {
         bench::run_all();
-        arch::x86_64::lapic::stop_timer();
+        platform::stop_timer();
         drivers::sysctl::power_off(0);
     }
     if info.self_test() {
         let failed = selftest::run_all();
-        arch::x86_64::lapic::stop_timer();
+        platform::stop_timer();
         drivers::sysctl::power_off(if failed == 0 { 0 } else { 1 });
     }
 
@@ -71,7 +73,7 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
                 frames.free, frames.total
             );
         }
-        arch::x86_64::lapic::stop_timer();
+        platform::stop_timer();
         drivers::sysctl::power_off(status);
     }
     let fs_kib = info

@@ -10,13 +10,14 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use abi::devices::PANIC_MESSAGE_MAX;
 
 use crate::drivers::sysctl;
+use crate::platform;
 use crate::util::fixed_buf::FixedBuf;
 
 static PANICKING: AtomicBool = AtomicBool::new(false);
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    x86_64::instructions::interrupts::disable();
+    platform::disable_interrupts();
     if PANICKING.swap(true, Ordering::Relaxed) {
         sysctl::report_panic(b"panic while panicking");
     }

@@ -6,7 +6,7 @@
 //! so up to a FIFO's worth of bytes (the 16550A's transmit FIFO holds 16) follows in one
 //! `rep outsb`. KVM may still take one VM exit per byte of it: PVM does.
 
-use crate::arch::x86_64::cpu::{inb, outb, outsb};
+use crate::platform::{inb, outb, outsb};
 
 /// Transmit holding register (write).
 const THR: u16 = 0;

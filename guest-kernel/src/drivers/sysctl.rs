@@ -6,7 +6,7 @@ use abi::devices::{
 };
 use abi::layout::{CONSOLE_PAGE_GPA, PAGE_SIZE, PANIC_PAGE_GPA, phys_to_virt};
 
-use crate::arch::x86_64::cpu;
+use crate::platform;
 
 /// Has the VMM do the page operation of `register` (`abi::devices::SYSCTL_PAGE_ZERO` ..
 /// `SYSCTL_SWAP_FREE`) with arguments `a` and `b`; returns its result (done when this
@@ -14,7 +14,7 @@ use crate::arch::x86_64::cpu;
 /// is shared, so no lock and no interrupt guard: an interrupt cannot split the instruction.
 #[inline(always)]
 pub fn page_op(register: u16, a: u32, b: u32) -> u32 {
-    cpu::inl_with_args(SYSCTL_PORT + register, a, b, 0, 0)
+    platform::inl_with_args(SYSCTL_PORT + register, a, b, 0, 0)
 }
 
 /// A request that a page operation also map its page for a user page fault
@@ -32,7 +32,7 @@ pub struct MapRequest {
 /// `PAGE_OP_MAPPED_NEW`, `PAGE_OP_NOT_MAPPED` or `PAGE_OP_FAILED`).
 #[inline(always)]
 pub fn page_op_and_map(register: u16, a: u32, b: u32, map: MapRequest) -> u32 {
-    cpu::inl_with_args(SYSCTL_PORT + register, a, b, map.page, map.root)
+    platform::inl_with_args(SYSCTL_PORT + register, a, b, map.page, map.root)
 }
 
 /// Console text gathered in the console page and handed to the VMM with one register write
@@ -72,7 +72,7 @@ impl ConsolePage {
     /// Has the VMM write out the waiting text; it is out when this returns.
     pub fn flush(&mut self) {
         if self.used != 0 {
-            cpu::outl(SYSCTL_PORT + SYSCTL_CONSOLE, self.used as u32);
+            platform::outl(SYSCTL_PORT + SYSCTL_CONSOLE, self.used as u32);
             self.used = 0;
         }
     }
@@ -80,9 +80,9 @@ impl ConsolePage {
 
 /// Powers the machine off; the VMM exits with the low byte of `status`. Never returns.
 pub fn power_off(status: i32) -> ! {
-    cpu::outl(SYSCTL_PORT + SYSCTL_EXIT, status as u32);
+    platform::outl(SYSCTL_PORT + SYSCTL_EXIT, status as u32);
     // The VMM stops the vCPU on the write above; halting is only a guard.
-    cpu::halt_forever()
+    platform::halt_forever()
 }
 
 /// Copies `message` (truncated to the page's capacity) into the panic page and tells the
@@ -100,6 +100,6 @@ pub fn report_panic(message: &[u8]) -> ! {
         );
         (&raw mut (*report).len).write_volatile(len as u32);
     }
-    cpu::outl(SYSCTL_PORT + SYSCTL_PANIC, 1);
-    cpu::halt_forever()
+    platform::outl(SYSCTL_PORT + SYSCTL_PANIC, 1);
+    platform::halt_forever()
 }

@@ -22,13 +22,12 @@ use abi::devices::{
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 use spin::Once;
 use x86_64::PhysAddr;
-use x86_64::instructions::tlb;
-use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::page_table::PageTableEntry;
-use x86_64::structures::paging::{PageTable, PageTableFlags as Flags, PhysFrame};
+use x86_64::structures::paging::{PageTable, PageTableFlags as Flags};
 
 use super::frame::{self, Frame, Pool, Zero};
 use crate::drivers::sysctl::{self, MapRequest};
+use crate::platform;
 
 /// The kernel's page tables (the VMM's boot tables), which every address space shares.
 static KERNEL_PML4: Once<Frame> = Once::new();
@@ -51,8 +50,7 @@ const LISTED: Flags = Flags::from_bits_truncate(PTE_LISTED);
 
 /// Records the running page tables as the kernel's. Call once at boot.
 pub fn init() {
-    let (frame, _) = Cr3::read();
-    KERNEL_PML4.call_once(|| Frame::from_gpa(frame.start_address().as_u64()));
+    KERNEL_PML4.call_once(platform::active_page_table);
 }
 
 fn kernel_pml4() -> Frame {
@@ -421,12 +419,12 @@ impl AddressSpace {
 
     /// Whether this space's tables are the ones loaded in CR3.
     pub fn is_active(&self) -> bool {
-        Cr3::read().0.start_address().as_u64() == self.pml4.gpa()
+        platform::active_page_table() == self.pml4
     }
 
     fn flush(&self, va: u64) {
         if self.is_active() {
-            tlb::flush(x86_64::VirtAddr::new(va));
+            platform::flush_tlb_page(va);
         }
     }
 
@@ -448,26 +446,24 @@ impl AddressSpace {
 
     /// Loads this space into CR3.
     pub fn activate(&self) {
-        let frame = PhysFrame::containing_address(PhysAddr::new(self.pml4.gpa()));
         // SAFETY: the PML4 maps the kernel half exactly like the running tables, so kernel
         // code, data and stacks stay mapped across the switch.
-        unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+        unsafe { platform::load_page_table(self.pml4) };
     }
 }
 
 /// Loads the kernel's own page tables unless they are loaded already (a CR3 write flushes
 /// the TLB, which costs).
 pub fn activate_kernel_if_needed() {
-    if Cr3::read().0.start_address().as_u64() != kernel_pml4().gpa() {
+    if platform::active_page_table() != kernel_pml4() {
         activate_kernel();
     }
 }
 
 /// Loads the kernel's own page tables (no user pages).
 pub fn activate_kernel() {
-    let frame = PhysFrame::containing_address(PhysAddr::new(kernel_pml4().gpa()));
     // SAFETY: the kernel's tables map the whole kernel half.
-    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    unsafe { platform::load_page_table(kernel_pml4()) };
 }
 
 impl Drop for AddressSpace {

@@ -22,13 +22,13 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use abi::layout::PAGE_SIZE;
 
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::user::{self, USER_CS, USER_DS, USER_RFLAGS};
+use crate::arch::x86_64::user::{USER_CS, USER_DS, USER_RFLAGS};
 use crate::mm::frame::{self, Pool};
 use crate::mm::page_table;
 use crate::stats;
 use crate::sync::Semaphore;
 use crate::vm::{self, Memory};
-use crate::{println, thread};
+use crate::{platform, println, thread};
 
 /// Process identifier (the first process is 1).
 pub type Pid = i32;
@@ -97,7 +97,7 @@ fn new_state(pid: Pid) -> Arc<ChildState> {
 pub fn start_first(cmdline: &[u8]) -> i32 {
     // System calls are needed from here on only (each MSR write costs where ring 0 is
     // emulated, so a boot without a program skips them).
-    user::init();
+    platform::init_user_entry();
     if !vm::frame_table::init() {
         println!(
             "kernel: not enough kernel memory for the frame table: give the VM more memory (--mem)"
@@ -135,7 +135,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
 fn run_program(cmdline: &[u8]) -> ! {
     // Like every system call and fault, loading runs with interrupts off (the frame table
     // relies on it); entering user mode turns them on.
-    crate::arch::x86_64::cpu::disable_interrupts();
+    platform::disable_interrupts();
     let process = current().expect("proc: process thread without a process");
     match load::load(process, cmdline) {
         Ok(start) => enter(&start),
@@ -184,7 +184,7 @@ fn enter(start: &Start) -> ! {
     let frame = start_frame(start);
     // SAFETY: a user-mode frame (user selectors, user rip/rsp) on this thread's kernel
     // stack, whose top the scheduler installed as the ring-0 entry stack.
-    unsafe { user::enter_user(&frame) }
+    unsafe { platform::enter_user(&frame) }
 }
 
 /// Resets `frame` so that returning from the current trap starts the program at `start`

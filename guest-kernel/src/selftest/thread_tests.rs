@@ -52,7 +52,7 @@ pub const TESTS: &[Test] = &[
 ];
 
 fn interrupts_enabled() -> bool {
-    x86_64::instructions::interrupts::are_enabled()
+    crate::platform::interrupts_enabled()
 }
 
 /// Only the outermost guard turns interrupts back on.

@@ -4,7 +4,7 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::arch::x86_64::cpu;
+use crate::platform;
 
 /// Interrupts are off while this lives; dropping it restores the state it found, so guards
 /// nest: only the outermost one turns interrupts back on.
@@ -18,7 +18,7 @@ impl IrqGuard {
     #[inline]
     pub fn new() -> Self {
         IrqGuard {
-            was_enabled: cpu::disable_interrupts(),
+            was_enabled: platform::disable_interrupts(),
         }
     }
 }
@@ -27,7 +27,7 @@ impl Drop for IrqGuard {
     #[inline]
     fn drop(&mut self) {
         if self.was_enabled {
-            cpu::enable_interrupts();
+            platform::enable_interrupts();
         }
     }
 }

@@ -17,10 +17,9 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use crate::arch::x86_64::context::{self, Context, FpuState};
-use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::user;
 use crate::mm::frame::{self, Frame, Pool};
+use crate::platform;
 use crate::sync::{IrqGuard, IrqSpinLock};
 use abi::layout::PAGE_SIZE;
 
@@ -350,7 +349,7 @@ unsafe fn enter_address_space(thread: &Thread) {
         None => crate::mm::page_table::activate_kernel_if_needed(),
     }
     if let Some(stack) = &thread._stack {
-        user::set_kernel_stack(stack.top());
+        platform::set_kernel_stack(stack.top());
     }
 }
 
@@ -423,7 +422,7 @@ extern "C" fn thread_start(thread: u64) -> ! {
     let entry = unsafe { (*(thread as *mut Thread)).entry.take() };
     match entry {
         Some(Entry::Kernel(f)) => {
-            cpu::enable_interrupts();
+            platform::enable_interrupts();
             f();
         }
         Some(Entry::User(boxed)) => {
@@ -432,7 +431,7 @@ extern "C" fn thread_start(thread: u64) -> ! {
             // SAFETY: a user-mode frame (a copy of the parent's system-call frame) on this
             // thread's kernel stack, whose top the scheduler installed as the ring-0 entry
             // stack; interrupts are still off from the switch.
-            unsafe { user::enter_user(&frame) }
+            unsafe { platform::enter_user(&frame) }
         }
         None => {}
     }
@@ -445,7 +444,7 @@ fn idle_loop() {
         let _irq = IrqGuard::new();
         if SCHED.lock().ready.is_empty() {
             // Atomically re-enables interrupts and halts: no wake-up can slip in between.
-            cpu::enable_interrupts_and_halt();
+            platform::wait_for_interrupt();
         } else {
             yield_now();
         }

@@ -120,3 +120,38 @@ pub fn enable_interrupts() {
 pub fn enable_interrupts_and_halt() {
     x86_64::instructions::interrupts::enable_and_hlt();
 }
+
+/// Guest-physical address of the page-table root in CR3.
+pub fn read_cr3() -> u64 {
+    x86_64::registers::control::Cr3::read()
+        .0
+        .start_address()
+        .as_u64()
+}
+
+/// Loads CR3 with the page tables rooted at `pml4_gpa` (no PCID: all non-global TLB
+/// entries go).
+///
+/// # Safety
+/// The new tables must map the kernel half exactly as the running ones do, so that kernel
+/// code, data and stacks stay mapped across the switch.
+#[inline]
+pub unsafe fn write_cr3(pml4_gpa: u64) {
+    use x86_64::registers::control::{Cr3, Cr3Flags};
+    use x86_64::structures::paging::PhysFrame;
+    let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(pml4_gpa));
+    // SAFETY: the caller's contract.
+    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+}
+
+/// Drops the TLB's translation of `va` (`invlpg`).
+#[inline]
+pub fn invlpg(va: u64) {
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+}
+
+/// Whether interrupts are on.
+#[inline]
+pub fn interrupts_enabled() -> bool {
+    x86_64::instructions::interrupts::are_enabled()
+}

@@ -1,0 +1,176 @@
+//! The platform interface: every privileged operation the portable kernel uses, in one
+//! place.
+//!
+//! | operation                  | here                                         |
+//! |----------------------------|----------------------------------------------|
+//! | interrupt guard            | [`disable_interrupts`], [`enable_interrupts`] |
+//! | halt                       | [`wait_for_interrupt`], [`halt_forever`]     |
+//! | page-table root (CR3)      | [`load_page_table`], [`active_page_table`]   |
+//! | TLB flush                  | [`flush_tlb_page`]                           |
+//! | port I/O (VMM devices)     | [`inb`], [`outb`], [`outsb`], [`inl`], [`outl`], [`inl_with_args`] |
+//! | interrupt acknowledge      | [`end_of_interrupt`]                         |
+//! | the timer                  | [`start_timer`], [`stop_timer`]              |
+//! | entry from and to user mode | [`init_user_entry`], [`set_kernel_stack`], [`enter_user`] |
+//! | device notify              | none: virtio notifications are MMIO stores by the driver |
+//!
+//! The implementation here is the classic one: the kernel runs in ring 0 and each operation
+//! is the instruction itself (`arch::x86_64`). The fast kernel mode, where the kernel's
+//! work runs at CPL 3 behind a ring-0 shim, will give the same operations another
+//! implementation, chosen at boot; code outside `arch` and this module executes no
+//! privileged instruction, so nothing else changes with the mode.
+//!
+//! The active page-table root is kept in memory, not read back from CR3: every write goes
+//! through [`load_page_table`], and a memory load is what CPL-3 code can do (and is cheaper
+//! than an emulated `mov` from CR3 where ring 0 is emulated).
+//!
+//! Everything is `#[inline(always)]`: the interface costs nothing over the instructions.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::x86_64::{cpu, lapic, user};
+use crate::mm::frame::Frame;
+
+/// Guest-physical address of the loaded PML4 (see the module documentation).
+static ACTIVE_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Records the page tables the VMM booted with as the loaded ones. Call once, at boot,
+/// before any other page-table operation here.
+pub fn init() {
+    ACTIVE_ROOT.store(cpu::read_cr3(), Ordering::Relaxed);
+}
+
+/// Turns interrupts off; returns whether they were on.
+#[inline(always)]
+pub fn disable_interrupts() -> bool {
+    cpu::disable_interrupts()
+}
+
+/// Turns interrupts on.
+#[inline(always)]
+pub fn enable_interrupts() {
+    cpu::enable_interrupts();
+}
+
+/// Whether interrupts are on.
+#[inline(always)]
+pub fn interrupts_enabled() -> bool {
+    cpu::interrupts_enabled()
+}
+
+/// Turns interrupts on and waits for the next one, atomically: an interrupt that arrives
+/// in between is not lost.
+#[inline(always)]
+pub fn wait_for_interrupt() {
+    cpu::enable_interrupts_and_halt();
+}
+
+/// Stops the CPU for good (after power-off was asked for, or a panic was reported).
+#[inline(always)]
+pub fn halt_forever() -> ! {
+    cpu::halt_forever()
+}
+
+/// Loads the page tables rooted at `pml4` (flushing every non-global TLB entry).
+///
+/// # Safety
+/// `pml4` must map the kernel half exactly as the running tables do, so that kernel code,
+/// data and stacks stay mapped across the switch.
+#[inline(always)]
+pub unsafe fn load_page_table(pml4: Frame) {
+    ACTIVE_ROOT.store(pml4.gpa(), Ordering::Relaxed);
+    // SAFETY: the caller's contract.
+    unsafe { cpu::write_cr3(pml4.gpa()) };
+}
+
+/// The loaded page tables' root.
+#[inline(always)]
+pub fn active_page_table() -> Frame {
+    Frame::from_gpa(ACTIVE_ROOT.load(Ordering::Relaxed))
+}
+
+/// Drops the TLB's translation of `va` in the loaded page tables.
+#[inline(always)]
+pub fn flush_tlb_page(va: u64) {
+    cpu::invlpg(va);
+}
+
+/// Signals the end of the interrupt being handled.
+#[inline(always)]
+pub fn end_of_interrupt() {
+    lapic::eoi();
+}
+
+/// Starts the periodic timer (and the local APIC).
+#[inline(always)]
+pub fn start_timer() {
+    lapic::init();
+}
+
+/// Stops the timer (before power-off or when measuring without it).
+#[inline(always)]
+pub fn stop_timer() {
+    lapic::stop_timer();
+}
+
+/// Reads a byte from I/O port `port` (a VMM device, `abi::devices`).
+#[inline(always)]
+pub fn inb(port: u16) -> u8 {
+    cpu::inb(port)
+}
+
+/// Writes a byte to I/O port `port`.
+#[inline(always)]
+pub fn outb(port: u16, value: u8) {
+    cpu::outb(port, value);
+}
+
+/// Writes `bytes` to I/O port `port` with one instruction.
+#[inline(always)]
+pub fn outsb(port: u16, bytes: &[u8]) {
+    cpu::outsb(port, bytes);
+}
+
+/// Reads a 32-bit value from I/O port `port`.
+#[inline(always)]
+pub fn inl(port: u16) -> u32 {
+    cpu::inl(port)
+}
+
+/// Writes a 32-bit value to I/O port `port`.
+#[inline(always)]
+pub fn outl(port: u16, value: u32) {
+    cpu::outl(port, value);
+}
+
+/// Reads a 32-bit value from I/O port `port` with arguments in registers for the VMM (a
+/// page operation: `cpu::inl_with_args`).
+#[inline(always)]
+pub fn inl_with_args(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
+    cpu::inl_with_args(port, a, b, c, d)
+}
+
+/// Sets up the entry from user mode (system calls). Call once, before the first program.
+#[inline(always)]
+pub fn init_user_entry() {
+    user::init();
+}
+
+/// Makes `top` the stack traps from user mode arrive on (the running thread's kernel
+/// stack). Call with interrupts off.
+#[inline(always)]
+pub fn set_kernel_stack(top: u64) {
+    user::set_kernel_stack(top);
+}
+
+/// Enters user mode with the registers in `frame`. Never returns.
+///
+/// # Safety
+/// As `arch::x86_64::user::enter_user`: `frame` is a user-mode frame on the running
+/// thread's kernel stack (the one [`set_kernel_stack`] gave), and nothing on that stack
+/// below it is still needed.
+#[inline(always)]
+pub unsafe fn enter_user(frame: &TrapFrame) -> ! {
+    // SAFETY: the caller's contract.
+    unsafe { user::enter_user(frame) }
+}
