@@ -8,7 +8,7 @@
 /// `b"VMMBOOT\0"` read as a little-endian `u64`.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"VMMBOOT\0");
 /// Bumped whenever the layout of [`BootInfo`] changes.
-pub const BOOT_INFO_VERSION: u32 = 3;
+pub const BOOT_INFO_VERSION: u32 = 4;
 /// Capacity of [`BootInfo::usable`].
 pub const MAX_USABLE_RANGES: usize = 8;
 /// Capacity of [`BootInfo::devices`].
@@ -145,6 +145,67 @@ impl TestHook {
     }
 }
 
+/// What kind of KVM the VMM runs on: [`BootInfo::host_kind`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    /// Hardware-assisted KVM (VMX or SVM): guest ring 0 runs natively.
+    Hardware = 1,
+    /// PVM (the `kvm_pvm` module): software virtualisation, guest ring 0 is emulated
+    /// instruction by instruction and only ring 3 runs natively.
+    Pvm = 2,
+}
+
+impl HostKind {
+    /// Decodes a raw value; `None` for a kind this side does not know.
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Hardware),
+            2 => Some(Self::Pvm),
+            _ => None,
+        }
+    }
+
+    /// The name used in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Hardware => "hardware",
+            Self::Pvm => "pvm",
+        }
+    }
+}
+
+/// Where the kernel runs its work: [`BootInfo::kernel_mode`] (what the VMM asks for) and the
+/// stats page's `kernel_mode` (what the kernel runs).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelMode {
+    /// All kernel code in ring 0 (what hardware KVM runs best).
+    Classic = 1,
+    /// Only thin entry and exit stubs in ring 0; the rest of the kernel runs at CPL 3 in a
+    /// kernel-only address space (what PVM runs best: its ring 3 is native).
+    Fast = 2,
+}
+
+impl KernelMode {
+    /// Decodes a raw value; `None` for a mode this side does not know.
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Classic),
+            2 => Some(Self::Fast),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Fast => "fast",
+        }
+    }
+}
+
 /// The boot information block. See the module documentation.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -185,6 +246,10 @@ pub struct BootInfo {
     pub evict_policy: u32,
     /// The devices.
     pub devices: [DeviceInfo; MAX_DEVICES],
+    /// A [`HostKind`] as `u32`; 0 if the VMM could not tell.
+    pub host_kind: u32,
+    /// The [`KernelMode`] to run in, as `u32`.
+    pub kernel_mode: u32,
 }
 
 impl BootInfo {
@@ -217,6 +282,8 @@ impl BootInfo {
                 irq: 0,
                 reserved: 0,
             }; MAX_DEVICES],
+            host_kind: HostKind::Hardware as u32,
+            kernel_mode: KernelMode::Classic as u32,
         }
     }
 
@@ -275,11 +342,11 @@ mod tests {
             104 + 16 * MAX_USABLE_RANGES
         );
         assert_eq!(offset_of!(BootInfo, devices), 112 + 16 * MAX_USABLE_RANGES);
+        let tail = 112 + 16 * MAX_USABLE_RANGES + 40 * MAX_DEVICES;
+        assert_eq!(offset_of!(BootInfo, host_kind), tail);
+        assert_eq!(offset_of!(BootInfo, kernel_mode), tail + 4);
         // No trailing padding: the struct is exactly the sum of its fields.
-        assert_eq!(
-            size_of::<BootInfo>(),
-            112 + 16 * MAX_USABLE_RANGES + 40 * MAX_DEVICES
-        );
+        assert_eq!(size_of::<BootInfo>(), tail + 8);
         assert!(size_of::<BootInfo>() <= crate::layout::PAGE_SIZE as usize);
     }
 
@@ -308,6 +375,13 @@ mod tests {
             assert_eq!(TestHook::from_raw(hook as u32), Some(hook));
         }
         assert_eq!(TestHook::from_raw(99), None);
+        for kind in [HostKind::Hardware, HostKind::Pvm] {
+            assert_eq!(HostKind::from_raw(kind as u32), Some(kind));
+        }
+        for mode in [KernelMode::Classic, KernelMode::Fast] {
+            assert_eq!(KernelMode::from_raw(mode as u32), Some(mode));
+        }
+        assert_eq!(KernelMode::from_raw(0), None);
         assert_eq!(
             DeviceKind::from_raw(DeviceKind::SysCtl as u32),
             Some(DeviceKind::SysCtl)

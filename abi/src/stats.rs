@@ -22,7 +22,7 @@ use core::sync::atomic::AtomicU64;
 /// set the page up.
 pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"VMMSTATS");
 /// Bumped whenever the layout of [`StatsPage`] changes.
-pub const STATS_VERSION: u64 = 1;
+pub const STATS_VERSION: u64 = 2;
 /// Buckets of [`StatsPage::fault_cycles_log2`]: bucket `i` counts faults that took
 /// `[2^i, 2^(i+1))` TSC cycles (bucket 0 also counts 0 cycles).
 pub const FAULT_HISTOGRAM_BUCKETS: usize = 48;
@@ -176,6 +176,10 @@ stats_page! {
     Counter fault_cycles_sum,
     /// Longest fault, in TSC cycles.
     Counter fault_cycles_max,
+    /// The kernel mode the kernel runs in: 1 classic (all of it in ring 0), 2 fast (its work at CPL 3); `abi::boot::KernelMode`.
+    Constant kernel_mode,
+    /// The KVM the kernel was told it runs on: 1 hardware, 2 PVM, 0 unknown; `abi::boot::HostKind`.
+    Constant host_kind,
 }
 
 /// Offset of histogram bucket `bucket` in the page.

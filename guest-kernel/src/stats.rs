@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use abi::boot::{BootInfo, FLAG_NO_FAULT_COUNTERS};
+use abi::boot::{BootInfo, FLAG_NO_FAULT_COUNTERS, KernelMode};
 use abi::layout::{STATS_PAGE_GPA, phys_to_virt};
 use abi::stats::{STATS_MAGIC, STATS_VERSION, StatsPage, histogram_bucket};
 
@@ -33,6 +33,10 @@ pub fn page() -> &'static StatsPage {
 pub fn init(info: &BootInfo) {
     FAULT_COUNTERS.store(info.flags & FLAG_NO_FAULT_COUNTERS == 0, Relaxed);
     let p = page();
+    // The mode this kernel runs in: classic is the only one it has so far, whatever the
+    // boot block asks for (the VMM asks for nothing else yet).
+    p.kernel_mode.store(KernelMode::Classic as u64, Relaxed);
+    p.host_kind.store(u64::from(info.host_kind), Relaxed);
     p.version.store(STATS_VERSION, Relaxed);
     p.magic.store(STATS_MAGIC, Relaxed);
 }

@@ -206,6 +206,15 @@ fn json_holds_the_documented_fields() {
     assert_eq!(doc["config"]["args"], serde_json::json!(["touch", "10"]));
     assert_eq!(doc["outcome"]["exit_status"], 0);
     assert!(doc["host"]["kvm"].is_string());
+    // The kernel runs in the mode it reports, and was told the KVM the VMM detected.
+    assert_eq!(doc["host"]["kernel_mode"], "classic");
+    assert_eq!(guest(&doc, "kernel_mode"), 1);
+    let host_kind = match doc["host"]["kvm"].as_str() {
+        Some("pvm") => 2,
+        Some("vmx" | "svm") => 1,
+        _ => 0,
+    };
+    assert_eq!(guest(&doc, "host_kind"), host_kind);
     let guest_keys: Vec<&str> = doc["guest"]
         .as_object()
         .expect("guest object")
@@ -262,8 +271,18 @@ fn stats_table_goes_to_stderr() {
         "{}",
         run.stderr
     );
+    assert!(
+        run.stderr
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with("; kernel mode: classic"),
+        "{}",
+        run.stderr
+    );
     for f in FIELDS {
-        if !f.name.starts_with("fault_cycles") {
+        // Listed by name, except those the heading or the summary lines give.
+        if !f.name.starts_with("fault_cycles") && f.name != "kernel_mode" && f.name != "host_kind" {
             assert!(
                 run.stderr.contains(f.name),
                 "{} missing from the table",
@@ -363,12 +382,15 @@ fn sweep_runs_once_per_size() {
         run.stdout
     );
     let header = "mem_mib exit user_frames faults zero_fill elf_load swap_in evictions \
-                  swap_writes swap_reads oom_kills wall_ms";
+                  swap_writes swap_reads oom_kills wall_ms mode";
     assert!(rows[0].split_whitespace().eq(header.split_whitespace()));
     // A size too small for the kernel is a row of its own, not the end of the sweep.
     let too_small: Vec<&str> = rows[1].split_whitespace().collect();
     assert_eq!(too_small[..2], ["2", "125"], "{}", rows[1]);
     assert!(too_small[2..].iter().all(|c| *c == "-"), "{}", rows[1]);
+    for row in &rows[2..] {
+        assert_eq!(row.split_whitespace().last(), Some("classic"), "{row}");
+    }
     assert!(
         run.stderr
             .contains("--mem 2 ... not run: --mem 2 MiB is too small"),
@@ -393,6 +415,7 @@ fn sweep_runs_once_per_size() {
     let row = &doc["rows"][0];
     assert_eq!(row["mem_mib"], 8);
     assert_eq!(row["error"], Value::Null);
+    assert_eq!(row["kernel_mode"], "classic");
     // 8 MiB leaves fewer user frames than the 1500 pages touched: they must swap.
     let frames = row["user_frames"].as_u64().expect("frames");
     assert!(frames < 1500);

@@ -1,8 +1,8 @@
 //! Filling in the `BootInfo` block the kernel starts from.
 
 use abi::boot::{
-    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_NO_FAULT_COUNTERS, FLAG_SELF_TEST,
-    MAX_DEVICES, MAX_USABLE_RANGES, MemRange, NO_IRQ, SPACE_MMIO, SPACE_PIO, TestHook,
+    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_NO_FAULT_COUNTERS, FLAG_SELF_TEST, HostKind,
+    KernelMode, MAX_DEVICES, MAX_USABLE_RANGES, MemRange, NO_IRQ, SPACE_MMIO, SPACE_PIO, TestHook,
 };
 use abi::devices::{
     FS_DISK_GPA, FS_DISK_IRQ, SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SWAP_DISK_GPA,
@@ -43,6 +43,10 @@ pub struct BootParams {
     pub fs_disk_sectors: u64,
     /// Capacity of the swap disk in sectors, if one is attached.
     pub swap_disk_sectors: Option<u64>,
+    /// The kind of KVM, if known.
+    pub host_kind: Option<HostKind>,
+    /// Where the kernel runs its work.
+    pub kernel_mode: KernelMode,
 }
 
 /// Builds the boot block for `params`.
@@ -57,6 +61,8 @@ pub fn build(params: &BootParams) -> BootInfo {
             FLAG_NO_FAULT_COUNTERS
         };
     info.evict_policy = params.evict as u32;
+    info.host_kind = params.host_kind.map_or(0, |k| k as u32);
+    info.kernel_mode = params.kernel_mode as u32;
     info.ram_bytes = bytes;
     info.ram_top = layout::ram_top(bytes);
     info.kernel = MemRange {
@@ -214,6 +220,8 @@ mod tests {
             tsc_khz: 2_000_000,
             fs_disk_sectors: 2048,
             swap_disk_sectors: Some(4096),
+            host_kind: Some(HostKind::Pvm),
+            kernel_mode: KernelMode::Classic,
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);
@@ -222,6 +230,8 @@ mod tests {
         assert_eq!(info.ram_top, 64 * MIB);
         assert_eq!(info.test_hook, TestHook::Spin as u32);
         assert_eq!(info.user_page_limit, 300);
+        assert_eq!(info.host_kind, HostKind::Pvm as u32);
+        assert_eq!(info.kernel_mode, KernelMode::Classic as u32);
         assert_eq!(
             (info.cmdline_gpa, info.cmdline_len),
             (layout::CMDLINE_GPA, 5)

@@ -245,6 +245,10 @@ impl Machine {
             tsc_khz,
             fs_disk_sectors: sectors(&disks.fs)?,
             swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,
+            host_kind: crate::stats::KvmKind::detect().host_kind(),
+            // The only mode this kernel has so far (the fast mode is being built: issue
+            // "Fast kernel mode").
+            kernel_mode: abi::boot::KernelMode::Classic,
         };
         let info = BootInfoBytes(boot_info::build(&params));
         vm.memory

@@ -64,6 +64,13 @@ impl GuestStats {
             .unwrap_or(0)
     }
 
+    /// The kernel mode the kernel ran in (`classic` or `fast`), from its `kernel_mode`
+    /// constant; `None` if the value is not one this VMM knows.
+    pub fn kernel_mode(&self) -> Option<&'static str> {
+        let raw = u32::try_from(self.get("kernel_mode")).ok()?;
+        abi::boot::KernelMode::from_raw(raw).map(abi::boot::KernelMode::name)
+    }
+
     /// Every field with its name, in layout order.
     pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         FIELDS
@@ -184,6 +191,15 @@ pub struct KvmKind {
 }
 
 impl KvmKind {
+    /// The kind as the kernel is told it (`abi::boot::HostKind`); `None` if unknown.
+    pub fn host_kind(&self) -> Option<abi::boot::HostKind> {
+        match self.name {
+            "pvm" => Some(abi::boot::HostKind::Pvm),
+            "vmx" | "svm" => Some(abi::boot::HostKind::Hardware),
+            _ => None,
+        }
+    }
+
     /// Detects the kind from the loaded KVM modules (`/sys/module`).
     pub fn detect() -> KvmKind {
         let loaded = |m: &str| std::path::Path::new("/sys/module").join(m).exists();

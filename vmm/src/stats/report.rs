@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{ExitReason, KvmKind};
+use super::{ExitReason, GuestStats, KvmKind};
 use crate::devices::virtio::block::BlockMetrics;
 use crate::machine::{MachineConfig, RunStats};
 use crate::run::RunReport;
@@ -105,6 +105,7 @@ pub fn json(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> Value {
             "kvm": kvm.name,
             "hardware_assisted": kvm.hardware_assisted,
             "description": kvm.description,
+            "kernel_mode": stats.guest.as_ref().and_then(GuestStats::kernel_mode),
         },
         "outcome": {
             "exit_status": run.outcome.exit_code(),
@@ -148,10 +149,11 @@ const GROUPS: [&str; 6] = [
 ];
 
 /// The group a field is listed under (`None`: not listed: the fault-time fields, shown
-/// as a summary line instead).
+/// as a summary line instead, and the kernel mode and host kind, named in the heading).
 fn group(name: &str) -> Option<&'static str> {
     Some(match name {
         n if n.starts_with("fault_cycles") => return None,
+        "kernel_mode" | "host_kind" => return None,
         n if n.starts_with("faults") => "page faults",
         n if n.starts_with("evict_") => "evictions",
         n if n.contains("_disk_") => "disks",
@@ -170,9 +172,14 @@ pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
     } else {
         &config.cmdline
     };
+    let mode = stats
+        .guest
+        .as_ref()
+        .and_then(GuestStats::kernel_mode)
+        .unwrap_or("unknown");
     let _ = writeln!(
         out,
-        "stats for `{name}`: {} MiB RAM, {} MiB swap, {} eviction; KVM: {}",
+        "stats for `{name}`: {} MiB RAM, {} MiB swap, {} eviction; KVM: {}; kernel mode: {mode}",
         config.mem_mib,
         swap_mib(&config.swap),
         config.evict.name(),

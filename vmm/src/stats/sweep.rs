@@ -34,6 +34,12 @@ impl Row {
             .map_or(crate::EXIT_VMM_FAILURE, |r| r.outcome.exit_code())
     }
 
+    /// The kernel mode the run's kernel reported, if it ran.
+    fn kernel_mode(&self) -> Option<&'static str> {
+        let r = self.report.as_ref().ok()?;
+        r.stats.guest.as_ref()?.kernel_mode()
+    }
+
     fn wall_ms(&self) -> Option<f64> {
         let r = self.report.as_ref().ok()?;
         Some(r.stats.wall.as_secs_f64() * 1e3)
@@ -108,7 +114,7 @@ pub fn table(rows: &[Row]) -> String {
     for (name, _) in COLUMNS {
         let _ = write!(out, " {name:>12}");
     }
-    let _ = writeln!(out, " {:>10}", "wall_ms");
+    let _ = writeln!(out, " {:>10} {:>8}", "wall_ms", "mode");
     let dash = || "-".to_string();
     for row in rows {
         let _ = write!(out, "{:>8} {:>6}", row.mem_mib, row.exit_code());
@@ -117,7 +123,8 @@ pub fn table(rows: &[Row]) -> String {
             let _ = write!(out, " {cell:>12}");
         }
         let wall = row.wall_ms().map_or_else(dash, |ms| format!("{ms:.1}"));
-        let _ = writeln!(out, " {wall:>10}");
+        let mode = row.kernel_mode().unwrap_or("-");
+        let _ = writeln!(out, " {wall:>10} {mode:>8}");
     }
     out
 }
@@ -136,6 +143,7 @@ pub fn json(args: &SweepArgs, rows: &[Row], kvm: KvmKind) -> Value {
                 map.insert(name.into(), row.column(stat).into());
             }
             map.insert("wall_ms".into(), row.wall_ms().into());
+            map.insert("kernel_mode".into(), row.kernel_mode().into());
             Value::Object(map)
         })
         .collect();
