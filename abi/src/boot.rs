@@ -8,7 +8,7 @@
 /// `b"VMMBOOT\0"` read as a little-endian `u64`.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"VMMBOOT\0");
 /// Bumped whenever the layout of [`BootInfo`] changes.
-pub const BOOT_INFO_VERSION: u32 = 4;
+pub const BOOT_INFO_VERSION: u32 = 5;
 /// Capacity of [`BootInfo::usable`].
 pub const MAX_USABLE_RANGES: usize = 8;
 /// Capacity of [`BootInfo::devices`].
@@ -125,6 +125,9 @@ pub enum TestHook {
     /// When the first process has ended, print the free user frames and swap slots (each
     /// against its total), so a test can check that nothing leaked.
     MemoryReport = 8,
+    /// Run kernel code at CPL 3 (the fast mode's building block) that reads an unmapped
+    /// address: reported like a ring-0 kernel fault, with its RIP.
+    Cpl3PageFault = 9,
 }
 
 impl TestHook {
@@ -140,6 +143,7 @@ impl TestHook {
             6 => Some(Self::FailSelfTest),
             7 => Some(Self::EmulationFailure),
             8 => Some(Self::MemoryReport),
+            9 => Some(Self::Cpl3PageFault),
             _ => None,
         }
     }
@@ -250,6 +254,11 @@ pub struct BootInfo {
     pub host_kind: u32,
     /// The [`KernelMode`] to run in, as `u32`.
     pub kernel_mode: u32,
+    /// Guest-physical address of the kernel view the VMM built beside the boot tables: the
+    /// same direct map, but user-accessible at every level and without global pages, so
+    /// that kernel code at CPL 3 can use it (the fast kernel mode). User address spaces
+    /// never map it.
+    pub kview_pml4_gpa: u64,
 }
 
 impl BootInfo {
@@ -284,6 +293,7 @@ impl BootInfo {
             }; MAX_DEVICES],
             host_kind: HostKind::Hardware as u32,
             kernel_mode: KernelMode::Classic as u32,
+            kview_pml4_gpa: 0,
         }
     }
 
@@ -346,7 +356,8 @@ mod tests {
         assert_eq!(offset_of!(BootInfo, host_kind), tail);
         assert_eq!(offset_of!(BootInfo, kernel_mode), tail + 4);
         // No trailing padding: the struct is exactly the sum of its fields.
-        assert_eq!(size_of::<BootInfo>(), tail + 8);
+        assert_eq!(offset_of!(BootInfo, kview_pml4_gpa), tail + 8);
+        assert_eq!(size_of::<BootInfo>(), tail + 16);
         assert!(size_of::<BootInfo>() <= crate::layout::PAGE_SIZE as usize);
     }
 
@@ -371,6 +382,7 @@ mod tests {
             TestHook::FailSelfTest,
             TestHook::EmulationFailure,
             TestHook::MemoryReport,
+            TestHook::Cpl3PageFault,
         ] {
             assert_eq!(TestHook::from_raw(hook as u32), Some(hook));
         }

@@ -7,7 +7,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::arch::x86_64::{cpu, trap};
+use crate::arch::x86_64::{cpl3, cpu, trap};
 use abi::devices::{SYSCTL_EXIT, SYSCTL_PORT};
 use abi::fs::SECTORS_PER_BLOCK;
 use abi::layout::PAGE_SIZE;
@@ -29,8 +29,29 @@ pub fn run_all() {
     semaphore_round_trip();
     timer_tick();
     vm_exit();
+    cpl3_round_trip();
     page_zero_copy();
     disk_pages();
+}
+
+/// A kernel function run at CPL 3 and back (`arch::x86_64::cpl3::call`): ring 0 switches
+/// to the kernel view and `iretq`s, the function returns to a `ud2`, and its #UD brings
+/// the CPU back through the trap stubs. This is the round trip the fast kernel mode pays
+/// per event; where ring 0 is emulated it is mostly the two ring changes.
+fn cpl3_round_trip() {
+    extern "C" fn nothing(arg: u64) -> u64 {
+        arg
+    }
+    const ROUNDS: u64 = 16;
+    let kview = boot::info().kview_pml4_gpa;
+    let tsc0 = cpu::rdtsc();
+    for i in 0..ROUNDS {
+        cpl3::call(nothing, i, kview);
+    }
+    println!(
+        "bench cpl3_round_trip: {} ns",
+        ns(cpu::rdtsc() - tsc0) / ROUNDS
+    );
 }
 
 /// One bare VM exit, as the guest sees it: a read of a system-control register that does

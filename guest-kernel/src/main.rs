@@ -105,6 +105,7 @@ fn run_test_hook(hook: Option<TestHook>) {
         Some(TestHook::PageFault) => arch::x86_64::trap::force_kernel_page_fault(),
         Some(TestHook::DoubleFault) => arch::x86_64::trap::force_double_fault(),
         Some(TestHook::EmulationFailure) => arch::x86_64::trap::force_emulation_failure(),
+        Some(TestHook::Cpl3PageFault) => arch::x86_64::trap::force_cpl3_page_fault(),
         None => panic!("boot: unknown test hook"),
     }
 }

@@ -13,6 +13,7 @@ const SELF_TESTS: &[&str] = &[
     "invalid_opcode_is_caught",
     "page_fault_reports_address",
     "tsc_advances",
+    "kernel_code_runs_at_cpl3",
     "pools_split_as_configured",
     "user_pool_alloc_all_free_all",
     "frames_zeroed_only_when_asked",
@@ -179,6 +180,7 @@ fn bench_mode_reports_each_benchmark() {
         "bench semaphore_round_trip",
         "bench timer_tick",
         "bench vm_exit",
+        "bench cpl3_round_trip",
         "bench page_zero_4k",
         "bench page_copy_4k",
         "bench fs_disk_write_4k",
@@ -262,6 +264,41 @@ fn kernel_page_fault_dumps_registers_then_panics() {
     assert!(
         err[0]
             .contains(", error 0x0, cr2 0x7fffdead0000 (at guest-kernel/src/arch/x86_64/trap.rs:")
+    );
+    assert_eq!(run.status, Some(125));
+}
+
+/// Kernel code running at CPL 3 (the fast kernel mode's building block) that faults is a
+/// kernel bug like a ring-0 fault: the dump shows the user-mode selectors and a user-mode
+/// error code, and the VMM reports the panic with the kernel RIP.
+#[test]
+fn kernel_fault_at_cpl3_is_reported_with_its_rip() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&["run", "--test-hook", "cpl3-page-fault"]);
+    let out = run.stdout_lines();
+    assert_eq!(out.len(), 6, "{run:?}");
+    assert!(
+        out[0].starts_with("kernel fault: #PF page fault (vector 14), error 0x4, rip 0x80042"),
+        "{run:?}"
+    );
+    assert!(out[0].ends_with(", cr2 0x7fffdead0000"), "{run:?}");
+    assert!(
+        out[5].starts_with("rflags ") && out[5].ends_with(" cs 0x23 ss 0x1b"),
+        "{run:?}"
+    );
+    let err = run.stderr_lines();
+    assert_eq!(err.len(), 1, "{run:?}");
+    assert!(
+        err[0].starts_with(
+            "vmm: guest kernel panic: kernel fault: #PF page fault (vector 14) at rip 0x80042"
+        ),
+        "{run:?}"
+    );
+    assert!(
+        err[0].contains(", error 0x4, cr2 0x7fffdead0000 (at "),
+        "{run:?}"
     );
     assert_eq!(run.status, Some(125));
 }

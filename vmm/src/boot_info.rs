@@ -47,6 +47,8 @@ pub struct BootParams {
     pub host_kind: Option<HostKind>,
     /// Where the kernel runs its work.
     pub kernel_mode: KernelMode,
+    /// The kernel view's PML4 (`BootPageTables::kview_pml4_gpa`).
+    pub kview_pml4_gpa: u64,
 }
 
 /// Builds the boot block for `params`.
@@ -63,6 +65,7 @@ pub fn build(params: &BootParams) -> BootInfo {
     info.evict_policy = params.evict as u32;
     info.host_kind = params.host_kind.map_or(0, |k| k as u32);
     info.kernel_mode = params.kernel_mode as u32;
+    info.kview_pml4_gpa = params.kview_pml4_gpa;
     info.ram_bytes = bytes;
     info.ram_top = layout::ram_top(bytes);
     info.kernel = MemRange {
@@ -222,6 +225,7 @@ mod tests {
             swap_disk_sectors: Some(4096),
             host_kind: Some(HostKind::Pvm),
             kernel_mode: KernelMode::Classic,
+            kview_pml4_gpa: 0x5000,
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);
@@ -232,6 +236,7 @@ mod tests {
         assert_eq!(info.user_page_limit, 300);
         assert_eq!(info.host_kind, HostKind::Pvm as u32);
         assert_eq!(info.kernel_mode, KernelMode::Classic as u32);
+        assert_eq!(info.kview_pml4_gpa, 0x5000);
         assert_eq!(
             (info.cmdline_gpa, info.cmdline_len),
             (layout::CMDLINE_GPA, 5)

@@ -225,6 +225,7 @@ pub enum TestHookArg {
     FailSelfTest,
     EmulationFailure,
     MemoryReport,
+    Cpl3PageFault,
 }
 
 impl From<TestHookArg> for TestHook {
@@ -238,6 +239,7 @@ impl From<TestHookArg> for TestHook {
             TestHookArg::FailSelfTest => TestHook::FailSelfTest,
             TestHookArg::EmulationFailure => TestHook::EmulationFailure,
             TestHookArg::MemoryReport => TestHook::MemoryReport,
+            TestHookArg::Cpl3PageFault => TestHook::Cpl3PageFault,
         }
     }
 }

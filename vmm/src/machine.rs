@@ -249,6 +249,7 @@ impl Machine {
             // The only mode this kernel has so far (the fast mode is being built: issue
             // "Fast kernel mode").
             kernel_mode: abi::boot::KernelMode::Classic,
+            kview_pml4_gpa: tables.kview_pml4_gpa,
         };
         let info = BootInfoBytes(boot_info::build(&params));
         vm.memory

@@ -5,7 +5,7 @@ use abi::layout::{self, KERN_BASE, LARGE_PAGE_SIZE, PAGE_SIZE, phys_to_virt};
 
 use super::{Test, TestResult};
 use crate::arch::x86_64::trap::{self, vector};
-use crate::arch::x86_64::{cpu, entry};
+use crate::arch::x86_64::{cpl3, cpu, entry};
 use crate::boot::{self, BootInfoExt};
 use crate::{check, check_eq};
 
@@ -33,6 +33,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "tsc_advances",
         run: tsc_advances,
+    },
+    Test {
+        name: "kernel_code_runs_at_cpl3",
+        run: kernel_code_runs_at_cpl3,
     },
 ];
 
@@ -133,5 +137,40 @@ fn tsc_advances() -> TestResult {
     let first = cpu::rdtsc();
     let second = cpu::rdtsc();
     check!(second > first, "TSC went from {first} to {second}");
+    Ok(())
+}
+
+/// What the function run at CPL 3 found: written there, read back in ring 0.
+static SEEN_AT_CPL3: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Run at CPL 3: reports the privilege level it runs at and reads and writes kernel data.
+extern "C" fn at_cpl3(arg: u64) -> u64 {
+    let before = SEEN_AT_CPL3.load(core::sync::atomic::Ordering::Relaxed);
+    SEEN_AT_CPL3.store(
+        u64::from(cpu::privilege_level()) << 32 | arg,
+        core::sync::atomic::Ordering::Relaxed,
+    );
+    before + arg
+}
+
+/// A kernel function runs at CPL 3 in the kernel view (the VMM's user-accessible copy of
+/// the direct map) and returns through the ring-0 shim, twice, with its result, its stores
+/// to kernel data, and the ring-0 state (privilege level, page tables, interrupts) as they
+/// were before.
+fn kernel_code_runs_at_cpl3() -> TestResult {
+    use core::sync::atomic::Ordering::Relaxed;
+    let kview = boot::info().kview_pml4_gpa;
+    check!(kview != 0, "the VMM built no kernel view");
+    let root = cpu::read_cr3();
+    let interrupts = crate::platform::interrupts_enabled();
+    SEEN_AT_CPL3.store(100, Relaxed);
+    check_eq!(cpl3::call(at_cpl3, 7, kview), 107);
+    check_eq!(SEEN_AT_CPL3.load(Relaxed), 3 << 32 | 7);
+    check_eq!(cpl3::call(at_cpl3, 5, kview), (3 << 32 | 7) + 5);
+    check_eq!(SEEN_AT_CPL3.load(Relaxed), 3 << 32 | 5);
+    check_eq!(cpu::privilege_level(), 0);
+    check_eq!(cpu::read_cr3(), root);
+    check_eq!(crate::platform::interrupts_enabled(), interrupts);
+    check!(!cpl3::active(), "a call is still marked active");
     Ok(())
 }

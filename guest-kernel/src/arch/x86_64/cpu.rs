@@ -155,3 +155,26 @@ pub fn invlpg(va: u64) {
 pub fn interrupts_enabled() -> bool {
     x86_64::instructions::interrupts::are_enabled()
 }
+
+/// The privilege level the CPU runs at now (0 for ring 0, 3 for user mode): the low bits
+/// of `cs`, which any privilege level may read.
+#[inline]
+pub fn privilege_level() -> u8 {
+    let cs: u16;
+    // SAFETY: reads a segment register into a general register; no memory, no side effect.
+    unsafe {
+        core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+    };
+    (cs & 3) as u8
+}
+
+/// Turns global pages on or off (CR4.PGE). Turning them off flushes every TLB entry,
+/// global ones included.
+pub fn set_global_pages(on: bool) {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: PGE only decides whether global translations survive CR3 loads; the page
+    // tables stay the same, so every mapping the kernel uses stays as it was.
+    unsafe {
+        Cr4::update(|flags| flags.set(Cr4Flags::PAGE_GLOBAL, on));
+    }
+}

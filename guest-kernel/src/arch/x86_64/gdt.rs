@@ -45,6 +45,13 @@ pub fn set_ring0_stack(top: u64) {
     unsafe { TSS.privilege_stack_table[0] = VirtAddr::new(top) };
 }
 
+/// The stack the CPU switches to on an interrupt or exception from ring 3 (TSS `rsp0`).
+pub fn ring0_stack() -> u64 {
+    // SAFETY: single CPU; the only writer (`set_ring0_stack`) runs with interrupts off and
+    // never concurrently with this plain read.
+    unsafe { TSS.privilege_stack_table[0].as_u64() }
+}
+
 /// Builds and loads the GDT and the TSS. Call once, with interrupts off.
 pub fn init() {
     let df_stack_top = addr_of!(DOUBLE_FAULT_STACK) as u64 + DOUBLE_FAULT_STACK_SIZE as u64;

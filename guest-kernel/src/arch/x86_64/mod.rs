@@ -1,5 +1,6 @@
 //! x86-64: entry from the VMM, GDT/TSS, IDT and trap entry, port I/O, CPU control.
 pub mod context;
+pub mod cpl3;
 pub mod cpu;
 pub mod entry;
 pub mod gdt;

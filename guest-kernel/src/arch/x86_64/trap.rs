@@ -15,7 +15,7 @@
 use core::arch::{global_asm, naked_asm};
 use core::ptr::addr_of;
 
-use super::{cpu, idt, lapic, user};
+use super::{cpl3, cpu, idt, lapic, user};
 use crate::console;
 
 /// The registers saved on a trap, lowest address first; `trap_common` builds it.
@@ -147,6 +147,15 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
             frame.rdx = frame.vector;
             frame.rip = fixup;
             return None;
+        }
+        kernel_fault(frame);
+    }
+    // Kernel code at CPL 3 (`cpl3::call`): user code never runs at a kernel address, so the
+    // compare keeps the check off every user trap's path.
+    if frame.rip >= abi::layout::KERN_BASE && cpl3::active() {
+        if frame.vector == vector::INVALID_OPCODE && cpl3::is_return(frame.rip) {
+            // SAFETY: the #UD at `cpl3_return` while a call is active, on the shim stack.
+            unsafe { cpl3::finish(frame.rax) }
         }
         kernel_fault(frame);
     }
@@ -326,6 +335,19 @@ pub fn force_kernel_page_fault() -> ! {
     const UNMAPPED: u64 = 0x7fff_dead_0000;
     // SAFETY: deliberately faults; the #PF handler panics and never returns here.
     unsafe { core::arch::asm!("mov rax, [{0}]", "ud2", in(reg) UNMAPPED, options(noreturn)) }
+}
+
+/// Test hook: runs kernel code at CPL 3 (`cpl3::call`) that reads an unmapped kernel
+/// address; the fault is reported like a ring-0 one, and panics.
+pub fn force_cpl3_page_fault() -> ! {
+    extern "C" fn read_unmapped(_: u64) -> u64 {
+        /// Canonical, page-aligned, and far beyond any RAM in the direct map.
+        const UNMAPPED: u64 = 0x7fff_dead_0000;
+        // SAFETY: deliberately faults; the fault is fatal and never returns here.
+        unsafe { (UNMAPPED as *const u64).read_volatile() }
+    }
+    cpl3::call(read_unmapped, 0, crate::boot::info().kview_pml4_gpa);
+    unreachable!("trap: the CPL-3 read of an unmapped address did not fault")
 }
 
 /// Test hook: takes a page fault with an unmapped stack. Delivering the #PF then faults

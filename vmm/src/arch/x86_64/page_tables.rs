@@ -10,9 +10,15 @@
 //! BOOT_PT_START           PML4          slot 1 -> PDPT
 //! BOOT_PT_START + 0x1000  PDPT          slots for KERN_BASE.. -> PDs
 //! BOOT_PT_START + 0x2000  PD, PD, ...   2 MiB entries, one PD per GiB of virtual space
+//! then                    the kernel view: a PML4, a PDPT and the PDs again
 //! ```
 //! The kernel keeps these tables as its own: they live in reserved memory below
 //! `LOW_USABLE_START`.
+//!
+//! The kernel view maps the same addresses to the same frames, but with the user bit set at
+//! every level and no global pages: it is the address space the kernel's work runs in at
+//! CPL 3 in the fast kernel mode (`abi::boot::BootInfo::kview_pml4_gpa`). The boot tables
+//! stay supervisor-only, and user address spaces never point at the kernel view.
 
 use abi::layout::{
     BOOT_PT_END, BOOT_PT_START, HIGH_RAM_START, HOLE_START, KERN_BASE, LARGE_PAGE_SIZE, PAGE_SIZE,
@@ -62,6 +68,8 @@ pub struct TablePage {
 /// The built tables: write every page, then load `pml4_gpa` into CR3.
 pub struct BootPageTables {
     pub pml4_gpa: u64,
+    /// The kernel view's PML4 (see the module documentation).
+    pub kview_pml4_gpa: u64,
     pub pages: Vec<TablePage>,
 }
 
@@ -72,6 +80,7 @@ impl BootPageTables {
         let available = ((BOOT_PT_END - BOOT_PT_START) / PAGE_SIZE) as usize;
         let mut tables = BootPageTables {
             pml4_gpa: BOOT_PT_START,
+            kview_pml4_gpa: 0,
             pages: vec![
                 TablePage {
                     gpa: BOOT_PT_START,
@@ -136,13 +145,47 @@ impl BootPageTables {
                 gpa += LARGE_PAGE_SIZE;
             }
         }
+        let needed = 2 * tables.pages.len();
+        if needed > available {
+            return Err(too_small(needed));
+        }
+        tables.add_kernel_view();
         Ok(tables)
+    }
+
+    /// Appends the kernel view: a copy of every table built so far, placed right after
+    /// them, with its table entries pointing at the copies, the user bit set everywhere and
+    /// no global pages.
+    fn add_kernel_view(&mut self) {
+        let count = self.pages.len();
+        let offset = count as u64 * PAGE_SIZE;
+        let is_table = |gpa: u64| (BOOT_PT_START..BOOT_PT_START + offset).contains(&gpa);
+        for i in 0..count {
+            let mut copy = self.pages[i].clone();
+            copy.gpa += offset;
+            for e in copy.entries.iter_mut().filter(|e| **e & PTE_PRESENT != 0) {
+                let leaf = *e & PTE_HUGE != 0 || !is_table(*e & PTE_ADDR_MASK);
+                if !leaf {
+                    *e += offset;
+                }
+                *e = (*e | PTE_USER) & !PTE_GLOBAL;
+            }
+            self.pages.push(copy);
+        }
+        self.kview_pml4_gpa = self.pml4_gpa + offset;
     }
 
     /// Walks the tables like the MMU: the guest-physical address `virt` maps to, if any.
     pub fn translate(&self, virt: u64) -> Option<u64> {
+        self.walk(self.pml4_gpa, virt).map(|(gpa, _)| gpa)
+    }
+
+    /// Walks the tables from `pml4_gpa` like the MMU: the guest-physical address `virt`
+    /// maps to and the flags that apply to it (the user bit ANDed over the levels, the
+    /// leaf's other bits), if it is mapped.
+    pub fn walk(&self, pml4_gpa: u64, virt: u64) -> Option<(u64, u64)> {
         let page = |gpa: u64| self.pages.iter().find(|p| p.gpa == gpa);
-        let pml4e = page(self.pml4_gpa)?.entries[pml4_index(virt)];
+        let pml4e = page(pml4_gpa)?.entries[pml4_index(virt)];
         if pml4e & PTE_PRESENT == 0 {
             return None;
         }
@@ -154,7 +197,9 @@ impl BootPageTables {
         if pde & PTE_PRESENT == 0 || pde & PTE_HUGE == 0 {
             return None;
         }
-        Some((pde & PTE_ADDR_MASK & !(LARGE_PAGE_SIZE - 1)) + virt % LARGE_PAGE_SIZE)
+        let gpa = (pde & PTE_ADDR_MASK & !(LARGE_PAGE_SIZE - 1)) + virt % LARGE_PAGE_SIZE;
+        let flags = (pde & !PTE_ADDR_MASK & !PTE_USER) | (pml4e & pdpte & pde & PTE_USER);
+        Some((gpa, flags))
     }
 }
 
@@ -219,7 +264,9 @@ mod tests {
             None,
             "gap between RAM and hole"
         );
-        for page in &t.pages[2..] {
+        // The PDs: after the PML4 and the PDPT, in the boot tables and in the kernel view.
+        let half = t.pages.len() / 2;
+        for page in t.pages[2..half].iter().chain(&t.pages[half + 2..]) {
             for &e in page.entries.iter().filter(|&&e| e != 0) {
                 assert_ne!(e & PTE_HUGE, 0, "every PD entry is a 2 MiB page");
                 let gpa = e & PTE_ADDR_MASK;
@@ -247,8 +294,9 @@ mod tests {
         let top = HIGH_RAM_START + 1024 * MIB;
         assert_eq!(t.translate(KERN_BASE + top - 8), Some(top - 8));
         assert_eq!(t.translate(KERN_BASE + top), None);
-        // PML4 + PDPT + one PD per GiB of [KERN_BASE, KERN_BASE + 5 GiB): 64 MiB offset -> 6.
-        assert_eq!(t.pages.len(), 2 + 6);
+        // PML4 + PDPT + one PD per GiB of [KERN_BASE, KERN_BASE + 5 GiB): 64 MiB offset -> 6;
+        // twice, with the kernel view.
+        assert_eq!(t.pages.len(), 2 * (2 + 6));
     }
 
     #[test]
@@ -260,6 +308,50 @@ mod tests {
         }
         let last = HIGH_RAM_START + (MAX_MEM_MIB * MIB - HOLE_START) - 8;
         assert_eq!(t.translate(KERN_BASE + last), Some(last));
+    }
+
+    #[test]
+    fn kernel_view_maps_the_same_frames_for_user_mode_without_global_pages() {
+        for mem in [64 * MIB, 4096 * MIB] {
+            let t = build(mem);
+            let tables = t.pages.len() / 2;
+            assert_eq!(
+                t.kview_pml4_gpa,
+                BOOT_PT_START + tables as u64 * PAGE_SIZE,
+                "right after the boot tables"
+            );
+            let top = layout_top(mem);
+            for gpa in [0, 0x20_1234, HOLE_START, mem.min(HOLE_START) - 8, top - 8] {
+                let boot = t.walk(t.pml4_gpa, KERN_BASE + gpa);
+                let kview = t.walk(t.kview_pml4_gpa, KERN_BASE + gpa);
+                let (boot_gpa, boot_flags) = boot.expect("mapped in the boot tables");
+                let (kview_gpa, kview_flags) = kview.expect("mapped in the kernel view");
+                assert_eq!(kview_gpa, boot_gpa, "gpa {gpa:#x}");
+                assert_eq!(boot_flags & (PTE_USER | PTE_GLOBAL), PTE_GLOBAL);
+                assert_eq!(kview_flags & (PTE_USER | PTE_GLOBAL), PTE_USER);
+                assert_eq!(
+                    kview_flags & !(PTE_USER | PTE_GLOBAL),
+                    boot_flags & !(PTE_USER | PTE_GLOBAL),
+                    "same caching and permissions"
+                );
+            }
+            // No kernel-view entry points into the boot tables, and the other way round.
+            let (boot, kview) = t.pages.split_at(tables);
+            let in_range = |e: u64, pages: &[TablePage]| {
+                e & PTE_HUGE == 0 && pages.iter().any(|p| p.gpa == e & PTE_ADDR_MASK)
+            };
+            for p in kview {
+                assert!(p.entries.iter().all(|&e| !in_range(e, boot)));
+            }
+            for p in boot {
+                assert!(p.entries.iter().all(|&e| !in_range(e, kview)));
+            }
+        }
+    }
+
+    /// The end of guest RAM for `mem` bytes (above the hole when it is that large).
+    fn layout_top(mem: u64) -> u64 {
+        abi::layout::ram_top(mem)
     }
 
     #[test]

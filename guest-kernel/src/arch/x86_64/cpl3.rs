@@ -1,0 +1,170 @@
+//! Kernel code at CPL 3: the building block of the fast kernel mode.
+//!
+//! [`call`] runs a kernel function at CPL 3 in the kernel view (the VMM's copy of the
+//! direct map with the user bit set at every level: `BootInfo::kview_pml4_gpa`) and
+//! returns its result. Where ring 0 is emulated and ring 3 runs natively (PVM), this is how
+//! the kernel's work gets out of ring 0.
+//!
+//! ```text
+//! ring 0: call ── save callee-saved registers and rsp; TSS rsp0 -> the shim stack;
+//!                 CR3 -> kernel view; iretq to f on the CPL-3 stack ─┐
+//! CPL 3:                                   f(arg) runs natively  <─┘
+//!                                          returns to `cpl3_return: ud2`
+//! ring 0: #UD on the shim stack -> trap decoding sees `cpl3_return` -> finish: CR3 back,
+//!         rsp back, registers back, return f's result to call's caller
+//! ```
+//! The trap that ends the call is an ordinary #UD through the IDT: the shim is the trap
+//! stubs plus [`finish`]. While a call runs, any other exception at CPL 3 is a kernel bug
+//! and is reported as one, with its RIP, like a ring-0 fault.
+//!
+//! Interrupts stay off at CPL 3 (the frame's IF is 0), so nothing else runs meanwhile.
+//! Global pages are turned off for the call: the boot tables' global kernel translations
+//! are supervisor-only and would otherwise survive the switch to the kernel view.
+
+use core::arch::naked_asm;
+use core::ptr::addr_of;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::user::{USER_CS, USER_DS};
+use super::{cpu, gdt};
+
+/// Bytes of the shim stack (traps from CPL 3 during a call arrive on it).
+const SHIM_STACK_SIZE: usize = 4096;
+/// Bytes of the stack the function runs on at CPL 3.
+const CPL3_STACK_SIZE: usize = 16 * 1024;
+/// RFLAGS at CPL 3: interrupts off, reserved bit 1.
+const CPL3_RFLAGS: u64 = 0x2;
+
+#[repr(C, align(16))]
+struct Stack<const N: usize>([u8; N]);
+
+static mut SHIM_STACK: Stack<SHIM_STACK_SIZE> = Stack([0; SHIM_STACK_SIZE]);
+static mut CPL3_STACK: Stack<CPL3_STACK_SIZE> = Stack([0; CPL3_STACK_SIZE]);
+
+/// `call`'s stack pointer in ring 0, after it saved its registers: where `finish` resumes.
+static mut SAVED_RSP: u64 = 0;
+/// Whether a call is running at CPL 3 (read by the trap decoder).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+unsafe extern "C" {
+    /// The `ud2` a function called at CPL 3 returns to.
+    static cpl3_return: u8;
+}
+
+/// Whether kernel code is running at CPL 3 under [`call`] (then a trap from CPL 3 is the
+/// kernel's, not a user program's).
+#[inline]
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Whether `rip` is the instruction a function called at CPL 3 returns to.
+#[inline]
+pub fn is_return(rip: u64) -> bool {
+    rip == addr_of!(cpl3_return) as u64
+}
+
+/// Runs `f(arg)` at CPL 3 in the kernel view rooted at `kview_pml4_gpa` and returns its
+/// result. Interrupts are off during the call and as they were afterwards. `f` must not
+/// trap (any trap at CPL 3 during a call is reported as a kernel fault) and must not
+/// touch user memory.
+pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 {
+    let interrupts = cpu::disable_interrupts();
+    let old_rsp0 = gdt::ring0_stack();
+    let root = cpu::read_cr3();
+    let shim_top = addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64;
+    let cpl3_top = addr_of!(CPL3_STACK) as u64 + CPL3_STACK_SIZE as u64;
+    gdt::set_ring0_stack(shim_top);
+    cpu::set_global_pages(false);
+    ACTIVE.store(true, Ordering::Relaxed);
+    // SAFETY: interrupts are off; the kernel view maps the kernel half exactly as the
+    // running tables do (with the user bit), so this code, the stacks and the statics stay
+    // reachable after the CR3 switch; rsp0 points at the shim stack, so the trap that ends
+    // the call does not land on the stack `cpl3_enter` saved its state on; `finish`
+    // restores `root` and that state.
+    let result = unsafe { cpl3_enter(f, arg, kview_pml4_gpa, cpl3_top, root) };
+    ACTIVE.store(false, Ordering::Relaxed);
+    cpu::set_global_pages(true);
+    gdt::set_ring0_stack(old_rsp0);
+    if interrupts {
+        cpu::enable_interrupts();
+    }
+    result
+}
+
+/// Ends the running [`call`] from the trap its function's return raised: back to the
+/// boot-time state `cpl3_enter` saved, returning `result`. Never returns to the trap.
+///
+/// # Safety
+/// Only from the trap decoder, for the #UD at [`cpl3_return`] while a call is active
+/// ([`active`]), on the shim stack.
+pub unsafe fn finish(result: u64) -> ! {
+    // SAFETY: the caller's contract: `cpl3_enter` saved its state and is waiting for this.
+    unsafe { cpl3_finish(result) }
+}
+
+/// The ring-0 half of [`call`]: rdi = f, rsi = arg, rdx = kernel view, rcx = CPL-3 stack
+/// top, r8 = the CR3 to restore. Returns f's result (through `cpl3_finish`).
+#[unsafe(naked)]
+unsafe extern "C" fn cpl3_enter(
+    f: extern "C" fn(u64) -> u64,
+    arg: u64,
+    kview: u64,
+    stack_top: u64,
+    root: u64,
+) -> u64 {
+    naked_asm!(
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        // The CR3 to go back to, kept with the registers.
+        "push r8",
+        "sub rsp, 8",
+        "mov [rip + {saved}], rsp",
+        "mov cr3, rdx",
+        // f returns to the ud2 at cpl3_return; rsp at its entry is 8 below a 16-byte
+        // boundary, as after a call.
+        "lea rax, [rip + cpl3_return]",
+        "mov [rcx - 8], rax",
+        "sub rcx, 8",
+        "push {user_ds}",
+        "push rcx",
+        "push {rflags}",
+        "push {user_cs}",
+        "push rdi",
+        "mov rdi, rsi",
+        "xor eax, eax",
+        "iretq",
+        ".global cpl3_return",
+        "cpl3_return:",
+        "ud2",
+        saved = sym SAVED_RSP,
+        user_ds = const USER_DS,
+        user_cs = const USER_CS,
+        rflags = const CPL3_RFLAGS,
+    )
+}
+
+/// rdi = the result. Restores CR3 and the registers `cpl3_enter` saved, and returns from
+/// it.
+#[unsafe(naked)]
+unsafe extern "C" fn cpl3_finish(result: u64) -> ! {
+    naked_asm!(
+        "mov rsp, [rip + {saved}]",
+        "add rsp, 8",
+        "pop r8",
+        "mov cr3, r8",
+        "mov rax, rdi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "ret",
+        saved = sym SAVED_RSP,
+    )
+}
