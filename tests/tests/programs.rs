@@ -750,6 +750,7 @@ fn generated_cases() -> Vec<Case> {
         "below-stack",
         "call-null",
         "call-kernel",
+        "breakpoint",
     ];
     for kind in mem_kinds {
         let args: &'static [&'static str] = Box::leak(Box::new([kind]));

@@ -9,13 +9,17 @@
 //! ring 0: call ── save callee-saved registers and rsp; TSS rsp0 -> the shim stack;
 //!                 CR3 -> kernel view; iretq to f on the CPL-3 stack ─┐
 //! CPL 3:                                   f(arg) runs natively  <─┘
-//!                                          returns to `cpl3_return: ud2`
-//! ring 0: #UD on the shim stack -> trap decoding sees `cpl3_return` -> finish: CR3 back,
-//!         rsp back, registers back, return f's result to call's caller
+//!                                          returns to `cpl3_return: int3`
+//! ring 0: the #BP entry (a DPL-3 gate) sees the return address: CR3 back, rsp back,
+//!         registers back, return f's result (still in rax) to call's caller
 //! ```
-//! The trap that ends the call is an ordinary #UD through the IDT: the shim is the trap
-//! stubs plus [`finish`]. While a call runs, any other exception at CPL 3 is a kernel bug
-//! and is reported as one, with its RIP, like a ring-0 fault.
+//! `int3` is the kernel's request to the shim: its gate is DPL 3 so CPL-3 code reaches it,
+//! and its entry ([`request_entry`]) handles the one request there is in a handful of
+//! ring-0 instructions (where ring 0 is emulated, each costs about a microsecond), handing
+//! any other `int3` (a user program's) to the ordinary trap path. User code cannot raise
+//! the request: it cannot execute the kernel page `cpl3_return` is on. While a call runs,
+//! any other exception at CPL 3 is a kernel bug and is reported as one, with its RIP, like
+//! a ring-0 fault.
 //!
 //! Interrupts stay off at CPL 3 (the frame's IF is 0), so nothing else runs meanwhile.
 //! Global pages are turned off for the call: the boot tables' global kernel translations
@@ -47,8 +51,8 @@ static mut SAVED_RSP: u64 = 0;
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
-    /// The `ud2` a function called at CPL 3 returns to.
-    static cpl3_return: u8;
+    /// The #BP gate's entry: [`request_entry`].
+    static cpl3_request: u8;
 }
 
 /// Whether kernel code is running at CPL 3 under [`call`] (then a trap from CPL 3 is the
@@ -58,10 +62,10 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
-/// Whether `rip` is the instruction a function called at CPL 3 returns to.
-#[inline]
-pub fn is_return(rip: u64) -> bool {
-    rip == addr_of!(cpl3_return) as u64
+/// Address of the entry of the `int3` gate: requests from kernel code at CPL 3 (the end
+/// of a [`call`]); any other `int3` goes on to the trap stub of vector 3.
+pub fn request_entry() -> u64 {
+    addr_of!(cpl3_request) as u64
 }
 
 /// Runs `f(arg)` at CPL 3 in the kernel view rooted at `kview_pml4_gpa` and returns its
@@ -80,8 +84,8 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     // SAFETY: interrupts are off; the kernel view maps the kernel half exactly as the
     // running tables do (with the user bit), so this code, the stacks and the statics stay
     // reachable after the CR3 switch; rsp0 points at the shim stack, so the trap that ends
-    // the call does not land on the stack `cpl3_enter` saved its state on; `finish`
-    // restores `root` and that state.
+    // the call does not land on the stack `cpl3_enter` saved its state on; the request
+    // entry restores `root` and that state.
     let result = unsafe { cpl3_enter(f, arg, kview_pml4_gpa, cpl3_top, root) };
     ACTIVE.store(false, Ordering::Relaxed);
     cpu::set_global_pages(true);
@@ -92,19 +96,8 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     result
 }
 
-/// Ends the running [`call`] from the trap its function's return raised: back to the
-/// boot-time state `cpl3_enter` saved, returning `result`. Never returns to the trap.
-///
-/// # Safety
-/// Only from the trap decoder, for the #UD at [`cpl3_return`] while a call is active
-/// ([`active`]), on the shim stack.
-pub unsafe fn finish(result: u64) -> ! {
-    // SAFETY: the caller's contract: `cpl3_enter` saved its state and is waiting for this.
-    unsafe { cpl3_finish(result) }
-}
-
 /// The ring-0 half of [`call`]: rdi = f, rsi = arg, rdx = kernel view, rcx = CPL-3 stack
-/// top, r8 = the CR3 to restore. Returns f's result (through `cpl3_finish`).
+/// top, r8 = the CR3 to restore. Returns f's result (through the request entry).
 #[unsafe(naked)]
 unsafe extern "C" fn cpl3_enter(
     f: extern "C" fn(u64) -> u64,
@@ -125,7 +118,7 @@ unsafe extern "C" fn cpl3_enter(
         "sub rsp, 8",
         "mov [rip + {saved}], rsp",
         "mov cr3, rdx",
-        // f returns to the ud2 at cpl3_return; rsp at its entry is 8 below a 16-byte
+        // f returns to the int3 at cpl3_return; rsp at its entry is 8 below a 16-byte
         // boundary, as after a call.
         "lea rax, [rip + cpl3_return]",
         "mov [rcx - 8], rax",
@@ -140,7 +133,8 @@ unsafe extern "C" fn cpl3_enter(
         "iretq",
         ".global cpl3_return",
         "cpl3_return:",
-        "ud2",
+        "int3",
+        "cpl3_return_end:",
         saved = sym SAVED_RSP,
         user_ds = const USER_DS,
         user_cs = const USER_CS,
@@ -148,23 +142,36 @@ unsafe extern "C" fn cpl3_enter(
     )
 }
 
-/// rdi = the result. Restores CR3 and the registers `cpl3_enter` saved, and returns from
-/// it.
-#[unsafe(naked)]
-unsafe extern "C" fn cpl3_finish(result: u64) -> ! {
-    naked_asm!(
-        "mov rsp, [rip + {saved}]",
-        "add rsp, 8",
-        "pop r8",
-        "mov cr3, r8",
-        "mov rax, rdi",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        "ret",
-        saved = sym SAVED_RSP,
-    )
-}
+// The #BP entry. The CPU pushed rip (the address after the `int3`), cs, rflags, rsp, ss
+// on the shim stack. The end of a call (rip just past `cpl3_return`) restores what
+// `cpl3_enter` saved, leaves the frame behind, and returns f's result, still in rax; any
+// other `int3` continues as the vector-3 stub would.
+core::arch::global_asm!(
+    ".pushsection .text.cpl3, \"ax\"",
+    ".global cpl3_request",
+    "cpl3_request:",
+    "push rax",
+    "lea rax, [rip + cpl3_return_end]",
+    "cmp rax, [rsp + 8]",
+    "pop rax",
+    "jne 1f",
+    "mov rsp, [rip + {saved}]",
+    "add rsp, 8",
+    "pop r8",
+    "mov cr3, r8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    "1:",
+    "push 0",
+    "push {vector}",
+    "jmp {common}",
+    ".popsection",
+    saved = sym SAVED_RSP,
+    vector = const super::idt::BREAKPOINT_VECTOR,
+    common = sym super::idt::trap_common,
+);

@@ -94,6 +94,8 @@ unsafe extern "C" {
 
 /// Vector of `int 0x42` (see guest-abi.md): a gate user code may use.
 pub const INT42_VECTOR: usize = 0x42;
+/// `int3`: the breakpoint exception.
+pub const BREAKPOINT_VECTOR: usize = 3;
 /// Gate type: present, DPL 3, 64-bit interrupt gate.
 const GATE_INTERRUPT_DPL3: u8 = 0xee;
 
@@ -132,6 +134,11 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
     set_gates(INT42_VECTOR..INT42_VECTOR + 1);
     // SAFETY: single CPU, interrupts off, before `lidt`.
     unsafe { IDT.0[INT42_VECTOR].type_attr = GATE_INTERRUPT_DPL3 };
+    // `int3` is how kernel code at CPL 3 asks the shim for something (`cpl3`): its own entry,
+    // reachable from ring 3, which hands anything else to the stub as usual.
+    let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
+    // SAFETY: as above; the entry follows the stub protocol for anything not a request.
+    unsafe { IDT.0[BREAKPOINT_VECTOR] = request };
     // The double fault runs on its own stack, so a corrupt kernel stack is still reported.
     // SAFETY: single CPU, interrupts off, before `lidt`.
     unsafe { IDT.0[8].ist = DOUBLE_FAULT_IST };

@@ -152,11 +152,8 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
     }
     // Kernel code at CPL 3 (`cpl3::call`): user code never runs at a kernel address, so the
     // compare keeps the check off every user trap's path.
+    // (The end of a call never comes here: the `int3` gate's own entry handles it.)
     if frame.rip >= abi::layout::KERN_BASE && cpl3::active() {
-        if frame.vector == vector::INVALID_OPCODE && cpl3::is_return(frame.rip) {
-            // SAFETY: the #UD at `cpl3_return` while a call is active, on the shim stack.
-            unsafe { cpl3::finish(frame.rax) }
-        }
         kernel_fault(frame);
     }
     Some(match frame.vector {

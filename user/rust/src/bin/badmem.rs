@@ -3,7 +3,9 @@
 //!
 //! KIND: read-null, write-null, read-kernel, write-kernel (KERN_BASE), read-unmapped
 //! (0x20000000), write-code (store into our own text), below-stack (store 64 KiB below
-//! `rsp`), call-null, call-kernel (jump to KERN_BASE + 2 MiB, the kernel's code).
+//! `rsp`), call-null, call-kernel (jump to KERN_BASE + 2 MiB, the kernel's code),
+//! breakpoint (`int3`, whose gate user code may reach: the kernel's own code at CPL 3 uses
+//! it to return to the shim, and a user program's must not pass for that).
 #![no_std]
 #![no_main]
 
@@ -60,6 +62,7 @@ fn main(args: &[&str]) -> i32 {
             "below-stack" => store(rsp - 0x1_0000),
             "call-null" => call(0),
             "call-kernel" => call(KERN_BASE + 0x20_0000),
+            "breakpoint" => asm!("int3"),
             _ => ulib::fail!("unknown kind '{kind}'"),
         }
     }
