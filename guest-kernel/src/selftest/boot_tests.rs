@@ -38,6 +38,10 @@ pub const TESTS: &[Test] = &[
         name: "kernel_code_runs_at_cpl3",
         run: kernel_code_runs_at_cpl3,
     },
+    Test {
+        name: "cpl3_port_reads_go_through_the_shim",
+        run: cpl3_port_reads_go_through_the_shim,
+    },
 ];
 
 /// The usable ranges are sorted, disjoint, inside RAM, and miss the kernel image and the
@@ -172,5 +176,34 @@ fn kernel_code_runs_at_cpl3() -> TestResult {
     check_eq!(cpu::read_cr3(), root);
     check_eq!(crate::platform::interrupts_enabled(), interrupts);
     check!(!cpl3::active(), "a call is still marked active");
+    Ok(())
+}
+
+/// Run at CPL 3: the free swap slots, asked from the VMM with a page operation (a port read
+/// with arguments) through the shim; the privilege level in the high half.
+extern "C" fn free_slots_at_cpl3(_: u64) -> u64 {
+    use abi::devices::{SYSCTL_PORT, SYSCTL_SWAP_FREE};
+    let free = cpl3::port_inl_with_args(SYSCTL_PORT + SYSCTL_SWAP_FREE, 0, 0, 0, 0);
+    u64::from(cpu::privilege_level()) << 32 | u64::from(free)
+}
+
+/// Kernel code at CPL 3, where `in` faults, reads a VMM register through the shim and gets
+/// what ring 0 gets; the same call in ring 0 reads directly.
+fn cpl3_port_reads_go_through_the_shim() -> TestResult {
+    use abi::devices::{SYSCTL_PORT, SYSCTL_SWAP_FREE};
+    let kview = boot::info().kview_pml4_gpa;
+    let in_ring0 = crate::platform::inl_with_args(SYSCTL_PORT + SYSCTL_SWAP_FREE, 0, 0, 0, 0);
+    check!(
+        in_ring0 > 0,
+        "the self-test run has a swap disk with free slots"
+    );
+    check_eq!(
+        cpl3::call(free_slots_at_cpl3, 0, kview),
+        3 << 32 | u64::from(in_ring0)
+    );
+    check_eq!(
+        cpl3::port_inl_with_args(SYSCTL_PORT + SYSCTL_SWAP_FREE, 0, 0, 0, 0),
+        in_ring0
+    );
     Ok(())
 }

@@ -14,12 +14,19 @@
 //!         registers back, return f's result (still in rax) to call's caller
 //! ```
 //! `int3` is the kernel's request to the shim: its gate is DPL 3 so CPL-3 code reaches it,
-//! and its entry ([`request_entry`]) handles the one request there is in a handful of
-//! ring-0 instructions (where ring 0 is emulated, each costs about a microsecond), handing
-//! any other `int3` (a user program's) to the ordinary trap path. User code cannot raise
-//! the request: it cannot execute the kernel page `cpl3_return` is on. While a call runs,
-//! any other exception at CPL 3 is a kernel bug and is reported as one, with its RIP, like
-//! a ring-0 fault.
+//! and its entry ([`request_entry`]) tells the request by the address of the `int3` that
+//! raised it, handles it in a handful of ring-0 instructions (where ring 0 is emulated,
+//! each costs about a microsecond), and hands any other `int3` (a user program's) to the
+//! ordinary trap path. User code cannot raise a request: it cannot execute the kernel
+//! pages the request sites are on. The requests:
+//! - the end of a call (the `int3` at `cpl3_return`);
+//! - a port read with arguments for the VMM ([`port_inl_with_args`]): a page operation or
+//!   any other system-control read, done by the shim in ring 0 (on PVM the whole request,
+//!   bounce and exit, measured 46-51 us: no cheaper than an exit straight from CPL 3
+//!   through the TSS I/O bitmap, ~47 us in the research harness).
+//!
+//! While a call runs, any other exception at CPL 3 is a kernel bug and is reported as one,
+//! with its RIP, like a ring-0 fault.
 //!
 //! Interrupts stay off at CPL 3 (the frame's IF is 0), so nothing else runs meanwhile.
 //! Global pages are turned off for the call: the boot tables' global kernel translations
@@ -60,6 +67,24 @@ unsafe extern "C" {
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
+}
+
+unsafe extern "C" {
+    /// The port-read request site (see the `global_asm!` below): rdi = port, rsi = a,
+    /// rdx = b, rcx = c, r8 = d; returns the value read.
+    fn cpl3_inl_with_args(port: u32, a: u32, b: u32, c: u64, d: u32) -> u32;
+}
+
+/// `cpu::inl_with_args` for kernel code at CPL 3, where `in` faults: the shim does the read
+/// in ring 0 with the same registers, so the VMM sees the same exit. In ring 0 it is the
+/// read itself (`int3` in ring 0 stops the VM on PVM).
+pub fn port_inl_with_args(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
+    if cpu::privilege_level() == 0 {
+        return cpu::inl_with_args(port, a, b, c, d);
+    }
+    // SAFETY: the request site moves the arguments into the registers the VMM reads and
+    // raises the request; the shim executes one `in` and returns; nothing else changes.
+    unsafe { cpl3_inl_with_args(u32::from(port), a, b, c, d) }
 }
 
 /// Address of the entry of the `int3` gate: requests from kernel code at CPL 3 (the end
@@ -142,14 +167,39 @@ unsafe extern "C" fn cpl3_enter(
     )
 }
 
+// The port-read request site: an ordinary function (System V arguments) that puts the
+// port in dx and the VMM's arguments in rdi, rsi, rcx and r8, then asks the shim.
+core::arch::global_asm!(
+    ".pushsection .text.cpl3, \"ax\"",
+    ".global cpl3_inl_with_args",
+    "cpl3_inl_with_args:",
+    "mov eax, edi",
+    "mov edi, esi",
+    "mov esi, edx",
+    "mov edx, eax",
+    "int3",
+    "cpl3_inl_end:",
+    "ret",
+    ".popsection",
+);
+
 // The #BP entry. The CPU pushed rip (the address after the `int3`), cs, rflags, rsp, ss
-// on the shim stack. The end of a call (rip just past `cpl3_return`) restores what
+// on the shim stack. A port read (rip just past the site's `int3`) is done here and
+// `iretq`s back; the end of a call (rip just past `cpl3_return`) restores what
 // `cpl3_enter` saved, leaves the frame behind, and returns f's result, still in rax; any
 // other `int3` continues as the vector-3 stub would.
 core::arch::global_asm!(
     ".pushsection .text.cpl3, \"ax\"",
     ".global cpl3_request",
     "cpl3_request:",
+    "push rax",
+    "lea rax, [rip + cpl3_inl_end]",
+    "cmp rax, [rsp + 8]",
+    "pop rax",
+    "jne 2f",
+    "in eax, dx",
+    "iretq",
+    "2:",
     "push rax",
     "lea rax, [rip + cpl3_return_end]",
     "cmp rax, [rsp + 8]",
