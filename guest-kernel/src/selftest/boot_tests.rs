@@ -42,6 +42,10 @@ pub const TESTS: &[Test] = &[
         name: "cpl3_port_reads_go_through_the_shim",
         run: cpl3_port_reads_go_through_the_shim,
     },
+    Test {
+        name: "portable_kernel_code_runs_at_cpl3",
+        run: portable_kernel_code_runs_at_cpl3,
+    },
 ];
 
 /// The usable ranges are sorted, disjoint, inside RAM, and miss the kernel image and the
@@ -204,6 +208,62 @@ fn cpl3_port_reads_go_through_the_shim() -> TestResult {
     check_eq!(
         cpl3::port_inl_with_args(SYSCTL_PORT + SYSCTL_SWAP_FREE, 0, 0, 0, 0),
         in_ring0
+    );
+    Ok(())
+}
+
+/// What [`kernel_services_at_cpl3`] found, bit by bit: 0 = interrupt guards ran (`sti` and
+/// `cli` are emulated as nothing during a call), 1 = a heap vector held what was put in, 2 = a zeroed kernel frame read as zero, 3 = the
+/// swap-slot count (a page operation: an emulated `in`) matched ring 0's, passed as the
+/// argument, 4 = ran at CPL 3.
+extern "C" fn kernel_services_at_cpl3(slots_in_ring0: u64) -> u64 {
+    use crate::mm::frame::{self, Pool, Zero};
+    use crate::platform;
+    use crate::sync::IrqGuard;
+    let mut found = 0;
+    // Guards, and an explicit enable and disable, run without faulting: their `cli` and
+    // `sti` are emulated as nothing. What they read of the flag is not checked: on PVM,
+    // `pushf` at CPL 3 shows the host's IF (on), not the guest's (off).
+    {
+        let _outer = IrqGuard::new();
+        let _inner = IrqGuard::new();
+    }
+    platform::enable_interrupts();
+    platform::disable_interrupts();
+    found |= 1;
+    let v: alloc::vec::Vec<u64> = (1..=1000).collect();
+    if v.iter().sum::<u64>() == 500_500 {
+        found |= 2;
+    }
+    drop(v);
+    if let Some(f) = frame::alloc(Pool::Kernel, Zero::Yes) {
+        // SAFETY: the frame is ours until freed just below; the direct map covers it.
+        let words = unsafe { core::slice::from_raw_parts(f.as_ptr().cast::<u64>(), 512) };
+        if words.iter().all(|&w| w == 0) {
+            found |= 4;
+        }
+        frame::free(f);
+    }
+    if crate::vm::swap::slot_usage().0 == slots_in_ring0 {
+        found |= 8;
+    }
+    if cpu::privilege_level() == 3 {
+        found |= 16;
+    }
+    found
+}
+
+/// The portable kernel's own services run unchanged at CPL 3, the shim emulating the
+/// privileged instructions they use: interrupt guards, the heap, the frame pools and the
+/// swap slots (page operations: port reads with argument registers).
+fn portable_kernel_code_runs_at_cpl3() -> TestResult {
+    let kview = boot::info().kview_pml4_gpa;
+    let slots = crate::vm::swap::slot_usage().0;
+    let free_before = crate::mm::frame::stats(crate::mm::frame::Pool::Kernel).free;
+    check_eq!(cpl3::call(kernel_services_at_cpl3, slots, kview), 0b11111);
+    check_eq!(
+        crate::mm::frame::stats(crate::mm::frame::Pool::Kernel).free,
+        free_before
     );
     Ok(())
 }

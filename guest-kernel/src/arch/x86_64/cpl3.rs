@@ -13,17 +13,28 @@
 //! ring 0: the #BP entry (a DPL-3 gate) sees the return address: CR3 back, rsp back,
 //!         registers back, return f's result (still in rax) to call's caller
 //! ```
-//! `int3` is the kernel's request to the shim: its gate is DPL 3 so CPL-3 code reaches it,
-//! and its entry ([`request_entry`]) tells the request by the address of the `int3` that
-//! raised it, handles it in a handful of ring-0 instructions (where ring 0 is emulated,
-//! each costs about a microsecond), and hands any other `int3` (a user program's) to the
-//! ordinary trap path. User code cannot raise a request: it cannot execute the kernel
-//! pages the request sites are on. The requests:
+//! While a call runs, the CPU uses an IDT of its own (`idt::load`): `int3` there is the
+//! kernel's request to the shim, through a gate CPL-3 code can reach, whose entry
+//! ([`request_entry`]) tells the request by the address of the `int3` that raised it and
+//! handles it in a handful of ring-0 instructions (where ring 0 is emulated, each costs
+//! about a microsecond). The requests:
 //! - the end of a call (the `int3` at `cpl3_return`);
 //! - a port read with arguments for the VMM ([`port_inl_with_args`]): a page operation or
 //!   any other system-control read, done by the shim in ring 0 (on PVM the whole request,
 //!   bounce and exit, measured 46-51 us: no cheaper than an exit straight from CPL 3
 //!   through the TSS I/O bitmap, ~47 us in the research harness).
+//!
+//! Every other exception in that IDT goes to [`trap`]. The ordinary IDT has none of this,
+//! so the trap path of user programs pays nothing for it, and a user program's `int3`
+//! still faults as before.
+//!
+//! The rest of the portable kernel runs unchanged at CPL 3 because the shim emulates the
+//! privileged instructions it uses there ([`emulate`]): a port access (`in`, `out`,
+//! `rep outsb`) is done in ring 0 with the trapping code's registers, and `cli`/`sti` do
+//! nothing, interrupts being off for the whole call. That path is slow (a #GP, saved and
+//! decoded in ring 0) but costs classic mode nothing: `crate::platform` has no check on
+//! its fast paths. (On PVM, `pushf` at CPL 3 shows the host's IF, on, not the guest's:
+//! the guards then believe interrupts were on and run `cli` and `sti`, both emulated.)
 //!
 //! While a call runs, any other exception at CPL 3 is a kernel bug and is reported as one,
 //! with its RIP, like a ring-0 fault.
@@ -36,8 +47,9 @@ use core::arch::naked_asm;
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::trap::{TrapFrame, kernel_fault, vector};
 use super::user::{USER_CS, USER_DS};
-use super::{cpu, gdt};
+use super::{cpu, gdt, idt};
 
 /// Bytes of the shim stack (traps from CPL 3 during a call arrive on it).
 const SHIM_STACK_SIZE: usize = 4096;
@@ -75,6 +87,72 @@ unsafe extern "C" {
     fn cpl3_inl_with_args(port: u32, a: u32, b: u32, c: u64, d: u32) -> u32;
 }
 
+/// Every exception raised during a [`call`] (the CPL-3 IDT's stubs call this with their
+/// frame): a #GP that [`emulate`] handles resumes the code; anything else is a kernel bug,
+/// reported like a ring-0 fault, with its RIP.
+pub(super) extern "C" fn trap(frame: &mut TrapFrame) {
+    // SAFETY: a #GP raised during a call: by kernel code at CPL 3 (interrupts are off and
+    // the call's ring-0 part raises none).
+    if frame.vector == vector::GENERAL_PROTECTION && unsafe { emulate(frame) } {
+        return;
+    }
+    kernel_fault(frame);
+}
+
+/// Emulates, for kernel code at CPL 3 during a [`call`], the privileged instruction at
+/// `frame.rip` that raised #GP there: `in`/`out` of a byte or a double word with the port
+/// in `dx` (a page operation's argument registers go to the VMM as they are), `rep outsb`
+/// from kernel memory, and `cli`/`sti`, which change nothing (interrupts stay off for the
+/// whole call). Moves `rip` past it; false (nothing changed) for any other instruction.
+///
+/// # Safety
+/// `frame` is the trap frame of a #GP raised at CPL 3 by kernel code during a call: its
+/// `rip` points into kernel text, and `rsi`/`rcx` of a `rep outsb` there name kernel
+/// memory.
+unsafe fn emulate(frame: &mut TrapFrame) -> bool {
+    // SAFETY: kernel text, readable in ring 0 (the caller's contract).
+    let op = unsafe { core::ptr::read(frame.rip as *const [u8; 2]) };
+    let port = frame.rdx as u16;
+    let len = match op {
+        [0xed, _] => {
+            let value = cpu::inl_with_args(
+                port,
+                frame.rdi as u32,
+                frame.rsi as u32,
+                frame.rcx,
+                frame.r8 as u32,
+            );
+            frame.rax = (frame.rax & !0xffff_ffff) | u64::from(value);
+            1
+        }
+        [0xec, _] => {
+            frame.rax = (frame.rax & !0xff) | u64::from(cpu::inb(port));
+            1
+        }
+        [0xef, _] => {
+            cpu::outl(port, frame.rax as u32);
+            1
+        }
+        [0xee, _] => {
+            cpu::outb(port, frame.rax as u8);
+            1
+        }
+        [0xf3, 0x6e] => {
+            // SAFETY: `rcx` bytes of kernel memory at `rsi` (the caller's contract).
+            let bytes =
+                unsafe { core::slice::from_raw_parts(frame.rsi as *const u8, frame.rcx as usize) };
+            cpu::outsb(port, bytes);
+            frame.rsi += frame.rcx;
+            frame.rcx = 0;
+            2
+        }
+        [0xfa | 0xfb, _] => 1,
+        _ => return false,
+    };
+    frame.rip += len;
+    true
+}
+
 /// `cpu::inl_with_args` for kernel code at CPL 3, where `in` faults: the shim does the read
 /// in ring 0 with the same registers, so the VMM sees the same exit. In ring 0 it is the
 /// read itself (`int3` in ring 0 stops the VM on PVM).
@@ -105,6 +183,7 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     let cpl3_top = addr_of!(CPL3_STACK) as u64 + CPL3_STACK_SIZE as u64;
     gdt::set_ring0_stack(shim_top);
     cpu::set_global_pages(false);
+    idt::load(true);
     ACTIVE.store(true, Ordering::Relaxed);
     // SAFETY: interrupts are off; the kernel view maps the kernel half exactly as the
     // running tables do (with the user bit), so this code, the stacks and the statics stay
@@ -113,6 +192,7 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     // entry restores `root` and that state.
     let result = unsafe { cpl3_enter(f, arg, kview_pml4_gpa, cpl3_top, root) };
     ACTIVE.store(false, Ordering::Relaxed);
+    idt::load(false);
     cpu::set_global_pages(true);
     gdt::set_ring0_stack(old_rsp0);
     if interrupts {
@@ -222,6 +302,6 @@ core::arch::global_asm!(
     "jmp {common}",
     ".popsection",
     saved = sym SAVED_RSP,
-    vector = const super::idt::BREAKPOINT_VECTOR,
-    common = sym super::idt::trap_common,
+    vector = const idt::BREAKPOINT_VECTOR,
+    common = sym idt::cpl3_trap_common,
 );

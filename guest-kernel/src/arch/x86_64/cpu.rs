@@ -104,7 +104,13 @@ pub fn rdtsc() -> u64 {
 #[inline]
 pub fn disable_interrupts() -> bool {
     let was_enabled = x86_64::instructions::interrupts::are_enabled();
-    x86_64::instructions::interrupts::disable();
+    // Only when they are on: where ring 0 is emulated `cli` is one more emulated
+    // instruction, and most guards are taken with interrupts off already (system calls and
+    // faults run so). Kernel code at CPL 3 (`cpl3`), where interrupts are off, then never
+    // executes it either.
+    if was_enabled {
+        x86_64::instructions::interrupts::disable();
+    }
     was_enabled
 }
 

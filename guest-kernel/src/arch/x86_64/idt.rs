@@ -75,7 +75,8 @@ impl Gate {
 struct Idt([Gate; 256]);
 
 // SAFETY (of the zero initialiser): all-zero gates are valid "not present" entries.
-static mut IDT: Idt = Idt([Gate {
+/// A gate that is not present.
+const NO_GATE: Gate = Gate {
     offset_low: 0,
     selector: 0,
     ist: 0,
@@ -83,11 +84,21 @@ static mut IDT: Idt = Idt([Gate {
     offset_mid: 0,
     offset_high: 0,
     reserved: 0,
-}; 256]);
+};
+
+static mut IDT: Idt = Idt([NO_GATE; 256]);
+
+/// The IDT while kernel code runs at CPL 3 (`cpl3::call`): every exception goes to
+/// `cpl3_trap_common` (the shim's emulation of privileged instructions, or a kernel-fault
+/// report), and `int3` to the shim's request entry. Interrupts cannot arrive then (they are
+/// off). Keeping this apart costs the ordinary trap path nothing.
+static mut CPL3_IDT: Idt = Idt([NO_GATE; 256]);
 
 unsafe extern "C" {
     /// First byte of the stub block (vector 0's stub).
     static trap_stubs: u8;
+    /// First byte of the CPL-3 stub block (vector 0's).
+    static cpl3_trap_stubs: u8;
     /// The restore half of `trap_common`: pops a [`TrapFrame`] at `rsp` and returns.
     pub fn trap_exit() -> !;
 }
@@ -134,20 +145,41 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
     set_gates(INT42_VECTOR..INT42_VECTOR + 1);
     // SAFETY: single CPU, interrupts off, before `lidt`.
     unsafe { IDT.0[INT42_VECTOR].type_attr = GATE_INTERRUPT_DPL3 };
-    // `int3` is how kernel code at CPL 3 asks the shim for something (`cpl3`): its own entry,
-    // reachable from ring 3, which hands anything else to the stub as usual.
-    let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
-    // SAFETY: as above; the entry follows the stub protocol for anything not a request.
-    unsafe { IDT.0[BREAKPOINT_VECTOR] = request };
     // The double fault runs on its own stack, so a corrupt kernel stack is still reported.
     // SAFETY: single CPU, interrupts off, before `lidt`.
     unsafe { IDT.0[8].ist = DOUBLE_FAULT_IST };
+    for vector in 0..EXCEPTION_VECTORS {
+        let stub = addr_of!(cpl3_trap_stubs) as u64 + STUB_SIZE * vector as u64;
+        let ist = if vector == 8 { DOUBLE_FAULT_IST } else { 0 };
+        // SAFETY: as above; CPL3_IDT is only loaded by `cpl3::call`.
+        unsafe { CPL3_IDT.0[vector] = Gate::new(stub, ist, GATE_INTERRUPT_DPL0) };
+    }
+    // `int3` is how kernel code at CPL 3 asks the shim for something: a gate it can reach.
+    let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
+    // SAFETY: as above; the entry hands anything not a request to the CPL-3 stub.
+    unsafe { CPL3_IDT.0[BREAKPOINT_VECTOR] = request };
     let pointer = DescriptorTablePointer {
         limit: (size_of::<Idt>() - 1) as u16,
         base: VirtAddr::from_ptr(addr_of!(IDT)),
     };
     // SAFETY: IDT is a static (lives forever) whose present gates all point at the stubs
     // below, which follow the interrupt-frame protocol trap_common expects.
+    unsafe { lidt(&pointer) };
+}
+
+/// Loads the IDT for kernel code at CPL 3 (`cpl3::call`) if `cpl3`, else the ordinary one.
+pub fn load(cpl3: bool) {
+    let base = if cpl3 {
+        addr_of!(CPL3_IDT)
+    } else {
+        addr_of!(IDT)
+    };
+    let pointer = DescriptorTablePointer {
+        limit: (size_of::<Idt>() - 1) as u16,
+        base: VirtAddr::from_ptr(base),
+    };
+    // SAFETY: both tables are statics filled by `init` before any call, with every present
+    // gate pointing at an entry that follows the interrupt-frame protocol.
     unsafe { lidt(&pointer) };
 }
 
@@ -195,6 +227,56 @@ global_asm!(
     mask = const ERROR_CODE_VECTORS,
     common = sym trap_common,
 );
+
+// The same stubs for the CPL-3 IDT (exceptions only), ending in `cpl3_trap_common`.
+global_asm!(
+    ".pushsection .text.trap, \"ax\"",
+    ".global cpl3_trap_stubs",
+    ".align 16",
+    "cpl3_trap_stubs:",
+    ".set trap_vector, 0",
+    ".rept {count}",
+    ".align 16",
+    ".if (({mask} >> trap_vector) & 1) == 0",
+    "push 0",
+    ".endif",
+    ".byte 0x68",
+    ".long trap_vector",
+    "jmp {common}",
+    ".set trap_vector, trap_vector + 1",
+    ".endr",
+    ".popsection",
+    count = const EXCEPTION_VECTORS,
+    mask = const ERROR_CODE_VECTORS,
+    common = sym cpl3_trap_common,
+);
+
+/// [`trap_common`] for the CPL-3 IDT: the same frame, handed to `cpl3::trap`.
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn cpl3_trap_common() -> ! {
+    core::arch::naked_asm!(
+        "push rax",
+        "push rbx",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push rbp",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov rdi, rsp",
+        "cld",
+        "call {trap}",
+        "jmp trap_exit",
+        trap = sym super::cpl3::trap,
+    )
+}
 
 /// Saves the interrupted context as a `TrapFrame`, calls `kernel_trap` (see the module
 /// documentation) with its address, restores, returns. `trap_exit` (the restore half) also

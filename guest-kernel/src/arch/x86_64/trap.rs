@@ -150,12 +150,6 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
         }
         kernel_fault(frame);
     }
-    // Kernel code at CPL 3 (`cpl3::call`): user code never runs at a kernel address, so the
-    // compare keeps the check off every user trap's path.
-    // (The end of a call never comes here: the `int3` gate's own entry handles it.)
-    if frame.rip >= abi::layout::KERN_BASE && cpl3::active() {
-        kernel_fault(frame);
-    }
     Some(match frame.vector {
         user::SYSCALL_VECTOR => Event::Syscall,
         vector::GENERAL_PROTECTION if user::is_trampoline_entry(frame.rip) => {
@@ -193,7 +187,7 @@ pub fn skip_int42(frame: &mut TrapFrame, mut read_byte: impl FnMut(u64) -> Optio
 }
 
 /// Reports an unexpected kernel-mode exception and panics. Never returns.
-fn kernel_fault(frame: &TrapFrame) -> ! {
+pub(super) fn kernel_fault(frame: &TrapFrame) -> ! {
     let (mnemonic, name) = exception_name(frame.vector);
     let cr2 = cpu::read_cr2();
     // The dump bypasses the console lock: the fault may have hit while it was held.

@@ -4,8 +4,8 @@
 //! KIND: read-null, write-null, read-kernel, write-kernel (KERN_BASE), read-unmapped
 //! (0x20000000), write-code (store into our own text), below-stack (store 64 KiB below
 //! `rsp`), call-null, call-kernel (jump to KERN_BASE + 2 MiB, the kernel's code),
-//! breakpoint (`int3`, whose gate user code may reach: the kernel's own code at CPL 3 uses
-//! it to return to the shim, and a user program's must not pass for that).
+//! breakpoint (`int3`: the kernel's own code at CPL 3 uses it to ask the shim for things,
+//! in an IDT of its own; a user program's is a fault).
 #![no_std]
 #![no_main]
 
