@@ -16,6 +16,7 @@ const SELF_TESTS: &[&str] = &[
     "kernel_code_runs_at_cpl3",
     "cpl3_port_reads_go_through_the_shim",
     "portable_kernel_code_runs_at_cpl3",
+    "kernel_at_cpl3_reaches_a_process_user_pages",
     "pools_split_as_configured",
     "user_pool_alloc_all_free_all",
     "frames_zeroed_only_when_asked",

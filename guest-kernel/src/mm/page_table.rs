@@ -428,6 +428,13 @@ impl AddressSpace {
         }
     }
 
+    /// The PML4 entry of this space's user half below 512 GiB (slot 0), to place in the
+    /// kernel view so that kernel code at CPL 3 reaches this space's user pages
+    /// (`cpl3::set_user_half`).
+    pub fn user_half(&self) -> u64 {
+        table(self.pml4)[0].addr().as_u64() | table(self.pml4)[0].flags().bits()
+    }
+
     /// Loads this space into CR3 unless it is loaded already.
     pub fn activate_if_needed(&self) {
         if !self.is_active() {

@@ -46,6 +46,10 @@ pub const TESTS: &[Test] = &[
         name: "portable_kernel_code_runs_at_cpl3",
         run: portable_kernel_code_runs_at_cpl3,
     },
+    Test {
+        name: "kernel_at_cpl3_reaches_a_process_user_pages",
+        run: kernel_at_cpl3_reaches_a_process_user_pages,
+    },
 ];
 
 /// The usable ranges are sorted, disjoint, inside RAM, and miss the kernel image and the
@@ -265,5 +269,48 @@ fn portable_kernel_code_runs_at_cpl3() -> TestResult {
         crate::mm::frame::stats(crate::mm::frame::Pool::Kernel).free,
         free_before
     );
+    Ok(())
+}
+
+/// Run at CPL 3 with a process's user half in the kernel view: adds one to the word at
+/// user address `va`, returns what it found.
+extern "C" fn bump_user_word(va: u64) -> u64 {
+    let word = va as *mut u64;
+    // SAFETY: the test mapped a writable user page at `va` and put its address space's
+    // user half in the kernel view; nothing else uses the page meanwhile.
+    unsafe {
+        let old = word.read_volatile();
+        word.write_volatile(old + 1);
+        old
+    }
+}
+
+/// With a process's user half placed in the kernel view (`cpl3::set_user_half`), kernel
+/// code at CPL 3 reads and writes that process's pages at their user addresses, as system
+/// calls will in the fast mode.
+fn kernel_at_cpl3_reaches_a_process_user_pages() -> TestResult {
+    use crate::mm::frame::{self, Pool, Zero};
+    use crate::mm::page_table::{AddressSpace, PageFlags};
+    let kview = boot::info().kview_pml4_gpa;
+    let va = 0x40_0008;
+    let f = frame::alloc(Pool::User, Zero::Yes).ok_or_else(super::Failure::new)?;
+    // SAFETY: the frame is ours; the direct map covers it.
+    let words = unsafe { core::slice::from_raw_parts_mut(f.as_ptr().cast::<u64>(), 512) };
+    words[1] = 41;
+    let result = {
+        let mut space = AddressSpace::new().ok_or_else(super::Failure::new)?;
+        check_eq!(
+            space.map(va & !0xfff, f, PageFlags { writable: true }),
+            Ok(())
+        );
+        cpl3::set_user_half(kview, space.user_half());
+        let found = cpl3::call(bump_user_word, va, kview);
+        cpl3::set_user_half(kview, 0);
+        space.unmap(va & !0xfff);
+        found
+    };
+    check_eq!(result, 41);
+    check_eq!(words[1], 42);
+    frame::free(f);
     Ok(())
 }

@@ -165,6 +165,19 @@ pub fn port_inl_with_args(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
     unsafe { cpl3_inl_with_args(u32::from(port), a, b, c, d) }
 }
 
+/// Makes the kernel view's user half (PML4 slot 0) the one of PML4 entry `entry` (a
+/// process's, `AddressSpace::user_half`; 0 for none), so that kernel code at CPL 3 reaches
+/// that process's user pages at their user addresses. Takes effect at the next [`call`],
+/// which loads the kernel view afresh.
+pub fn set_user_half(kview_pml4_gpa: u64, entry: u64) {
+    let slot0 = abi::layout::phys_to_virt(kview_pml4_gpa) as *mut u64;
+    // SAFETY: the kernel view's PML4 is a page of the boot page-table area, reserved for
+    // the kernel's tables and reached through the direct map; slot 0 is not used by the
+    // kernel half, and no call is running (a call loads the view, so the store is seen by
+    // the next one).
+    unsafe { slot0.write_volatile(entry) };
+}
+
 /// Address of the entry of the `int3` gate: requests from kernel code at CPL 3 (the end
 /// of a [`call`]); any other `int3` goes on to the trap stub of vector 3.
 pub fn request_entry() -> u64 {
