@@ -204,73 +204,70 @@ pub fn load_empty() {
     unsafe { lidt(&pointer) };
 }
 
-// The stubs, one per vector below STUB_VECTORS, each padded to STUB_SIZE. `push imm32`
-// (0x68) keeps every stub the same length whatever the vector.
-global_asm!(
-    ".pushsection .text.trap, \"ax\"",
-    ".global trap_stubs",
-    ".align 16",
-    "trap_stubs:",
-    ".set trap_vector, 0",
-    ".rept {count}",
-    ".align 16",
-    ".if trap_vector >= 32 || ((({mask} >> trap_vector) & 1) == 0)",
-    "push 0",
-    ".endif",
-    ".byte 0x68",
-    ".long trap_vector",
-    "jmp {common}",
-    ".set trap_vector, trap_vector + 1",
-    ".endr",
-    ".popsection",
-    count = const STUB_VECTORS,
-    mask = const ERROR_CODE_VECTORS,
-    common = sym trap_common,
-);
+/// A block of entry stubs at `$label`, one per vector below `$count`, each padded to
+/// `STUB_SIZE`: it pushes a zero error code where the CPU pushes none, then the vector,
+/// and jumps to `$common`. `push imm32` (0x68) keeps every stub the same length whatever
+/// the vector.
+macro_rules! stub_block {
+    ($label:literal, $count:expr, $common:path) => {
+        global_asm!(
+            ".pushsection .text.trap, \"ax\"",
+            concat!(".global ", $label),
+            ".align 16",
+            concat!($label, ":"),
+            ".set trap_vector, 0",
+            ".rept {count}",
+            ".align 16",
+            ".if trap_vector >= 32 || ((({mask} >> trap_vector) & 1) == 0)",
+            "push 0",
+            ".endif",
+            ".byte 0x68",
+            ".long trap_vector",
+            "jmp {common}",
+            ".set trap_vector, trap_vector + 1",
+            ".endr",
+            ".popsection",
+            count = const $count,
+            mask = const ERROR_CODE_VECTORS,
+            common = sym $common,
+        );
+    };
+}
 
+/// The general registers pushed in `TrapFrame` order, last field first (the part of the
+/// frame below the vector), then `rdi` pointing at the frame.
+macro_rules! save_registers {
+    () => {
+        concat!(
+            "push rax\n",
+            "push rbx\n",
+            "push rcx\n",
+            "push rdx\n",
+            "push rsi\n",
+            "push rdi\n",
+            "push rbp\n",
+            "push r8\n",
+            "push r9\n",
+            "push r10\n",
+            "push r11\n",
+            "push r12\n",
+            "push r13\n",
+            "push r14\n",
+            "push r15\n",
+            "mov rdi, rsp\n",
+        )
+    };
+}
+
+stub_block!("trap_stubs", STUB_VECTORS, trap_common);
 // The same stubs for the CPL-3 IDT (exceptions only), ending in `cpl3_trap_common`.
-global_asm!(
-    ".pushsection .text.trap, \"ax\"",
-    ".global cpl3_trap_stubs",
-    ".align 16",
-    "cpl3_trap_stubs:",
-    ".set trap_vector, 0",
-    ".rept {count}",
-    ".align 16",
-    ".if (({mask} >> trap_vector) & 1) == 0",
-    "push 0",
-    ".endif",
-    ".byte 0x68",
-    ".long trap_vector",
-    "jmp {common}",
-    ".set trap_vector, trap_vector + 1",
-    ".endr",
-    ".popsection",
-    count = const EXCEPTION_VECTORS,
-    mask = const ERROR_CODE_VECTORS,
-    common = sym cpl3_trap_common,
-);
+stub_block!("cpl3_trap_stubs", EXCEPTION_VECTORS, cpl3_trap_common);
 
 /// [`trap_common`] for the CPL-3 IDT: the same frame, handed to `cpl3::trap`.
 #[unsafe(naked)]
 pub(crate) unsafe extern "C" fn cpl3_trap_common() -> ! {
     core::arch::naked_asm!(
-        "push rax",
-        "push rbx",
-        "push rcx",
-        "push rdx",
-        "push rsi",
-        "push rdi",
-        "push rbp",
-        "push r8",
-        "push r9",
-        "push r10",
-        "push r11",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov rdi, rsp",
+        save_registers!(),
         "cld",
         "call {trap}",
         "jmp trap_exit",
@@ -284,24 +281,9 @@ pub(crate) unsafe extern "C" fn cpl3_trap_common() -> ! {
 #[unsafe(naked)]
 pub(crate) unsafe extern "C" fn trap_common() -> ! {
     core::arch::naked_asm!(
-        "push rax",
-        "push rbx",
-        "push rcx",
-        "push rdx",
-        "push rsi",
-        "push rdi",
-        "push rbp",
-        "push r8",
-        "push r9",
-        "push r10",
-        "push r11",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
         // The frame is 22 quadwords (176 bytes) on a 16-byte aligned entry stack, so rsp is
-        // 16-byte aligned here, as the call needs.
-        "mov rdi, rsp",
+        // 16-byte aligned after the pushes, as the call needs.
+        save_registers!(),
         "cld",
         "call kernel_trap",
         ".global trap_exit",
