@@ -26,7 +26,9 @@ mod nr {
 /// What a handler produced: a value for `rax`, or nothing (exec rewrote the frame).
 type Outcome = Result<Option<u64>, Fault>;
 
-/// Runs the system call in `frame` and stores its result.
+/// Runs the system call in `frame` and stores its result. Never inlined into the trap
+/// entry, which must stay free of the registers it saves.
+#[inline(never)]
 pub fn dispatch(frame: &mut TrapFrame) {
     crate::stats::bump(&crate::stats::page().syscalls);
     match handle(frame) {

@@ -25,6 +25,9 @@ use crate::stats::{self, FaultOutcome};
 /// [`cow::break_cow`] for a write to a read-only page; any other access kills), with `rsp`
 /// the user stack pointer to judge stack growth by, and records it on the stats page
 /// (`in_syscall`: a system call met it). Returns whether the process may go on.
+///
+/// Never inlined: the trap entry calls it and must stay free of the registers it saves.
+#[inline(never)]
 pub fn resolve(mem: &mut Memory, addr: u64, rsp: u64, access: Access, in_syscall: bool) -> bool {
     let start = stats::fault_start();
     let resolved = match access {
