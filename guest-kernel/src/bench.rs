@@ -31,6 +31,7 @@ pub fn run_all() {
     vm_exit();
     cpl3_round_trip();
     cpl3_port_request();
+    user_event_round_trip();
     page_zero_copy();
     disk_pages();
 }
@@ -74,6 +75,58 @@ fn cpl3_port_request() {
     let tsc2 = cpu::rdtsc();
     let per_read = (tsc2 - tsc1).saturating_sub(tsc1 - tsc0) / ROUNDS;
     println!("bench cpl3_port_request: {} ns", ns(per_read));
+}
+
+/// A user program's event handled by kernel code at CPL 3 and back to the user
+/// (`arch::x86_64::events`): user `ud2` -> shim -> the kernel's event entry at CPL 3 (save
+/// registers, call a handler that moves `rip` on, restore) -> shim -> user. What a system
+/// call or a fault would cost in the fast kernel mode before its own work; compare
+/// `int 0x42` in the process benchmarks (the same round trip in classic mode).
+fn user_event_round_trip() {
+    use crate::arch::x86_64::{events, trap::TrapFrame};
+    use crate::mm::page_table::{AddressSpace, PageFlags};
+    extern "C" fn skip_ud2(frame: &mut TrapFrame) {
+        frame.rip += 2;
+    }
+    /// User code: `mov ecx, ROUNDS; again: ud2; dec ecx; jnz again; int3`.
+    fn code(rounds: u32) -> [u8; 12] {
+        let n = rounds.to_le_bytes();
+        [
+            0xb9, n[0], n[1], n[2], n[3], 0x0f, 0x0b, 0xff, 0xc9, 0x75, 0xfa, 0xcc,
+        ]
+    }
+    const ROUNDS: u32 = 16;
+    const VA: u64 = 0x40_0000;
+    let kview = boot::info().kview_pml4_gpa;
+    let (Some(f), Some(mut space)) = (frame::alloc(Pool::User, Zero::Yes), AddressSpace::new())
+    else {
+        println!("bench user_event_round_trip: no memory");
+        return;
+    };
+    if space.map(VA, f, PageFlags { writable: false }).is_err() {
+        println!("bench user_event_round_trip: no memory");
+        return;
+    }
+    cpl3::set_user_half(kview, space.user_half());
+    let root = space.root().gpa();
+    let run = |rounds: u32| {
+        let bytes = code(rounds);
+        // SAFETY: the frame is ours (mapped read-only for the user, who is not running).
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), f.as_ptr(), bytes.len()) };
+        let tsc0 = cpu::rdtsc();
+        events::run_user(VA, root, VA + bytes.len() as u64, kview, skip_ud2);
+        cpu::rdtsc() - tsc0
+    };
+    let one = run(1);
+    let many = run(ROUNDS + 1);
+    cpl3::set_user_half(kview, 0);
+    space.unmap(VA);
+    drop(space);
+    frame::free(f);
+    println!(
+        "bench user_event_round_trip: {} ns",
+        ns(many.saturating_sub(one) / u64::from(ROUNDS))
+    );
 }
 
 /// One bare VM exit, as the guest sees it: a read of a system-control register that does

@@ -428,6 +428,11 @@ impl AddressSpace {
         }
     }
 
+    /// The root of this space's page tables (its PML4).
+    pub fn root(&self) -> Frame {
+        self.pml4
+    }
+
     /// The PML4 entry of this space's user half below 512 GiB (slot 0), to place in the
     /// kernel view so that kernel code at CPL 3 reaches this space's user pages
     /// (`cpl3::set_user_half`).

@@ -50,6 +50,10 @@ pub const TESTS: &[Test] = &[
         name: "kernel_at_cpl3_reaches_a_process_user_pages",
         run: kernel_at_cpl3_reaches_a_process_user_pages,
     },
+    Test {
+        name: "user_events_reach_kernel_code_at_cpl3",
+        run: user_events_reach_kernel_code_at_cpl3,
+    },
 ];
 
 /// The usable ranges are sorted, disjoint, inside RAM, and miss the kernel image and the
@@ -312,5 +316,55 @@ fn kernel_at_cpl3_reaches_a_process_user_pages() -> TestResult {
     check_eq!(result, 41);
     check_eq!(words[1], 42);
     frame::free(f);
+    Ok(())
+}
+
+/// The privilege level the event handler ran at, and how many events it handled.
+static EVENTS_SEEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The event handler of [`user_events_reach_kernel_code_at_cpl3`], at CPL 3: adds 35 to
+/// the user's `rax` and moves its `rip` past the `ud2`.
+extern "C" fn add_35(frame: &mut trap::TrapFrame) {
+    use core::sync::atomic::Ordering::Relaxed;
+    EVENTS_SEEN.store(
+        (u64::from(cpu::privilege_level()) << 32) | ((EVENTS_SEEN.load(Relaxed) & 0xffff_ffff) + 1),
+        Relaxed,
+    );
+    frame.rax += 35;
+    frame.rip += 2;
+}
+
+/// A user program's `ud2` is an event handled by kernel code at CPL 3 through the shim
+/// (`arch::x86_64::events`): the user's `rax` is 7, the handler adds 35, the user's final
+/// `int3` ends the run with 42, twice in a row.
+fn user_events_reach_kernel_code_at_cpl3() -> TestResult {
+    use crate::arch::x86_64::events;
+    use crate::mm::frame::{self, Pool, Zero};
+    use crate::mm::page_table::{AddressSpace, PageFlags};
+    /// `mov eax, 7; ud2; int3`.
+    const CODE: [u8; 8] = [0xb8, 7, 0, 0, 0, 0x0f, 0x0b, 0xcc];
+    const VA: u64 = 0x40_0000;
+    let kview = boot::info().kview_pml4_gpa;
+    let f = frame::alloc(Pool::User, Zero::Yes).ok_or_else(super::Failure::new)?;
+    // SAFETY: the frame is ours; the direct map covers it.
+    unsafe { core::ptr::copy_nonoverlapping(CODE.as_ptr(), f.as_ptr(), CODE.len()) };
+    let results = {
+        let mut space = AddressSpace::new().ok_or_else(super::Failure::new)?;
+        check_eq!(space.map(VA, f, PageFlags { writable: false }), Ok(()));
+        cpl3::set_user_half(kview, space.user_half());
+        let root = space.root().gpa();
+        let finish = VA + CODE.len() as u64;
+        let first = events::run_user(VA, root, finish, kview, add_35);
+        let second = events::run_user(VA, root, finish, kview, add_35);
+        cpl3::set_user_half(kview, 0);
+        space.unmap(VA);
+        (first, second)
+    };
+    frame::free(f);
+    check_eq!(results, (42, 42));
+    check_eq!(
+        EVENTS_SEEN.load(core::sync::atomic::Ordering::Relaxed),
+        3 << 32 | 2
+    );
     Ok(())
 }

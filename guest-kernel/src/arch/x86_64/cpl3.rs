@@ -196,7 +196,7 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     let cpl3_top = addr_of!(CPL3_STACK) as u64 + CPL3_STACK_SIZE as u64;
     gdt::set_ring0_stack(shim_top);
     cpu::set_global_pages(false);
-    idt::load(true);
+    idt::load(idt::Table::Cpl3);
     ACTIVE.store(true, Ordering::Relaxed);
     // SAFETY: interrupts are off; the kernel view maps the kernel half exactly as the
     // running tables do (with the user bit), so this code, the stacks and the statics stay
@@ -205,7 +205,7 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     // entry restores `root` and that state.
     let result = unsafe { cpl3_enter(f, arg, kview_pml4_gpa, cpl3_top, root) };
     ACTIVE.store(false, Ordering::Relaxed);
-    idt::load(false);
+    idt::load(idt::Table::Ordinary);
     cpu::set_global_pages(true);
     gdt::set_ring0_stack(old_rsp0);
     if interrupts {

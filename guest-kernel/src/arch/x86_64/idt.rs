@@ -94,6 +94,22 @@ static mut IDT: Idt = Idt([NO_GATE; 256]);
 /// off). Keeping this apart costs the ordinary trap path nothing.
 static mut CPL3_IDT: Idt = Idt([NO_GATE; 256]);
 
+/// The IDT while a user program's events go to kernel code at CPL 3 (`events::run_user`):
+/// as [`CPL3_IDT`], but #UD from the user goes to the shim's upcall, and `int3` to the
+/// events' request entry.
+static mut EVENTS_IDT: Idt = Idt([NO_GATE; 256]);
+
+/// Which IDT to load ([`load`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// The ordinary one: every trap to `trap_common`.
+    Ordinary,
+    /// Kernel code at CPL 3 (`cpl3::call`).
+    Cpl3,
+    /// A user program's events to kernel code at CPL 3 (`events::run_user`).
+    Events,
+}
+
 unsafe extern "C" {
     /// First byte of the stub block (vector 0's stub).
     static trap_stubs: u8;
@@ -107,6 +123,8 @@ unsafe extern "C" {
 pub const INT42_VECTOR: usize = 0x42;
 /// `int3`: the breakpoint exception.
 pub const BREAKPOINT_VECTOR: usize = 3;
+/// `ud2` and other invalid opcodes.
+pub const INVALID_OPCODE_VECTOR: usize = 6;
 /// Gate type: present, DPL 3, 64-bit interrupt gate.
 const GATE_INTERRUPT_DPL3: u8 = 0xee;
 
@@ -158,6 +176,14 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
     let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
     // SAFETY: as above; the entry hands anything not a request to the CPL-3 stub.
     unsafe { CPL3_IDT.0[BREAKPOINT_VECTOR] = request };
+    // SAFETY: as above; EVENTS_IDT is only loaded by `events::run_user`.
+    unsafe {
+        EVENTS_IDT = Idt(CPL3_IDT.0);
+        EVENTS_IDT.0[BREAKPOINT_VECTOR] =
+            Gate::new(super::events::request_entry(), 0, GATE_INTERRUPT_DPL3);
+        EVENTS_IDT.0[INVALID_OPCODE_VECTOR] =
+            Gate::new(super::events::upcall_entry(), 0, GATE_INTERRUPT_DPL0);
+    }
     let pointer = DescriptorTablePointer {
         limit: (size_of::<Idt>() - 1) as u16,
         base: VirtAddr::from_ptr(addr_of!(IDT)),
@@ -167,12 +193,12 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
     unsafe { lidt(&pointer) };
 }
 
-/// Loads the IDT for kernel code at CPL 3 (`cpl3::call`) if `cpl3`, else the ordinary one.
-pub fn load(cpl3: bool) {
-    let base = if cpl3 {
-        addr_of!(CPL3_IDT)
-    } else {
-        addr_of!(IDT)
+/// Loads the IDT `table`.
+pub fn load(table: Table) {
+    let base = match table {
+        Table::Ordinary => addr_of!(IDT),
+        Table::Cpl3 => addr_of!(CPL3_IDT),
+        Table::Events => addr_of!(EVENTS_IDT),
     };
     let pointer = DescriptorTablePointer {
         limit: (size_of::<Idt>() - 1) as u16,
@@ -234,31 +260,6 @@ macro_rules! stub_block {
     };
 }
 
-/// The general registers pushed in `TrapFrame` order, last field first (the part of the
-/// frame below the vector), then `rdi` pointing at the frame.
-macro_rules! save_registers {
-    () => {
-        concat!(
-            "push rax\n",
-            "push rbx\n",
-            "push rcx\n",
-            "push rdx\n",
-            "push rsi\n",
-            "push rdi\n",
-            "push rbp\n",
-            "push r8\n",
-            "push r9\n",
-            "push r10\n",
-            "push r11\n",
-            "push r12\n",
-            "push r13\n",
-            "push r14\n",
-            "push r15\n",
-            "mov rdi, rsp\n",
-        )
-    };
-}
-
 stub_block!("trap_stubs", STUB_VECTORS, trap_common);
 // The same stubs for the CPL-3 IDT (exceptions only), ending in `cpl3_trap_common`.
 stub_block!("cpl3_trap_stubs", EXCEPTION_VECTORS, cpl3_trap_common);
@@ -288,21 +289,7 @@ pub(crate) unsafe extern "C" fn trap_common() -> ! {
         "call kernel_trap",
         ".global trap_exit",
         "trap_exit:",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rbp",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rbx",
-        "pop rax",
+        restore_registers!(),
         // Drop the vector and the error code.
         "add rsp, 16",
         "iretq",

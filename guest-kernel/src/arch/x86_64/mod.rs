@@ -1,8 +1,59 @@
 //! x86-64: entry from the VMM, GDT/TSS, IDT and trap entry, port I/O, CPU control.
+
+/// The general registers pushed in `TrapFrame` order, last field first (the part of the
+/// frame below the vector), then `rdi` pointing at the frame.
+macro_rules! save_registers {
+    () => {
+        concat!(
+            "push rax\n",
+            "push rbx\n",
+            "push rcx\n",
+            "push rdx\n",
+            "push rsi\n",
+            "push rdi\n",
+            "push rbp\n",
+            "push r8\n",
+            "push r9\n",
+            "push r10\n",
+            "push r11\n",
+            "push r12\n",
+            "push r13\n",
+            "push r14\n",
+            "push r15\n",
+            "mov rdi, rsp\n",
+        )
+    };
+}
+
+/// The general registers popped from a `TrapFrame` at `rsp`, the reverse of
+/// `save_registers!` (without its `mov`): `rsp` then points at the vector.
+macro_rules! restore_registers {
+    () => {
+        concat!(
+            "pop r15\n",
+            "pop r14\n",
+            "pop r13\n",
+            "pop r12\n",
+            "pop r11\n",
+            "pop r10\n",
+            "pop r9\n",
+            "pop r8\n",
+            "pop rbp\n",
+            "pop rdi\n",
+            "pop rsi\n",
+            "pop rdx\n",
+            "pop rcx\n",
+            "pop rbx\n",
+            "pop rax\n",
+        )
+    };
+}
+
 pub mod context;
 pub mod cpl3;
 pub mod cpu;
 pub mod entry;
+pub mod events;
 pub mod gdt;
 pub mod idt;
 pub mod lapic;

@@ -1,0 +1,242 @@
+//! A user program's events delivered to kernel code at CPL 3: the fast kernel mode's event
+//! path, as an experiment the self-tests and benchmarks drive ([`run_user`]).
+//!
+//! ```text
+//! user (CPL 3, its own page tables)  ud2
+//! shim (ring 0, shim stack)          CR3 -> kernel view; iretq to the kernel's event entry
+//!                                    on the event stack; the user's hardware frame stays
+//!                                    on the shim stack
+//! kernel (CPL 3, native)             event entry: copy the user frame off the shim stack,
+//!                                    save the registers (a TrapFrame), call the handler,
+//!                                    restore, int3 at `events_return`
+//! shim (ring 0)                      CR3 -> the user's tables; iretq with the (changed)
+//!                                    user frame
+//! user                               goes on
+//! ```
+//! Two trips between CPL 3 and ring 0 per event, and a dozen ring-0 instructions; all the
+//! kernel's work (saving and restoring registers, the handler) runs natively. The run ends
+//! when the user executes `int3` at the address [`run_user`] was given; anything else the
+//! user or the kernel raises meanwhile is reported as a kernel fault.
+//!
+//! What the real fast mode adds: events of every kind (faults, system calls, interrupts),
+//! the kernel's threads and their own stacks, and the virtual interrupt flag
+//! (`docs/fast-mode.md`).
+
+use core::arch::{global_asm, naked_asm};
+use core::ptr::addr_of;
+
+use super::trap::TrapFrame;
+use super::user::{USER_CS, USER_DS};
+use super::{cpu, gdt, idt};
+
+/// Bytes of the shim stack (events from CPL 3 arrive on it).
+const SHIM_STACK_SIZE: usize = 4096;
+/// Bytes of the stack the kernel's event entry runs on at CPL 3.
+const EVENT_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct Stack<const N: usize>([u8; N]);
+
+static mut SHIM_STACK: Stack<SHIM_STACK_SIZE> = Stack([0; SHIM_STACK_SIZE]);
+static mut EVENT_STACK: Stack<EVENT_STACK_SIZE> = Stack([0; EVENT_STACK_SIZE]);
+
+/// Where `events_enter` resumes when the run ends: its stack pointer after it saved its
+/// registers.
+static mut SAVED_RSP: u64 = 0;
+/// The kernel view's root, loaded by the shim for each event.
+static mut KVIEW_ROOT: u64 = 0;
+/// The user's page-table root, loaded by the shim on the way back.
+static mut USER_ROOT: u64 = 0;
+/// The address just past the user's final `int3`.
+static mut FINISH_RIP: u64 = 0;
+/// Top of the event stack.
+static mut EVENT_TOP: u64 = 0;
+/// The handler the event entry calls with the user's registers.
+static mut HANDLER: extern "C" fn(&mut TrapFrame) = no_handler;
+
+extern "C" fn no_handler(_: &mut TrapFrame) {}
+
+unsafe extern "C" {
+    static events_upcall: u8;
+    static events_request: u8;
+}
+
+/// Address of the shim's #UD entry for user events.
+pub fn upcall_entry() -> u64 {
+    addr_of!(events_upcall) as u64
+}
+
+/// Address of the `int3` entry while user events go to the kernel at CPL 3.
+pub fn request_entry() -> u64 {
+    addr_of!(events_request) as u64
+}
+
+/// Runs user code at `entry` in the address space rooted at `user_root` until it executes
+/// the `int3` that ends just before `finish_rip`; each `ud2` it executes meanwhile is an
+/// event: `handler` runs at CPL 3 in the kernel view rooted at `kview_root` (which should
+/// hold the user's half: `cpl3::set_user_half`) with the user's registers, which it may
+/// change (it must move `rip` past the `ud2`). Returns the user's `rax` at the end.
+/// Interrupts are off throughout. Any other exception is reported as a kernel fault.
+pub fn run_user(
+    entry: u64,
+    user_root: u64,
+    finish_rip: u64,
+    kview_root: u64,
+    handler: extern "C" fn(&mut TrapFrame),
+) -> u64 {
+    let interrupts = cpu::disable_interrupts();
+    let old_rsp0 = gdt::ring0_stack();
+    let root = cpu::read_cr3();
+    // SAFETY: interrupts are off and nothing else uses these statics; the shim reads them
+    // only during the run below.
+    unsafe {
+        KVIEW_ROOT = kview_root;
+        USER_ROOT = user_root;
+        FINISH_RIP = finish_rip;
+        EVENT_TOP = addr_of!(EVENT_STACK) as u64 + EVENT_STACK_SIZE as u64;
+        HANDLER = handler;
+    }
+    gdt::set_ring0_stack(addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64);
+    cpu::set_global_pages(false);
+    idt::load(idt::Table::Events);
+    // SAFETY: interrupts are off; the user's tables and the kernel view both map the kernel
+    // half (supervisor-only in the first), so the shim, its stack and these statics stay
+    // reachable in ring 0 in both; rsp0 points at the shim stack, not at the stack
+    // `events_enter` saved its state on; the request entry restores `root` and that state.
+    let rax = unsafe { events_enter(entry, user_root, root) };
+    idt::load(idt::Table::Ordinary);
+    cpu::set_global_pages(true);
+    gdt::set_ring0_stack(old_rsp0);
+    if interrupts {
+        cpu::enable_interrupts();
+    }
+    rax
+}
+
+/// rdi = the user's entry, rsi = its root, rdx = the CR3 to restore. Returns the user's
+/// rax at its final `int3` (through the request entry).
+#[unsafe(naked)]
+unsafe extern "C" fn events_enter(entry: u64, user_root: u64, root: u64) -> u64 {
+    naked_asm!(
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "push rdx",
+        "sub rsp, 8",
+        "mov [rip + {saved}], rsp",
+        "mov cr3, rsi",
+        "push {user_ds}",
+        // The user's stack pointer: the code under test uses no stack.
+        "push 0",
+        "push 2",
+        "push {user_cs}",
+        "push rdi",
+        "xor eax, eax",
+        "iretq",
+        saved = sym SAVED_RSP,
+        user_ds = const USER_DS,
+        user_cs = const USER_CS,
+    )
+}
+
+/// The kernel's event entry, at CPL 3 on the event stack with the user's registers live:
+/// builds a `TrapFrame` (the hardware part, rip, cs, rflags, rsp and ss, copied off the
+/// top of the shim stack, where the CPU pushed them), calls the handler,
+/// restores the registers and asks the shim to resume the user with the frame's tail.
+#[unsafe(naked)]
+unsafe extern "C" fn events_kernel_entry() -> ! {
+    naked_asm!(
+        "push qword ptr [rip + {shim} + {top} - 8]",
+        "push qword ptr [rip + {shim} + {top} - 16]",
+        "push qword ptr [rip + {shim} + {top} - 24]",
+        "push qword ptr [rip + {shim} + {top} - 32]",
+        "push qword ptr [rip + {shim} + {top} - 40]",
+        "push 0",
+        "push {vector}",
+        save_registers!(),
+        "cld",
+        "call qword ptr [rip + {handler}]",
+        restore_registers!(),
+        "add rsp, 16",
+        // rsp now points at the user's frame: the shim resumes the user with it.
+        "int3",
+        ".global events_return",
+        "events_return:",
+        "ud2",
+        shim = sym SHIM_STACK,
+        top = const SHIM_STACK_SIZE,
+        vector = const idt::INVALID_OPCODE_VECTOR,
+        handler = sym HANDLER,
+    )
+}
+
+// The shim's two entries. The upcall (#UD from the user): load the kernel view and
+// `iretq` to the kernel's event entry at CPL 3, leaving the user's frame on the shim
+// stack. The request entry (`int3`): from the event entry (rip just past its `int3`),
+// switch to the frame on the event stack, load the user's tables and resume the user; the
+// user's final `int3` ends the run; anything else is a kernel fault.
+global_asm!(
+    ".pushsection .text.events, \"ax\"",
+    ".global events_upcall",
+    "events_upcall:",
+    "push rax",
+    "mov rax, [rip + {kview}]",
+    "mov cr3, rax",
+    "pop rax",
+    "push {user_ds}",
+    "push qword ptr [rip + {event_top}]",
+    "push 2",
+    "push {user_cs}",
+    "push rax",
+    "lea rax, [rip + {entry}]",
+    "xchg rax, [rsp]",
+    "iretq",
+    ".global events_request",
+    "events_request:",
+    "push rax",
+    "lea rax, [rip + events_return]",
+    "cmp rax, [rsp + 8]",
+    "pop rax",
+    "jne 2f",
+    "mov rsp, [rsp + 24]",
+    "push rax",
+    "mov rax, [rip + {user_root}]",
+    "mov cr3, rax",
+    "pop rax",
+    "iretq",
+    "2:",
+    "push rax",
+    "mov rax, [rip + {finish}]",
+    "cmp rax, [rsp + 8]",
+    "pop rax",
+    "jne 3f",
+    "mov rsp, [rip + {saved}]",
+    "add rsp, 8",
+    "pop r8",
+    "mov cr3, r8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    "3:",
+    "push 0",
+    "push {vector}",
+    "jmp {common}",
+    ".popsection",
+    kview = sym KVIEW_ROOT,
+    event_top = sym EVENT_TOP,
+    entry = sym events_kernel_entry,
+    user_root = sym USER_ROOT,
+    finish = sym FINISH_RIP,
+    saved = sym SAVED_RSP,
+    user_ds = const USER_DS,
+    user_cs = const USER_CS,
+    vector = const idt::BREAKPOINT_VECTOR,
+    common = sym idt::cpl3_trap_common,
+);
