@@ -184,19 +184,52 @@ pub fn request_entry() -> u64 {
     addr_of!(cpl3_request) as u64
 }
 
+/// The ring-0 state around a run at CPL 3 under the shim ([`call`], `events::run_user`):
+/// interrupts off, TSS rsp0 on the shim stack (so a trap from CPL 3 does not land on the
+/// stack the run was started from), global pages off (the boot tables' global kernel
+/// translations are supervisor-only and would survive the switch to the kernel view), and
+/// the run's own IDT. Dropping it puts everything back.
+pub(super) struct ShimSession {
+    interrupts: bool,
+    old_rsp0: u64,
+}
+
+impl ShimSession {
+    /// Enters the state, with traps from CPL 3 on the stack whose top is `shim_top` and
+    /// the IDT `table`.
+    pub(super) fn begin(shim_top: u64, table: idt::Table) -> Self {
+        let interrupts = cpu::disable_interrupts();
+        let old_rsp0 = gdt::ring0_stack();
+        gdt::set_ring0_stack(shim_top);
+        cpu::set_global_pages(false);
+        idt::load(table);
+        ShimSession {
+            interrupts,
+            old_rsp0,
+        }
+    }
+}
+
+impl Drop for ShimSession {
+    fn drop(&mut self) {
+        idt::load(idt::Table::Ordinary);
+        cpu::set_global_pages(true);
+        gdt::set_ring0_stack(self.old_rsp0);
+        if self.interrupts {
+            cpu::enable_interrupts();
+        }
+    }
+}
+
 /// Runs `f(arg)` at CPL 3 in the kernel view rooted at `kview_pml4_gpa` and returns its
 /// result. Interrupts are off during the call and as they were afterwards. `f` must not
 /// trap (any trap at CPL 3 during a call is reported as a kernel fault) and must not
 /// touch user memory.
 pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 {
-    let interrupts = cpu::disable_interrupts();
-    let old_rsp0 = gdt::ring0_stack();
-    let root = cpu::read_cr3();
     let shim_top = addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64;
     let cpl3_top = addr_of!(CPL3_STACK) as u64 + CPL3_STACK_SIZE as u64;
-    gdt::set_ring0_stack(shim_top);
-    cpu::set_global_pages(false);
-    idt::load(idt::Table::Cpl3);
+    let _session = ShimSession::begin(shim_top, idt::Table::Cpl3);
+    let root = cpu::read_cr3();
     ACTIVE.store(true, Ordering::Relaxed);
     // SAFETY: interrupts are off; the kernel view maps the kernel half exactly as the
     // running tables do (with the user bit), so this code, the stacks and the statics stay
@@ -205,12 +238,6 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     // entry restores `root` and that state.
     let result = unsafe { cpl3_enter(f, arg, kview_pml4_gpa, cpl3_top, root) };
     ACTIVE.store(false, Ordering::Relaxed);
-    idt::load(idt::Table::Ordinary);
-    cpu::set_global_pages(true);
-    gdt::set_ring0_stack(old_rsp0);
-    if interrupts {
-        cpu::enable_interrupts();
-    }
     result
 }
 
@@ -225,16 +252,7 @@ unsafe extern "C" fn cpl3_enter(
     root: u64,
 ) -> u64 {
     naked_asm!(
-        "push rbp",
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        // The CR3 to go back to, kept with the registers.
-        "push r8",
-        "sub rsp, 8",
-        "mov [rip + {saved}], rsp",
+        save_caller!("r8"),
         "mov cr3, rdx",
         // f returns to the int3 at cpl3_return; rsp at its entry is 8 below a 16-byte
         // boundary, as after a call.
@@ -298,17 +316,7 @@ core::arch::global_asm!(
     "cmp rax, [rsp + 8]",
     "pop rax",
     "jne 1f",
-    "mov rsp, [rip + {saved}]",
-    "add rsp, 8",
-    "pop r8",
-    "mov cr3, r8",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop rbx",
-    "pop rbp",
-    "ret",
+    resume_caller!(),
     "1:",
     "push 0",
     "push {vector}",

@@ -27,7 +27,7 @@ use core::ptr::addr_of;
 
 use super::trap::TrapFrame;
 use super::user::{USER_CS, USER_DS};
-use super::{cpu, gdt, idt};
+use super::{cpu, idt};
 
 /// Bytes of the shim stack (events from CPL 3 arrive on it).
 const SHIM_STACK_SIZE: usize = 4096;
@@ -84,8 +84,8 @@ pub fn run_user(
     kview_root: u64,
     handler: extern "C" fn(&mut TrapFrame),
 ) -> u64 {
-    let interrupts = cpu::disable_interrupts();
-    let old_rsp0 = gdt::ring0_stack();
+    let shim_top = addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64;
+    let _session = super::cpl3::ShimSession::begin(shim_top, idt::Table::Events);
     let root = cpu::read_cr3();
     // SAFETY: interrupts are off and nothing else uses these statics; the shim reads them
     // only during the run below.
@@ -96,21 +96,11 @@ pub fn run_user(
         EVENT_TOP = addr_of!(EVENT_STACK) as u64 + EVENT_STACK_SIZE as u64;
         HANDLER = handler;
     }
-    gdt::set_ring0_stack(addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64);
-    cpu::set_global_pages(false);
-    idt::load(idt::Table::Events);
     // SAFETY: interrupts are off; the user's tables and the kernel view both map the kernel
     // half (supervisor-only in the first), so the shim, its stack and these statics stay
     // reachable in ring 0 in both; rsp0 points at the shim stack, not at the stack
     // `events_enter` saved its state on; the request entry restores `root` and that state.
-    let rax = unsafe { events_enter(entry, user_root, root) };
-    idt::load(idt::Table::Ordinary);
-    cpu::set_global_pages(true);
-    gdt::set_ring0_stack(old_rsp0);
-    if interrupts {
-        cpu::enable_interrupts();
-    }
-    rax
+    unsafe { events_enter(entry, user_root, root) }
 }
 
 /// rdi = the user's entry, rsi = its root, rdx = the CR3 to restore. Returns the user's
@@ -118,15 +108,7 @@ pub fn run_user(
 #[unsafe(naked)]
 unsafe extern "C" fn events_enter(entry: u64, user_root: u64, root: u64) -> u64 {
     naked_asm!(
-        "push rbp",
-        "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "push rdx",
-        "sub rsp, 8",
-        "mov [rip + {saved}], rsp",
+        save_caller!("rdx"),
         "mov cr3, rsi",
         "push {user_ds}",
         // The user's stack pointer: the code under test uses no stack.
@@ -213,17 +195,7 @@ global_asm!(
     "cmp rax, [rsp + 8]",
     "pop rax",
     "jne 3f",
-    "mov rsp, [rip + {saved}]",
-    "add rsp, 8",
-    "pop r8",
-    "mov cr3, r8",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop rbx",
-    "pop rbp",
-    "ret",
+    resume_caller!(),
     "3:",
     "push 0",
     "push {vector}",

@@ -49,6 +49,47 @@ macro_rules! restore_registers {
     };
 }
 
+/// The ring-0 half of entering CPL 3 under the shim (`cpl3`, `events`): pushes the
+/// callee-saved registers and `$root` (the CR3 to return to), and stores the stack pointer
+/// at `{saved}` (an operand of the enclosing `asm!`) for [`resume_caller!`].
+macro_rules! save_caller {
+    ($root:literal) => {
+        concat!(
+            "push rbp\n",
+            "push rbx\n",
+            "push r12\n",
+            "push r13\n",
+            "push r14\n",
+            "push r15\n",
+            "push ",
+            $root,
+            "\n",
+            "sub rsp, 8\n",
+            "mov [rip + {saved}], rsp\n",
+        )
+    };
+}
+
+/// The shim's way back to the code that called [`save_caller!`]: from any stack, loads
+/// the CR3 and the registers it saved at `{saved}` and returns to it with `rax` as it is.
+macro_rules! resume_caller {
+    () => {
+        concat!(
+            "mov rsp, [rip + {saved}]\n",
+            "add rsp, 8\n",
+            "pop r8\n",
+            "mov cr3, r8\n",
+            "pop r15\n",
+            "pop r14\n",
+            "pop r13\n",
+            "pop r12\n",
+            "pop rbx\n",
+            "pop rbp\n",
+            "ret\n",
+        )
+    };
+}
+
 pub mod context;
 pub mod cpl3;
 pub mod cpu;
