@@ -32,6 +32,7 @@ pub fn run_all() {
     cpl3_round_trip();
     cpl3_port_request();
     user_event_round_trip();
+    cpl3_zero_fill_fault();
     page_zero_copy();
     disk_pages();
 }
@@ -127,6 +128,76 @@ fn user_event_round_trip() {
         "bench user_event_round_trip: {} ns",
         ns(many.saturating_sub(one) / u64::from(ROUNDS))
     );
+}
+
+/// The memory whose faults [`cpl3_zero_fill_fault`]'s handler resolves.
+static BENCH_MEMORY: core::sync::atomic::AtomicPtr<crate::vm::Memory> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// A user zero-fill fault resolved by the kernel's own fault path running at CPL 3
+/// (`arch::x86_64::events`): the event round trip plus `vm::fault::resolve`, whose
+/// privileged instructions (the frame pool's interrupt guard, the page operation's `in`)
+/// the shim emulates for now. Compare `zero_fill_fault` in the process benchmarks.
+fn cpl3_zero_fill_fault() {
+    use crate::arch::x86_64::{events, trap::TrapFrame};
+    use crate::mm::page_table::PageFlags;
+    extern "C" fn resolve(frame: &mut TrapFrame) {
+        let mem = BENCH_MEMORY.load(Ordering::Relaxed);
+        // SAFETY: the benchmark stored a live `Memory` it leaves alone while the user runs.
+        if let Some(mem) = unsafe { mem.as_mut() } {
+            let addr = events::fault_address();
+            crate::vm::fault::resolve(mem, addr, frame.rsp, crate::vm::Access::Missing, false);
+        }
+    }
+    /// User code: `mov ecx, PAGES; mov edi, DATA; again: mov byte [rdi], 1;
+    /// add rdi, 4096; dec ecx; jnz again; int3`.
+    fn code(pages: u32) -> [u8; 25] {
+        let n = pages.to_le_bytes();
+        [
+            0xb9, n[0], n[1], n[2], n[3], 0xbf, 0x00, 0x00, 0x50, 0x00, 0xc6, 0x07, 0x01, 0x48,
+            0x81, 0xc7, 0x00, 0x10, 0x00, 0x00, 0xff, 0xc9, 0x75, 0xf2, 0xcc,
+        ]
+    }
+    const CODE_VA: u64 = 0x40_0000;
+    const DATA_VA: u64 = 0x50_0000;
+    const PAGES: u32 = 16;
+    let kview = boot::info().kview_pml4_gpa;
+    let run = |pages: u32| -> Option<u64> {
+        let mut mem = crate::vm::Memory::new()?;
+        let code_frame = frame::alloc(Pool::User, Zero::Yes)?;
+        let bytes = code(pages);
+        // SAFETY: the frame is ours; the direct map covers it.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), code_frame.as_ptr(), 25) };
+        let mapped = mem
+            .space
+            .map(CODE_VA, code_frame, PageFlags { writable: false });
+        let room = mem.spt.make_room(u64::from(pages), u64::from(pages));
+        for page in 0..u64::from(pages) {
+            mem.spt.add_anon(DATA_VA + page * PAGE_SIZE, true);
+        }
+        let mut cycles = None;
+        if mapped.is_ok() && room && mem.reserve_mappings() {
+            cpl3::set_user_half(kview, mem.space.user_half());
+            BENCH_MEMORY.store(&mut *mem, Ordering::Relaxed);
+            let root = mem.space.root().gpa();
+            let tsc0 = cpu::rdtsc();
+            events::run_user(CODE_VA, root, CODE_VA + 25, kview, resolve);
+            cycles = Some(cpu::rdtsc() - tsc0);
+            BENCH_MEMORY.store(core::ptr::null_mut(), Ordering::Relaxed);
+            cpl3::set_user_half(kview, 0);
+        }
+        mem.space.unmap(CODE_VA);
+        frame::free(code_frame);
+        mem.release();
+        cycles
+    };
+    match (run(1), run(PAGES + 1)) {
+        (Some(one), Some(many)) => println!(
+            "bench cpl3_zero_fill_fault: {} ns",
+            ns(many.saturating_sub(one) / u64::from(PAGES))
+        ),
+        _ => println!("bench cpl3_zero_fill_fault: no memory"),
+    }
 }
 
 /// One bare VM exit, as the guest sees it: a read of a system-control register that does

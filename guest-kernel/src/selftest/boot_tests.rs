@@ -54,6 +54,10 @@ pub const TESTS: &[Test] = &[
         name: "user_events_reach_kernel_code_at_cpl3",
         run: user_events_reach_kernel_code_at_cpl3,
     },
+    Test {
+        name: "user_page_faults_resolved_by_the_fault_path_at_cpl3",
+        run: user_page_faults_resolved_by_the_fault_path_at_cpl3,
+    },
 ];
 
 /// The usable ranges are sorted, disjoint, inside RAM, and miss the kernel image and the
@@ -365,6 +369,92 @@ fn user_events_reach_kernel_code_at_cpl3() -> TestResult {
     check_eq!(
         EVENTS_SEEN.load(core::sync::atomic::Ordering::Relaxed),
         3 << 32 | 2
+    );
+    Ok(())
+}
+
+/// The user memory whose faults [`fault_at_cpl3`] resolves.
+static FAULTING_MEMORY: core::sync::atomic::AtomicPtr<crate::vm::Memory> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// The page-fault handler of [`user_page_faults_resolved_by_the_fault_path_at_cpl3`], at
+/// CPL 3: the kernel's own fault path (`vm::fault::resolve`) on the faulting address.
+extern "C" fn fault_at_cpl3(frame: &mut trap::TrapFrame) {
+    let mem = FAULTING_MEMORY.load(core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: the test stored a live `Memory` it does not touch while the user runs.
+    let Some(mem) = (unsafe { mem.as_mut() }) else {
+        return;
+    };
+    let addr = crate::arch::x86_64::events::fault_address();
+    let access = if frame.error_code & 1 == 0 {
+        crate::vm::Access::Missing
+    } else {
+        crate::vm::Access::Write
+    };
+    if !crate::vm::fault::resolve(mem, addr, frame.rsp, access, false) {
+        // Not resolvable: jump to the user's final `int3` with a result the test rejects.
+        frame.rip = FAULT_TEST_END.load(core::sync::atomic::Ordering::Relaxed);
+        frame.rax = u64::MAX;
+    }
+}
+
+/// The address of the user's final `int3` in the fault test.
+static FAULT_TEST_END: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// A user page fault delivered through the shim to kernel code at CPL 3 is resolved there
+/// by the kernel's own fault path: a zero-fill page registered in the SPT gets a frame
+/// (the page operation's `in` emulated by the shim), the user's retried load and store
+/// work, and the counters count one zero-fill fault.
+fn user_page_faults_resolved_by_the_fault_path_at_cpl3() -> TestResult {
+    use crate::arch::x86_64::events;
+    use crate::mm::frame::{self, Pool, Zero};
+    use crate::mm::page_table::PageFlags;
+    use core::sync::atomic::Ordering::Relaxed;
+    /// `mov rax, [0x500000]; add rax, 5; mov [0x500000], rax; int3`.
+    const CODE: [u8; 21] = [
+        0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x50, 0x00, 0x48, 0x83, 0xc0, 0x05, 0x48, 0x89, 0x04,
+        0x25, 0x00, 0x00, 0x50, 0x00, 0xcc,
+    ];
+    const CODE_VA: u64 = 0x40_0000;
+    const DATA_VA: u64 = 0x50_0000;
+    let kview = boot::info().kview_pml4_gpa;
+    let zero_fills = crate::stats::page().faults_zero_fill.load(Relaxed);
+    let mut mem = crate::vm::Memory::new().ok_or_else(super::Failure::new)?;
+    let code = frame::alloc(Pool::User, Zero::Yes).ok_or_else(super::Failure::new)?;
+    // SAFETY: the frame is ours; the direct map covers it.
+    unsafe { core::ptr::copy_nonoverlapping(CODE.as_ptr(), code.as_ptr(), CODE.len()) };
+    check_eq!(
+        mem.space.map(CODE_VA, code, PageFlags { writable: false }),
+        Ok(())
+    );
+    check!(mem.spt.make_room(1, 16), "no room in the SPT");
+    mem.spt.add_anon(DATA_VA, true);
+    check!(mem.reserve_mappings(), "no room for the mappings");
+    cpl3::set_user_half(kview, mem.space.user_half());
+    FAULTING_MEMORY.store(&mut *mem, Relaxed);
+    FAULT_TEST_END.store(CODE_VA + CODE.len() as u64 - 1, Relaxed);
+    let root = mem.space.root().gpa();
+    let rax = events::run_user(
+        CODE_VA,
+        root,
+        CODE_VA + CODE.len() as u64,
+        kview,
+        fault_at_cpl3,
+    );
+    FAULTING_MEMORY.store(core::ptr::null_mut(), Relaxed);
+    cpl3::set_user_half(kview, 0);
+    let data = mem.space.translate(DATA_VA);
+    // SAFETY: a frame mapped in `mem`, which nothing else uses; the direct map covers it.
+    let stored = data.map(|m| unsafe { m.frame.as_ptr().cast::<u64>().read() });
+    mem.space.unmap(CODE_VA);
+    frame::free(code);
+    mem.release();
+    drop(mem);
+    check_eq!(rax, 5);
+    check_eq!(stored, Some(5));
+    check_eq!(
+        crate::stats::page().faults_zero_fill.load(Relaxed),
+        zero_fills + 1
     );
     Ok(())
 }

@@ -13,6 +13,9 @@
 //!                                    user frame
 //! user                               goes on
 //! ```
+//! The events are `ud2` (#UD) and page faults (#PF: the shim also passes the error code
+//! and the faulting address, [`fault_address`], which only ring 0 can read).
+//!
 //! Two trips between CPL 3 and ring 0 per event, and a dozen ring-0 instructions; all the
 //! kernel's work (saving and restoring registers, the handler) runs natively. The run ends
 //! when the user executes `int3` at the address [`run_user`] was given; anything else the
@@ -51,6 +54,11 @@ static mut USER_ROOT: u64 = 0;
 static mut FINISH_RIP: u64 = 0;
 /// Top of the event stack.
 static mut EVENT_TOP: u64 = 0;
+/// The event's vector and error code, and for a page fault its address (CR2), as the shim
+/// found them.
+static mut EVENT_VECTOR: u64 = 0;
+static mut EVENT_ERROR: u64 = 0;
+static mut FAULT_ADDR: u64 = 0;
 /// The handler the event entry calls with the user's registers.
 static mut HANDLER: extern "C" fn(&mut TrapFrame) = no_handler;
 
@@ -58,6 +66,7 @@ extern "C" fn no_handler(_: &mut TrapFrame) {}
 
 unsafe extern "C" {
     static events_upcall: u8;
+    static events_upcall_pf: u8;
     static events_request: u8;
 }
 
@@ -66,16 +75,30 @@ pub fn upcall_entry() -> u64 {
     addr_of!(events_upcall) as u64
 }
 
+/// Address of the shim's #PF entry for user events.
+pub fn page_fault_entry() -> u64 {
+    addr_of!(events_upcall_pf) as u64
+}
+
+/// The address of the page fault being handled (for a handler at CPL 3, where CR2 cannot
+/// be read).
+pub fn fault_address() -> u64 {
+    // SAFETY: written by the shim before the handler runs; read by the handler on the same
+    // CPU with interrupts off.
+    unsafe { addr_of!(FAULT_ADDR).read_volatile() }
+}
+
 /// Address of the `int3` entry while user events go to the kernel at CPL 3.
 pub fn request_entry() -> u64 {
     addr_of!(events_request) as u64
 }
 
 /// Runs user code at `entry` in the address space rooted at `user_root` until it executes
-/// the `int3` that ends just before `finish_rip`; each `ud2` it executes meanwhile is an
+/// the `int3` that ends just before `finish_rip`; each `ud2` or page fault meanwhile is an
 /// event: `handler` runs at CPL 3 in the kernel view rooted at `kview_root` (which should
-/// hold the user's half: `cpl3::set_user_half`) with the user's registers, which it may
-/// change (it must move `rip` past the `ud2`). Returns the user's `rax` at the end.
+/// hold the user's half: `cpl3::set_user_half`) with the user's registers (`vector` says
+/// which event), which it may change (past a `ud2` it must move `rip` on; after a page
+/// fault the user retries the access). Returns the user's `rax` at the end.
 /// Interrupts are off throughout. Any other exception is reported as a kernel fault.
 pub fn run_user(
     entry: u64,
@@ -136,8 +159,8 @@ unsafe extern "C" fn events_kernel_entry() -> ! {
         "push qword ptr [rip + {shim} + {top} - 24]",
         "push qword ptr [rip + {shim} + {top} - 32]",
         "push qword ptr [rip + {shim} + {top} - 40]",
-        "push 0",
-        "push {vector}",
+        "push qword ptr [rip + {error}]",
+        "push qword ptr [rip + {vector}]",
         save_registers!(),
         "cld",
         "call qword ptr [rip + {handler}]",
@@ -150,7 +173,8 @@ unsafe extern "C" fn events_kernel_entry() -> ! {
         "ud2",
         shim = sym SHIM_STACK,
         top = const SHIM_STACK_SIZE,
-        vector = const idt::INVALID_OPCODE_VECTOR,
+        error = sym EVENT_ERROR,
+        vector = sym EVENT_VECTOR,
         handler = sym HANDLER,
     )
 }
@@ -162,9 +186,22 @@ unsafe extern "C" fn events_kernel_entry() -> ! {
 // user's final `int3` ends the run; anything else is a kernel fault.
 global_asm!(
     ".pushsection .text.events, \"ax\"",
+    ".global events_upcall_pf",
+    "events_upcall_pf:",
+    // The error code is on top; the user's frame above it, where #UD leaves it too.
+    "push rax",
+    "mov rax, [rsp + 8]",
+    "mov [rip + {error}], rax",
+    "mov rax, cr2",
+    "mov [rip + {fault_addr}], rax",
+    "mov qword ptr [rip + {vector}], {pf}",
+    "jmp 4f",
     ".global events_upcall",
     "events_upcall:",
     "push rax",
+    "mov qword ptr [rip + {error}], 0",
+    "mov qword ptr [rip + {vector}], {ud}",
+    "4:",
     "mov rax, [rip + {kview}]",
     "mov cr3, rax",
     "pop rax",
@@ -198,10 +235,15 @@ global_asm!(
     resume_caller!(),
     "3:",
     "push 0",
-    "push {vector}",
+    "push {bp}",
     "jmp {common}",
     ".popsection",
     kview = sym KVIEW_ROOT,
+    error = sym EVENT_ERROR,
+    vector = sym EVENT_VECTOR,
+    fault_addr = sym FAULT_ADDR,
+    pf = const idt::PAGE_FAULT_VECTOR,
+    ud = const idt::INVALID_OPCODE_VECTOR,
     event_top = sym EVENT_TOP,
     entry = sym events_kernel_entry,
     user_root = sym USER_ROOT,
@@ -209,6 +251,6 @@ global_asm!(
     saved = sym SAVED_RSP,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
-    vector = const idt::BREAKPOINT_VECTOR,
+    bp = const idt::BREAKPOINT_VECTOR,
     common = sym idt::cpl3_trap_common,
 );

@@ -125,6 +125,8 @@ pub const INT42_VECTOR: usize = 0x42;
 pub const BREAKPOINT_VECTOR: usize = 3;
 /// `ud2` and other invalid opcodes.
 pub const INVALID_OPCODE_VECTOR: usize = 6;
+/// Page faults.
+pub const PAGE_FAULT_VECTOR: usize = 14;
 /// Gate type: present, DPL 3, 64-bit interrupt gate.
 const GATE_INTERRUPT_DPL3: u8 = 0xee;
 
@@ -183,6 +185,8 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
             Gate::new(super::events::request_entry(), 0, GATE_INTERRUPT_DPL3);
         EVENTS_IDT.0[INVALID_OPCODE_VECTOR] =
             Gate::new(super::events::upcall_entry(), 0, GATE_INTERRUPT_DPL0);
+        EVENTS_IDT.0[PAGE_FAULT_VECTOR] =
+            Gate::new(super::events::page_fault_entry(), 0, GATE_INTERRUPT_DPL0);
     }
     let pointer = DescriptorTablePointer {
         limit: (size_of::<Idt>() - 1) as u16,
