@@ -72,6 +72,16 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 unsafe extern "C" {
     /// The #BP gate's entry: [`request_entry`].
     static cpl3_request: u8;
+    /// The #GP gate's entry: [`gp_entry`].
+    static cpl3_gp: u8;
+}
+
+/// Address of the #GP entry for kernel code at CPL 3: `cli` and `sti` (which change
+/// nothing: interrupts are off for the run) and `in eax, dx` (with the page-operation
+/// argument registers as they are) are emulated right there, in a few ring-0
+/// instructions; anything else goes on to the CPL-3 stub and [`trap`].
+pub fn gp_entry() -> u64 {
+    addr_of!(cpl3_gp) as u64
 }
 
 /// Whether kernel code is running at CPL 3 under [`call`] (then a trap from CPL 3 is the
@@ -275,6 +285,52 @@ unsafe extern "C" fn cpl3_enter(
         user_ds = const USER_DS,
         user_cs = const USER_CS,
         rflags = const CPL3_RFLAGS,
+    )
+}
+
+// The #GP entry for kernel code at CPL 3 (see `gp_entry`). The CPU pushed an error code,
+// then rip, cs, rflags, rsp, ss; rip points at the faulting instruction (kernel text,
+// readable here). The other general registers are the faulting code's, untouched, so `in`
+// runs with the page-operation arguments where the VMM reads them.
+core::arch::global_asm!(
+    ".pushsection .text.cpl3, \"ax\"",
+    ".global cpl3_gp",
+    "cpl3_gp:",
+    "push rax",
+    "mov rax, [rsp + 16]",
+    "cmp byte ptr [rax], 0xfa",
+    "je 1f",
+    "cmp byte ptr [rax], 0xfb",
+    "je 1f",
+    "cmp byte ptr [rax], 0xed",
+    "je 2f",
+    "pop rax",
+    "jmp {slow}",
+    // cli, sti: step over.
+    "1:",
+    "inc qword ptr [rsp + 16]",
+    "pop rax",
+    "add rsp, 8",
+    "iretq",
+    // in eax, dx: do it, step over.
+    "2:",
+    "inc qword ptr [rsp + 16]",
+    "pop rax",
+    "in eax, dx",
+    "add rsp, 8",
+    "iretq",
+    ".popsection",
+    slow = sym cpl3_gp_stub,
+);
+
+/// The CPL-3 stub of vector 13, for the #GP entry's slow path.
+#[unsafe(naked)]
+unsafe extern "C" fn cpl3_gp_stub() -> ! {
+    naked_asm!(
+        "push {vector}",
+        "jmp {common}",
+        vector = const idt::GENERAL_PROTECTION_VECTOR,
+        common = sym idt::cpl3_trap_common,
     )
 }
 

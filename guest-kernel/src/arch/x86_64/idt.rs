@@ -125,6 +125,8 @@ pub const INT42_VECTOR: usize = 0x42;
 pub const BREAKPOINT_VECTOR: usize = 3;
 /// `ud2` and other invalid opcodes.
 pub const INVALID_OPCODE_VECTOR: usize = 6;
+/// General protection faults.
+pub const GENERAL_PROTECTION_VECTOR: usize = 13;
 /// Page faults.
 pub const PAGE_FAULT_VECTOR: usize = 14;
 /// Gate type: present, DPL 3, 64-bit interrupt gate.
@@ -173,6 +175,13 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
         let ist = if vector == 8 { DOUBLE_FAULT_IST } else { 0 };
         // SAFETY: as above; CPL3_IDT is only loaded by `cpl3::call`.
         unsafe { CPL3_IDT.0[vector] = Gate::new(stub, ist, GATE_INTERRUPT_DPL0) };
+    }
+    // #GP from kernel code at CPL 3: the shim emulates the common privileged instructions
+    // there before the general path (`cpl3::gp_entry`).
+    // SAFETY: as above.
+    unsafe {
+        CPL3_IDT.0[GENERAL_PROTECTION_VECTOR] =
+            Gate::new(super::cpl3::gp_entry(), 0, GATE_INTERRUPT_DPL0);
     }
     // `int3` is how kernel code at CPL 3 asks the shim for something: a gate it can reach.
     let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
