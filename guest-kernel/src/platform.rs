@@ -28,7 +28,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::{cpu, lapic, user};
+use crate::arch::x86_64::{cpl3, cpu, lapic, user};
 use crate::mm::frame::Frame;
 
 /// Guest-physical address of the loaded PML4 (see the module documentation).
@@ -43,13 +43,25 @@ pub fn init() {
 /// Turns interrupts off; returns whether they were on.
 #[inline(always)]
 pub fn disable_interrupts() -> bool {
-    cpu::disable_interrupts()
+    let was_enabled = cpu::interrupts_enabled();
+    // `cli` only when they are on: where ring 0 is emulated it is one more emulated
+    // instruction, and most guards are taken with interrupts off already (system calls and
+    // faults run so), which keeps the check below off their path. Kernel code at CPL 3
+    // (`cpl3`) runs with interrupts off but may read them as on (on PVM `pushf` there
+    // shows the host's flag): it must not execute `cli`, which would fault.
+    if was_enabled && !cpl3::active() {
+        cpu::disable_interrupts();
+    }
+    was_enabled
 }
 
-/// Turns interrupts on.
+/// Turns interrupts on (not for kernel code at CPL 3, which runs with them off: see
+/// [`disable_interrupts`]).
 #[inline(always)]
 pub fn enable_interrupts() {
-    cpu::enable_interrupts();
+    if !cpl3::active() {
+        cpu::enable_interrupts();
+    }
 }
 
 /// Whether interrupts are on.

@@ -224,8 +224,7 @@ fn cpl3_port_reads_go_through_the_shim() -> TestResult {
     Ok(())
 }
 
-/// What [`kernel_services_at_cpl3`] found, bit by bit: 0 = interrupt guards ran (`sti` and
-/// `cli` are emulated as nothing during a call), 1 = a heap vector held what was put in, 2 = a zeroed kernel frame read as zero, 3 = the
+/// What [`kernel_services_at_cpl3`] found, bit by bit: 0 = interrupt guards ran, 1 = a heap vector held what was put in, 2 = a zeroed kernel frame read as zero, 3 = the
 /// swap-slot count (a page operation: an emulated `in`) matched ring 0's, passed as the
 /// argument, 4 = ran at CPL 3.
 extern "C" fn kernel_services_at_cpl3(slots_in_ring0: u64) -> u64 {
@@ -233,9 +232,10 @@ extern "C" fn kernel_services_at_cpl3(slots_in_ring0: u64) -> u64 {
     use crate::platform;
     use crate::sync::IrqGuard;
     let mut found = 0;
-    // Guards, and an explicit enable and disable, run without faulting: their `cli` and
-    // `sti` are emulated as nothing. What they read of the flag is not checked: on PVM,
-    // `pushf` at CPL 3 shows the host's IF (on), not the guest's (off).
+    // Guards, and an explicit enable and disable, run without faulting: at CPL 3 the
+    // platform layer leaves the flag alone (and the shim would step over a `cli` or `sti`).
+    // What they read of the flag is not checked: on PVM, `pushf` at CPL 3 shows the host's
+    // IF (on), not the guest's (off).
     {
         let _outer = IrqGuard::new();
         let _inner = IrqGuard::new();

@@ -66,7 +66,7 @@ static mut CPL3_STACK: Stack<CPL3_STACK_SIZE> = Stack([0; CPL3_STACK_SIZE]);
 
 /// `call`'s stack pointer in ring 0, after it saved its registers: where `finish` resumes.
 static mut SAVED_RSP: u64 = 0;
-/// Whether a call is running at CPL 3 (read by the trap decoder).
+/// Whether a run at CPL 3 is on ([`ShimSession`]).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
@@ -84,8 +84,8 @@ pub fn gp_entry() -> u64 {
     addr_of!(cpl3_gp) as u64
 }
 
-/// Whether kernel code is running at CPL 3 under [`call`] (then a trap from CPL 3 is the
-/// kernel's, not a user program's).
+/// Whether kernel code runs at CPL 3 now (under [`call`] or `events::run_user`): then it
+/// must not turn interrupts on or off (`crate::platform`).
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
@@ -213,6 +213,7 @@ impl ShimSession {
         gdt::set_ring0_stack(shim_top);
         cpu::set_global_pages(false);
         idt::load(table);
+        ACTIVE.store(true, Ordering::Relaxed);
         ShimSession {
             interrupts,
             old_rsp0,
@@ -222,6 +223,7 @@ impl ShimSession {
 
 impl Drop for ShimSession {
     fn drop(&mut self) {
+        ACTIVE.store(false, Ordering::Relaxed);
         idt::load(idt::Table::Ordinary);
         cpu::set_global_pages(true);
         gdt::set_ring0_stack(self.old_rsp0);
@@ -240,15 +242,12 @@ pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 
     let cpl3_top = addr_of!(CPL3_STACK) as u64 + CPL3_STACK_SIZE as u64;
     let _session = ShimSession::begin(shim_top, idt::Table::Cpl3);
     let root = cpu::read_cr3();
-    ACTIVE.store(true, Ordering::Relaxed);
     // SAFETY: interrupts are off; the kernel view maps the kernel half exactly as the
     // running tables do (with the user bit), so this code, the stacks and the statics stay
     // reachable after the CR3 switch; rsp0 points at the shim stack, so the trap that ends
     // the call does not land on the stack `cpl3_enter` saved its state on; the request
     // entry restores `root` and that state.
-    let result = unsafe { cpl3_enter(f, arg, kview_pml4_gpa, cpl3_top, root) };
-    ACTIVE.store(false, Ordering::Relaxed);
-    result
+    unsafe { cpl3_enter(f, arg, kview_pml4_gpa, cpl3_top, root) }
 }
 
 /// The ring-0 half of [`call`]: rdi = f, rsi = arg, rdx = kernel view, rcx = CPL-3 stack
