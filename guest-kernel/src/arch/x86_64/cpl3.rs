@@ -28,13 +28,14 @@
 //! so the trap path of user programs pays nothing for it, and a user program's `int3`
 //! still faults as before.
 //!
-//! The rest of the portable kernel runs unchanged at CPL 3 because the shim emulates the
-//! privileged instructions it uses there ([`emulate`]): a port access (`in`, `out`,
-//! `rep outsb`) is done in ring 0 with the trapping code's registers, and `cli`/`sti` do
-//! nothing, interrupts being off for the whole call. That path is slow (a #GP, saved and
-//! decoded in ring 0) but costs classic mode nothing: `crate::platform` has no check on
-//! its fast paths. (On PVM, `pushf` at CPL 3 shows the host's IF, on, not the guest's:
-//! the guards then believe interrupts were on and run `cli` and `sti`, both emulated.)
+//! The rest of the portable kernel runs unchanged at CPL 3. Its interrupt guards leave the
+//! flag alone there (`crate::platform`, which checks [`active`] only when interrupts read
+//! as on: on PVM `pushf` at CPL 3 always shows the host's flag, on). The shim emulates the
+//! privileged instructions it still executes: `cli`, `sti` (nothing: interrupts are off for
+//! the whole run) and `in eax, dx` (with the trapping code's registers, so a page
+//! operation's arguments reach the VMM) on a fast path in the #GP entry ([`gp_entry`]);
+//! other port accesses (`in`/`out` of bytes, `out` of double words, `rep outsb`) in
+//! [`emulate`], through the general path. None of this is on classic mode's path.
 //!
 //! While a call runs, any other exception at CPL 3 is a kernel bug and is reported as one,
 //! with its RIP, like a ring-0 fault.
@@ -64,7 +65,8 @@ struct Stack<const N: usize>([u8; N]);
 static mut SHIM_STACK: Stack<SHIM_STACK_SIZE> = Stack([0; SHIM_STACK_SIZE]);
 static mut CPL3_STACK: Stack<CPL3_STACK_SIZE> = Stack([0; CPL3_STACK_SIZE]);
 
-/// `call`'s stack pointer in ring 0, after it saved its registers: where `finish` resumes.
+/// `call`'s stack pointer in ring 0, after it saved its registers: where the end of the
+/// call resumes.
 static mut SAVED_RSP: u64 = 0;
 /// Whether a run at CPL 3 is on ([`ShimSession`]).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
