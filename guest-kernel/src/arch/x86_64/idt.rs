@@ -170,33 +170,6 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
     // The double fault runs on its own stack, so a corrupt kernel stack is still reported.
     // SAFETY: single CPU, interrupts off, before `lidt`.
     unsafe { IDT.0[8].ist = DOUBLE_FAULT_IST };
-    for vector in 0..EXCEPTION_VECTORS {
-        let stub = addr_of!(cpl3_trap_stubs) as u64 + STUB_SIZE * vector as u64;
-        let ist = if vector == 8 { DOUBLE_FAULT_IST } else { 0 };
-        // SAFETY: as above; CPL3_IDT is only loaded by `cpl3::call`.
-        unsafe { CPL3_IDT.0[vector] = Gate::new(stub, ist, GATE_INTERRUPT_DPL0) };
-    }
-    // #GP from kernel code at CPL 3: the shim emulates the common privileged instructions
-    // there before the general path (`cpl3::gp_entry`).
-    // SAFETY: as above.
-    unsafe {
-        CPL3_IDT.0[GENERAL_PROTECTION_VECTOR] =
-            Gate::new(super::cpl3::gp_entry(), 0, GATE_INTERRUPT_DPL0);
-    }
-    // `int3` is how kernel code at CPL 3 asks the shim for something: a gate it can reach.
-    let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
-    // SAFETY: as above; the entry hands anything not a request to the CPL-3 stub.
-    unsafe { CPL3_IDT.0[BREAKPOINT_VECTOR] = request };
-    // SAFETY: as above; EVENTS_IDT is only loaded by `events::run_user`.
-    unsafe {
-        EVENTS_IDT = Idt(CPL3_IDT.0);
-        EVENTS_IDT.0[BREAKPOINT_VECTOR] =
-            Gate::new(super::events::request_entry(), 0, GATE_INTERRUPT_DPL3);
-        EVENTS_IDT.0[INVALID_OPCODE_VECTOR] =
-            Gate::new(super::events::upcall_entry(), 0, GATE_INTERRUPT_DPL0);
-        EVENTS_IDT.0[PAGE_FAULT_VECTOR] =
-            Gate::new(super::events::page_fault_entry(), 0, GATE_INTERRUPT_DPL0);
-    }
     let pointer = DescriptorTablePointer {
         limit: (size_of::<Idt>() - 1) as u16,
         base: VirtAddr::from_ptr(addr_of!(IDT)),
@@ -206,8 +179,47 @@ pub fn init(device_lines: impl Iterator<Item = u32>) {
     unsafe { lidt(&pointer) };
 }
 
+/// Fills the IDTs of runs at CPL 3 ([`CPL3_IDT`], [`EVENTS_IDT`]), once, when the first
+/// such run loads one: a boot that never runs code at CPL 3 pays nothing for them.
+fn init_cpl3_tables() {
+    static DONE: spin::Once<()> = spin::Once::new();
+    DONE.call_once(|| {
+        for vector in 0..EXCEPTION_VECTORS {
+            let stub = addr_of!(cpl3_trap_stubs) as u64 + STUB_SIZE * vector as u64;
+            let ist = if vector == 8 { DOUBLE_FAULT_IST } else { 0 };
+            // SAFETY: single CPU, interrupts off (a run at CPL 3 is starting), once; CPL3_IDT is
+            // only loaded by `cpl3::call`.
+            unsafe { CPL3_IDT.0[vector] = Gate::new(stub, ist, GATE_INTERRUPT_DPL0) };
+        }
+        // #GP from kernel code at CPL 3: the shim emulates the common privileged instructions
+        // there before the general path (`cpl3::gp_entry`).
+        // SAFETY: as above.
+        unsafe {
+            CPL3_IDT.0[GENERAL_PROTECTION_VECTOR] =
+                Gate::new(super::cpl3::gp_entry(), 0, GATE_INTERRUPT_DPL0);
+        }
+        // `int3` is how kernel code at CPL 3 asks the shim for something: a gate it can reach.
+        let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
+        // SAFETY: as above; the entry hands anything not a request to the CPL-3 stub.
+        unsafe { CPL3_IDT.0[BREAKPOINT_VECTOR] = request };
+        // SAFETY: as above; EVENTS_IDT is only loaded by `events::run_user`.
+        unsafe {
+            EVENTS_IDT.0[..EXCEPTION_VECTORS].copy_from_slice(&CPL3_IDT.0[..EXCEPTION_VECTORS]);
+            EVENTS_IDT.0[BREAKPOINT_VECTOR] =
+                Gate::new(super::events::request_entry(), 0, GATE_INTERRUPT_DPL3);
+            EVENTS_IDT.0[INVALID_OPCODE_VECTOR] =
+                Gate::new(super::events::upcall_entry(), 0, GATE_INTERRUPT_DPL0);
+            EVENTS_IDT.0[PAGE_FAULT_VECTOR] =
+                Gate::new(super::events::page_fault_entry(), 0, GATE_INTERRUPT_DPL0);
+        }
+    });
+}
+
 /// Loads the IDT `table`.
 pub fn load(table: Table) {
+    if table != Table::Ordinary {
+        init_cpl3_tables();
+    }
     let base = match table {
         Table::Ordinary => addr_of!(IDT),
         Table::Cpl3 => addr_of!(CPL3_IDT),
