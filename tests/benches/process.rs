@@ -4,6 +4,9 @@
 //! rate measured on the host (the guest reads the host's TSC: KVM applies no offset here).
 //! Each fault is also given as a ratio to the `int 0x42` round trip of the same run and to
 //! the host's own anonymous page fault and 4 KiB `pread`, in a 64 MiB and a 2 GiB guest.
+//! The kernel's own fast-mode figures (`vmm run --bench`: a user event handled at CPL 3, a
+//! zero-fill fault resolved at CPL 3) are shown as ratios to their classic counterparts
+//! of the same run.
 //!
 //! One run of a nested guest varies by tens of microseconds per fault, as much as the
 //! swap-in target itself, so each program runs several times and the results are medians
@@ -96,7 +99,9 @@ fn main() {
         anon * 1e6,
         pread * 1e6
     );
-    let exit = vm_exit_seconds();
+    let kernel =
+        kernel_bench_seconds(&["vm_exit", "user_event_round_trip", "cpl3_zero_fill_fault"]);
+    let (exit, user_event, cpl3_zero_fill) = (kernel[0], kernel[1], kernel[2]);
     println!("  guest: one bare VM exit {:.1} us", exit * 1e6);
     let mut missed = Vec::new();
     // Fault costs must not grow with guest memory: measure a small and a large guest. Then
@@ -133,6 +138,21 @@ fn main() {
             }
         }
         let zero = get("zero_fill_fault");
+        if program == "bench-proc" && mem_mib == 64 {
+            println!(
+                "    fast-mode preview (kernel work at CPL 3 behind the shim; the mode is not built yet):"
+            );
+            println!(
+                "      user event to the kernel at CPL 3 and back: {:.1} us = {:.2}x classic int 0x42 (the floor of a fast-mode system call; issue target for the null system call: 1/4)",
+                user_event * 1e6,
+                user_event / int42
+            );
+            println!(
+                "      zero-fill fault resolved by the fault path at CPL 3: {:.1} us = {:.2}x classic zero-fill (issue target with stage 4: 1/4)",
+                cpl3_zero_fill * 1e6,
+                cpl3_zero_fill / zero
+            );
+        }
         if program == "bench-proc" {
             let ratio = zero / int42;
             println!("    zero-fill fault: {ratio:.2}x int 0x42 (target: at most 2x)");
@@ -181,22 +201,35 @@ fn main() {
     }
 }
 
-/// One bare VM exit as the guest sees it, in seconds: the kernel's `vm_exit` benchmark
-/// (`vmm run --bench`), the median of 3 runs.
-fn vm_exit_seconds() -> f64 {
-    let once = || {
-        let output = Command::new(vmm_path())
-            .args(["run", "--bench"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("spawn vmm");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("bench vm_exit: "))
-            .and_then(|v| v.trim_end_matches(" ns").parse::<f64>().ok())
-            .map_or(f64::NAN, |ns| ns / 1e9)
-    };
-    median((0..3).map(|_| once()).collect())
+/// Figures of the kernel's own benchmarks (`vmm run --bench`), in seconds, for `names`
+/// (`bench NAME: N ns` lines): the median of 3 runs each.
+fn kernel_bench_seconds(names: &[&str]) -> Vec<f64> {
+    let runs: Vec<String> = (0..3)
+        .map(|_| {
+            let output = Command::new(vmm_path())
+                .args(["run", "--bench"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("spawn vmm");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        })
+        .collect();
+    names
+        .iter()
+        .map(|name| {
+            let prefix = format!("bench {name}: ");
+            median(
+                runs.iter()
+                    .map(|out| {
+                        out.lines()
+                            .find_map(|l| l.strip_prefix(&prefix))
+                            .and_then(|v| v.trim_end_matches(" ns").parse::<f64>().ok())
+                            .map_or(f64::NAN, |ns| ns / 1e9)
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// The median of `values` (NaN if there are none).
