@@ -30,7 +30,7 @@ pub fn run_all() {
     timer_tick();
     vm_exit();
     cpl3_round_trip();
-    cpl3_port_request();
+    cpl3_port_read();
     user_event_round_trip();
     cpl3_zero_fill_fault();
     page_zero_copy();
@@ -59,13 +59,13 @@ fn cpl3_round_trip() {
     );
 }
 
-/// A port read by kernel code at CPL 3 through the shim (`cpl3::port_inl_with_args`): the
-/// bounce to ring 0 and back plus the VM exit of the read, without the call around it.
-/// The register read is the bare exit of [`vm_exit`].
-fn cpl3_port_request() {
+/// A port read by kernel code at CPL 3, where `in` faults and the shim's #GP entry does it
+/// in ring 0: the bounce there and back plus the VM exit of the read, without the call
+/// around it. The register read is the bare exit of [`vm_exit`].
+fn cpl3_port_read() {
     extern "C" fn reads(rounds: u64) -> u64 {
         for _ in 0..rounds {
-            cpl3::port_inl_with_args(SYSCTL_PORT + SYSCTL_EXIT, 0, 0, 0, 0);
+            platform::inl_with_args(SYSCTL_PORT + SYSCTL_EXIT, 0, 0, 0, 0);
         }
         0
     }
@@ -77,7 +77,7 @@ fn cpl3_port_request() {
     cpl3::call(reads, ROUNDS, kview);
     let tsc2 = cpu::rdtsc();
     let per_read = (tsc2 - tsc1).saturating_sub(tsc1 - tsc0) / ROUNDS;
-    println!("bench cpl3_port_request: {} ns", ns(per_read));
+    println!("bench cpl3_port_read: {} ns", ns(per_read));
 }
 
 /// A user program's event handled by kernel code at CPL 3 and back to the user

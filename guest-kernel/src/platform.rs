@@ -50,7 +50,7 @@ pub fn disable_interrupts() -> bool {
     // (`cpl3`) runs with interrupts off but may read them as on (on PVM `pushf` there
     // shows the host's flag): it must not execute `cli`, which would fault.
     if was_enabled && !cpl3::active() {
-        cpu::disable_interrupts();
+        cpu::cli();
     }
     was_enabled
 }

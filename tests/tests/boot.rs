@@ -186,7 +186,7 @@ fn bench_mode_reports_each_benchmark() {
         "bench timer_tick",
         "bench vm_exit",
         "bench cpl3_round_trip",
-        "bench cpl3_port_request",
+        "bench cpl3_port_read",
         "bench user_event_round_trip",
         "bench cpl3_zero_fill_fault",
         "bench page_zero_4k",
@@ -246,54 +246,22 @@ fn kernel_panic_is_reported_with_message_and_location() {
     assert_eq!(run.status, Some(125));
 }
 
-#[test]
-fn kernel_page_fault_dumps_registers_then_panics() {
-    if !require_kvm() {
-        return;
-    }
-    let run = vmm(&["run", "--test-hook", "page-fault"]);
+/// Checks the report of a kernel page fault at cr2 0x7fffdead0000 raised by `hook`: the
+/// six-line register dump on stdout, with `error` (the error code) and `selectors` (the
+/// end of its last line), then the VMM's one panic line on stderr, exit status 125.
+fn check_kernel_page_fault_report(hook: &str, error: &str, selectors: &str) -> tests::Run {
+    let run = vmm(&["run", "--test-hook", hook]);
     let out = run.stdout_lines();
     assert_eq!(out.len(), 6, "{run:?}");
     assert!(
-        out[0].starts_with("kernel fault: #PF page fault (vector 14), error 0x0, rip 0x80042"),
-        "{run:?}"
-    );
-    assert!(out[0].ends_with(", cr2 0x7fffdead0000"), "{run:?}");
-    assert!(out[1].starts_with("rax 0x00007fffdead0000 rbx "), "{run:?}");
-    assert!(
-        out[5].starts_with("rflags ") && out[5].ends_with(" cs 0x8 ss 0x10"),
-        "{run:?}"
-    );
-    let err = run.stderr_lines();
-    assert_eq!(err.len(), 1, "{run:?}");
-    assert!(err[0].starts_with(
-        "vmm: guest kernel panic: kernel fault: #PF page fault (vector 14) at rip 0x80042"
-    ));
-    assert!(
-        err[0]
-            .contains(", error 0x0, cr2 0x7fffdead0000 (at guest-kernel/src/arch/x86_64/trap.rs:")
-    );
-    assert_eq!(run.status, Some(125));
-}
-
-/// Kernel code running at CPL 3 (the fast kernel mode's building block) that faults is a
-/// kernel bug like a ring-0 fault: the dump shows the user-mode selectors and a user-mode
-/// error code, and the VMM reports the panic with the kernel RIP.
-#[test]
-fn kernel_fault_at_cpl3_is_reported_with_its_rip() {
-    if !require_kvm() {
-        return;
-    }
-    let run = vmm(&["run", "--test-hook", "cpl3-page-fault"]);
-    let out = run.stdout_lines();
-    assert_eq!(out.len(), 6, "{run:?}");
-    assert!(
-        out[0].starts_with("kernel fault: #PF page fault (vector 14), error 0x4, rip 0x80042"),
+        out[0].starts_with(&format!(
+            "kernel fault: #PF page fault (vector 14), error {error}, rip 0x80042"
+        )),
         "{run:?}"
     );
     assert!(out[0].ends_with(", cr2 0x7fffdead0000"), "{run:?}");
     assert!(
-        out[5].starts_with("rflags ") && out[5].ends_with(" cs 0x23 ss 0x1b"),
+        out[5].starts_with("rflags ") && out[5].ends_with(selectors),
         "{run:?}"
     );
     let err = run.stderr_lines();
@@ -305,10 +273,34 @@ fn kernel_fault_at_cpl3_is_reported_with_its_rip() {
         "{run:?}"
     );
     assert!(
-        err[0].contains(", error 0x4, cr2 0x7fffdead0000 (at "),
+        err[0].contains(&format!(
+            ", error {error}, cr2 0x7fffdead0000 (at guest-kernel/src/arch/x86_64/trap.rs:"
+        )),
         "{run:?}"
     );
     assert_eq!(run.status, Some(125));
+    run
+}
+
+#[test]
+fn kernel_page_fault_dumps_registers_then_panics() {
+    if !require_kvm() {
+        return;
+    }
+    let run = check_kernel_page_fault_report("page-fault", "0x0", " cs 0x8 ss 0x10");
+    let out = run.stdout_lines();
+    assert!(out[1].starts_with("rax 0x00007fffdead0000 rbx "), "{run:?}");
+}
+
+/// Kernel code running at CPL 3 (the fast kernel mode's building block) that faults is a
+/// kernel bug like a ring-0 fault: the dump shows the user-mode selectors and a user-mode
+/// error code, and the VMM reports the panic with the kernel RIP.
+#[test]
+fn kernel_fault_at_cpl3_is_reported_with_its_rip() {
+    if !require_kvm() {
+        return;
+    }
+    check_kernel_page_fault_report("cpl3-page-fault", "0x4", " cs 0x23 ss 0x1b");
 }
 
 #[test]

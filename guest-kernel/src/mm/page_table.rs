@@ -437,7 +437,8 @@ impl AddressSpace {
     /// kernel view so that kernel code at CPL 3 reaches this space's user pages
     /// (`cpl3::set_user_half`).
     pub fn user_half(&self) -> u64 {
-        table(self.pml4)[0].addr().as_u64() | table(self.pml4)[0].flags().bits()
+        let slot0 = &table(self.pml4)[0];
+        slot0.addr().as_u64() | slot0.flags().bits()
     }
 
     /// Loads this space into CR3 unless it is loaded already.

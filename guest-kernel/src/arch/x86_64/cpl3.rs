@@ -17,12 +17,8 @@
 //! kernel's request to the shim, through a gate CPL-3 code can reach, whose entry
 //! ([`request_entry`]) tells the request by the address of the `int3` that raised it and
 //! handles it in a handful of ring-0 instructions (where ring 0 is emulated, each costs
-//! about a microsecond). The requests:
-//! - the end of a call (the `int3` at `cpl3_return`);
-//! - a port read with arguments for the VMM ([`port_inl_with_args`]): a page operation or
-//!   any other system-control read, done by the shim in ring 0 (on PVM the whole request,
-//!   bounce and exit, measured 46-51 us: no cheaper than an exit straight from CPL 3
-//!   through the TSS I/O bitmap, ~47 us in the research harness).
+//! about a microsecond). The one request of a call is its end (the `int3` at
+//! `cpl3_return`).
 //!
 //! Every other exception in that IDT goes to [`trap`]. The ordinary IDT has none of this,
 //! so the trap path of user programs pays nothing for it, and a user program's `int3`
@@ -33,9 +29,14 @@
 //! as on: on PVM `pushf` at CPL 3 always shows the host's flag, on). The shim emulates the
 //! privileged instructions it still executes: `cli`, `sti` (nothing: interrupts are off for
 //! the whole run) and `in eax, dx` (with the trapping code's registers, so a page
-//! operation's arguments reach the VMM) on a fast path in the #GP entry ([`gp_entry`]);
+//! operation's arguments reach the VMM) on a fast path in the #GP entry ([`gp_entry`]; on
+//! PVM a page operation this way, bounce and exit, measured 46-51 us, no cheaper than an
+//! exit straight from CPL 3 through the TSS I/O bitmap, ~47 us in the research harness);
 //! other port accesses (`in`/`out` of bytes, `out` of double words, `rep outsb`) in
 //! [`emulate`], through the general path. None of this is on classic mode's path.
+//!
+//! One shim stack and one CPL-3 stack serve every run (`events` uses them too): runs at
+//! CPL 3 never overlap.
 //!
 //! While a call runs, any other exception at CPL 3 is a kernel bug and is reported as one,
 //! with its RIP, like a ring-0 fault.
@@ -48,26 +49,26 @@ use core::arch::naked_asm;
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::entry::Stack;
 use super::trap::{TrapFrame, kernel_fault, vector};
 use super::user::{USER_CS, USER_DS};
 use super::{cpu, gdt, idt};
 
-/// Bytes of the shim stack (traps from CPL 3 during a call arrive on it).
-const SHIM_STACK_SIZE: usize = 4096;
-/// Bytes of the stack the function runs on at CPL 3.
-const CPL3_STACK_SIZE: usize = 16 * 1024;
+/// Bytes of the shim stack (traps from CPL 3 arrive on it).
+pub(super) const SHIM_STACK_SIZE: usize = 4096;
+/// Bytes of the stack kernel code runs on at CPL 3.
+pub(super) const CPL3_STACK_SIZE: usize = 16 * 1024;
 /// RFLAGS at CPL 3: interrupts off, reserved bit 1.
-const CPL3_RFLAGS: u64 = 0x2;
+pub(super) const CPL3_RFLAGS: u64 = 0x2;
 
-#[repr(C, align(16))]
-struct Stack<const N: usize>([u8; N]);
+/// The stack traps from CPL 3 arrive on (TSS rsp0 during a run).
+pub(super) static mut SHIM_STACK: Stack<SHIM_STACK_SIZE> = Stack([0; SHIM_STACK_SIZE]);
+/// The stack kernel code runs on at CPL 3.
+pub(super) static mut CPL3_STACK: Stack<CPL3_STACK_SIZE> = Stack([0; CPL3_STACK_SIZE]);
 
-static mut SHIM_STACK: Stack<SHIM_STACK_SIZE> = Stack([0; SHIM_STACK_SIZE]);
-static mut CPL3_STACK: Stack<CPL3_STACK_SIZE> = Stack([0; CPL3_STACK_SIZE]);
-
-/// `call`'s stack pointer in ring 0, after it saved its registers: where the end of the
-/// call resumes.
-static mut SAVED_RSP: u64 = 0;
+/// The stack pointer of the ring-0 code that started the run, after it saved its
+/// registers (`save_caller!`): where the end of the run resumes (`resume_caller!`).
+pub(super) static mut SAVED_RSP: u64 = 0;
 /// Whether a run at CPL 3 is on ([`ShimSession`]).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
@@ -93,12 +94,6 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
-unsafe extern "C" {
-    /// The port-read request site (see the `global_asm!` below): rdi = port, rsi = a,
-    /// rdx = b, rcx = c, r8 = d; returns the value read.
-    fn cpl3_inl_with_args(port: u32, a: u32, b: u32, c: u64, d: u32) -> u32;
-}
-
 /// Every exception raised during a [`call`] (the CPL-3 IDT's stubs call this with their
 /// frame): a #GP that [`emulate`] handles resumes the code; anything else is a kernel bug,
 /// reported like a ring-0 fault, with its RIP.
@@ -111,11 +106,11 @@ pub(super) extern "C" fn trap(frame: &mut TrapFrame) {
     kernel_fault(frame);
 }
 
-/// Emulates, for kernel code at CPL 3 during a [`call`], the privileged instruction at
-/// `frame.rip` that raised #GP there: `in`/`out` of a byte or a double word with the port
-/// in `dx` (a page operation's argument registers go to the VMM as they are), `rep outsb`
-/// from kernel memory, and `cli`/`sti`, which change nothing (interrupts stay off for the
-/// whole call). Moves `rip` past it; false (nothing changed) for any other instruction.
+/// Emulates, for kernel code at CPL 3 during a run, the privileged instruction at
+/// `frame.rip` that raised #GP there and that the #GP entry's fast path ([`gp_entry`]:
+/// `cli`, `sti`, `in eax, dx`) left: `in`/`out` of a byte, `out` of a double word with the
+/// port in `dx`, and `rep outsb` from kernel memory. Moves `rip` past it; false (nothing
+/// changed) for any other instruction.
 ///
 /// # Safety
 /// `frame` is the trap frame of a #GP raised at CPL 3 by kernel code during a call: its
@@ -126,17 +121,6 @@ unsafe fn emulate(frame: &mut TrapFrame) -> bool {
     let op = unsafe { core::ptr::read(frame.rip as *const [u8; 2]) };
     let port = frame.rdx as u16;
     let len = match op {
-        [0xed, _] => {
-            let value = cpu::inl_with_args(
-                port,
-                frame.rdi as u32,
-                frame.rsi as u32,
-                frame.rcx,
-                frame.r8 as u32,
-            );
-            frame.rax = (frame.rax & !0xffff_ffff) | u64::from(value);
-            1
-        }
         [0xec, _] => {
             frame.rax = (frame.rax & !0xff) | u64::from(cpu::inb(port));
             1
@@ -158,23 +142,10 @@ unsafe fn emulate(frame: &mut TrapFrame) -> bool {
             frame.rcx = 0;
             2
         }
-        [0xfa | 0xfb, _] => 1,
         _ => return false,
     };
     frame.rip += len;
     true
-}
-
-/// `cpu::inl_with_args` for kernel code at CPL 3, where `in` faults: the shim does the read
-/// in ring 0 with the same registers, so the VMM sees the same exit. In ring 0 it is the
-/// read itself (`int3` in ring 0 stops the VM on PVM).
-pub fn port_inl_with_args(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
-    if cpu::privilege_level() == 0 {
-        return cpu::inl_with_args(port, a, b, c, d);
-    }
-    // SAFETY: the request site moves the arguments into the registers the VMM reads and
-    // raises the request; the shim executes one `in` and returns; nothing else changes.
-    unsafe { cpl3_inl_with_args(u32::from(port), a, b, c, d) }
 }
 
 /// Makes the kernel view's user half (PML4 slot 0) the one of PML4 entry `entry` (a
@@ -191,7 +162,8 @@ pub fn set_user_half(kview_pml4_gpa: u64, entry: u64) {
 }
 
 /// Address of the entry of the `int3` gate: requests from kernel code at CPL 3 (the end
-/// of a [`call`]); any other `int3` goes on to the trap stub of vector 3.
+/// of a [`call`]); any other `int3` goes on to the CPL-3 stub of vector 3, a kernel
+/// fault.
 pub fn request_entry() -> u64 {
     addr_of!(cpl3_request) as u64
 }
@@ -207,12 +179,11 @@ pub(super) struct ShimSession {
 }
 
 impl ShimSession {
-    /// Enters the state, with traps from CPL 3 on the stack whose top is `shim_top` and
-    /// the IDT `table`.
-    pub(super) fn begin(shim_top: u64, table: idt::Table) -> Self {
+    /// Enters the state, with the IDT `table`.
+    pub(super) fn begin(table: idt::Table) -> Self {
         let interrupts = cpu::disable_interrupts();
         let old_rsp0 = gdt::ring0_stack();
-        gdt::set_ring0_stack(shim_top);
+        gdt::set_ring0_stack(addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64);
         cpu::set_global_pages(false);
         idt::load(table);
         ACTIVE.store(true, Ordering::Relaxed);
@@ -240,9 +211,8 @@ impl Drop for ShimSession {
 /// trap (any trap at CPL 3 during a call is reported as a kernel fault) and must not
 /// touch user memory.
 pub fn call(f: extern "C" fn(u64) -> u64, arg: u64, kview_pml4_gpa: u64) -> u64 {
-    let shim_top = addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64;
     let cpl3_top = addr_of!(CPL3_STACK) as u64 + CPL3_STACK_SIZE as u64;
-    let _session = ShimSession::begin(shim_top, idt::Table::Cpl3);
+    let _session = ShimSession::begin(idt::Table::Cpl3);
     let root = cpu::read_cr3();
     // SAFETY: interrupts are off; the kernel view maps the kernel half exactly as the
     // running tables do (with the user bit), so this code, the stacks and the statics stay
@@ -306,7 +276,7 @@ core::arch::global_asm!(
     "cmp byte ptr [rax], 0xed",
     "je 2f",
     "pop rax",
-    "jmp {slow}",
+    "jmp cpl3_trap_stubs + {slow}",
     // cli, sti: step over.
     "1:",
     "inc qword ptr [rsp + 16]",
@@ -321,65 +291,24 @@ core::arch::global_asm!(
     "add rsp, 8",
     "iretq",
     ".popsection",
-    slow = sym cpl3_gp_stub,
-);
-
-/// The CPL-3 stub of vector 13, for the #GP entry's slow path.
-#[unsafe(naked)]
-unsafe extern "C" fn cpl3_gp_stub() -> ! {
-    naked_asm!(
-        "push {vector}",
-        "jmp {common}",
-        vector = const idt::GENERAL_PROTECTION_VECTOR,
-        common = sym idt::cpl3_trap_common,
-    )
-}
-
-// The port-read request site: an ordinary function (System V arguments) that puts the
-// port in dx and the VMM's arguments in rdi, rsi, rcx and r8, then asks the shim.
-core::arch::global_asm!(
-    ".pushsection .text.cpl3, \"ax\"",
-    ".global cpl3_inl_with_args",
-    "cpl3_inl_with_args:",
-    "mov eax, edi",
-    "mov edi, esi",
-    "mov esi, edx",
-    "mov edx, eax",
-    "int3",
-    "cpl3_inl_end:",
-    "ret",
-    ".popsection",
+    slow = const vector::GENERAL_PROTECTION * idt::STUB_SIZE,
 );
 
 // The #BP entry. The CPU pushed rip (the address after the `int3`), cs, rflags, rsp, ss
-// on the shim stack. A port read (rip just past the site's `int3`) is done here and
-// `iretq`s back; the end of a call (rip just past `cpl3_return`) restores what
+// on the shim stack. The end of a call (rip just past `cpl3_return`) restores what
 // `cpl3_enter` saved, leaves the frame behind, and returns f's result, still in rax; any
-// other `int3` continues as the vector-3 stub would.
+// other `int3` goes on to the CPL-3 stub of vector 3.
 core::arch::global_asm!(
     ".pushsection .text.cpl3, \"ax\"",
     ".global cpl3_request",
     "cpl3_request:",
     "push rax",
-    "lea rax, [rip + cpl3_inl_end]",
-    "cmp rax, [rsp + 8]",
-    "pop rax",
-    "jne 2f",
-    "in eax, dx",
-    "iretq",
-    "2:",
-    "push rax",
     "lea rax, [rip + cpl3_return_end]",
     "cmp rax, [rsp + 8]",
     "pop rax",
-    "jne 1f",
+    "jne cpl3_trap_stubs + {other}",
     resume_caller!(),
-    "1:",
-    "push 0",
-    "push {vector}",
-    "jmp {common}",
     ".popsection",
     saved = sym SAVED_RSP,
-    vector = const idt::BREAKPOINT_VECTOR,
-    common = sym idt::cpl3_trap_common,
+    other = const vector::BREAKPOINT * idt::STUB_SIZE,
 );

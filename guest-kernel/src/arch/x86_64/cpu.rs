@@ -105,13 +105,17 @@ pub fn rdtsc() -> u64 {
 pub fn disable_interrupts() -> bool {
     let was_enabled = x86_64::instructions::interrupts::are_enabled();
     // Only when they are on: where ring 0 is emulated `cli` is one more emulated
-    // instruction, and most guards are taken with interrupts off already (system calls and
-    // faults run so). Kernel code at CPL 3 (`cpl3`), where interrupts are off, then never
-    // executes it either.
+    // instruction.
     if was_enabled {
-        x86_64::instructions::interrupts::disable();
+        cli();
     }
     was_enabled
+}
+
+/// Turns interrupts off (`cli`).
+#[inline]
+pub fn cli() {
+    x86_64::instructions::interrupts::disable();
 }
 
 /// Turns interrupts on.

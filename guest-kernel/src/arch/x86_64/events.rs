@@ -6,7 +6,8 @@
 //! shim (ring 0, shim stack)          CR3 -> kernel view; iretq to the kernel's event entry
 //!                                    on the event stack; the user's hardware frame stays
 //!                                    on the shim stack
-//! kernel (CPL 3, native)             event entry: copy the user frame off the shim stack,
+//! kernel (CPL 3, native)             event entry (on the CPL-3 stack `cpl3` keeps): copy
+//!                                    the user frame off the shim stack,
 //!                                    save the registers (a TrapFrame), call the handler,
 //!                                    restore, int3 at `events_return`
 //! shim (ring 0)                      CR3 -> the user's tables; iretq with the (changed)
@@ -28,32 +29,19 @@
 use core::arch::{global_asm, naked_asm};
 use core::ptr::addr_of;
 
-use super::trap::TrapFrame;
+use super::cpl3::{
+    CPL3_RFLAGS, CPL3_STACK, CPL3_STACK_SIZE, SAVED_RSP, SHIM_STACK, SHIM_STACK_SIZE,
+};
+use super::trap::{TrapFrame, vector};
 use super::user::{USER_CS, USER_DS};
 use super::{cpu, idt};
 
-/// Bytes of the shim stack (events from CPL 3 arrive on it).
-const SHIM_STACK_SIZE: usize = 4096;
-/// Bytes of the stack the kernel's event entry runs on at CPL 3.
-const EVENT_STACK_SIZE: usize = 16 * 1024;
-
-#[repr(C, align(16))]
-struct Stack<const N: usize>([u8; N]);
-
-static mut SHIM_STACK: Stack<SHIM_STACK_SIZE> = Stack([0; SHIM_STACK_SIZE]);
-static mut EVENT_STACK: Stack<EVENT_STACK_SIZE> = Stack([0; EVENT_STACK_SIZE]);
-
-/// Where `events_enter` resumes when the run ends: its stack pointer after it saved its
-/// registers.
-static mut SAVED_RSP: u64 = 0;
 /// The kernel view's root, loaded by the shim for each event.
 static mut KVIEW_ROOT: u64 = 0;
 /// The user's page-table root, loaded by the shim on the way back.
 static mut USER_ROOT: u64 = 0;
 /// The address just past the user's final `int3`.
 static mut FINISH_RIP: u64 = 0;
-/// Top of the event stack.
-static mut EVENT_TOP: u64 = 0;
 /// The event's vector and error code, and for a page fault its address (CR2), as the shim
 /// found them.
 static mut EVENT_VECTOR: u64 = 0;
@@ -107,8 +95,7 @@ pub fn run_user(
     kview_root: u64,
     handler: extern "C" fn(&mut TrapFrame),
 ) -> u64 {
-    let shim_top = addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64;
-    let _session = super::cpl3::ShimSession::begin(shim_top, idt::Table::Events);
+    let _session = super::cpl3::ShimSession::begin(idt::Table::Events);
     let root = cpu::read_cr3();
     // SAFETY: interrupts are off and nothing else uses these statics; the shim reads them
     // only during the run below.
@@ -116,7 +103,6 @@ pub fn run_user(
         KVIEW_ROOT = kview_root;
         USER_ROOT = user_root;
         FINISH_RIP = finish_rip;
-        EVENT_TOP = addr_of!(EVENT_STACK) as u64 + EVENT_STACK_SIZE as u64;
         HANDLER = handler;
     }
     // SAFETY: interrupts are off; the user's tables and the kernel view both map the kernel
@@ -136,7 +122,7 @@ unsafe extern "C" fn events_enter(entry: u64, user_root: u64, root: u64) -> u64 
         "push {user_ds}",
         // The user's stack pointer: the code under test uses no stack.
         "push 0",
-        "push 2",
+        "push {rflags}",
         "push {user_cs}",
         "push rdi",
         "xor eax, eax",
@@ -144,10 +130,11 @@ unsafe extern "C" fn events_enter(entry: u64, user_root: u64, root: u64) -> u64 
         saved = sym SAVED_RSP,
         user_ds = const USER_DS,
         user_cs = const USER_CS,
+        rflags = const CPL3_RFLAGS,
     )
 }
 
-/// The kernel's event entry, at CPL 3 on the event stack with the user's registers live:
+/// The kernel's event entry, at CPL 3 on the CPL-3 stack with the user's registers live:
 /// builds a `TrapFrame` (the hardware part, rip, cs, rflags, rsp and ss, copied off the
 /// top of the shim stack, where the CPU pushed them), calls the handler,
 /// restores the registers and asks the shim to resume the user with the frame's tail.
@@ -206,8 +193,10 @@ global_asm!(
     "mov cr3, rax",
     "pop rax",
     "push {user_ds}",
-    "push qword ptr [rip + {event_top}]",
-    "push 2",
+    "push rax",
+    "lea rax, [rip + {stack} + {stack_size}]",
+    "xchg rax, [rsp]",
+    "push {rflags}",
     "push {user_cs}",
     "push rax",
     "lea rax, [rip + {entry}]",
@@ -231,26 +220,23 @@ global_asm!(
     "mov rax, [rip + {finish}]",
     "cmp rax, [rsp + 8]",
     "pop rax",
-    "jne 3f",
+    "jne cpl3_trap_stubs + {other}",
     resume_caller!(),
-    "3:",
-    "push 0",
-    "push {bp}",
-    "jmp {common}",
     ".popsection",
     kview = sym KVIEW_ROOT,
     error = sym EVENT_ERROR,
     vector = sym EVENT_VECTOR,
     fault_addr = sym FAULT_ADDR,
-    pf = const idt::PAGE_FAULT_VECTOR,
-    ud = const idt::INVALID_OPCODE_VECTOR,
-    event_top = sym EVENT_TOP,
+    pf = const vector::PAGE_FAULT,
+    ud = const vector::INVALID_OPCODE,
+    stack = sym CPL3_STACK,
+    stack_size = const CPL3_STACK_SIZE,
+    rflags = const CPL3_RFLAGS,
     entry = sym events_kernel_entry,
     user_root = sym USER_ROOT,
     finish = sym FINISH_RIP,
     saved = sym SAVED_RSP,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
-    bp = const idt::BREAKPOINT_VECTOR,
-    common = sym idt::cpl3_trap_common,
+    other = const vector::BREAKPOINT * idt::STUB_SIZE,
 );

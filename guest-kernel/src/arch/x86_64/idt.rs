@@ -26,6 +26,7 @@ use abi::devices::IRQ_VECTOR_BASE;
 
 use super::gdt::DOUBLE_FAULT_IST;
 use super::lapic;
+use super::trap::vector;
 
 /// Device interrupt lines the VMM may route (vectors `IRQ_VECTOR_BASE..+IRQ_LINES`).
 pub const IRQ_LINES: usize = 24;
@@ -40,7 +41,7 @@ pub const EXCEPTION_VECTORS: usize = 32;
 /// (see `lapic`). Must stay above every vector the kernel installs.
 pub const STUB_VECTORS: usize = 0x50;
 /// Bytes between consecutive stubs; must match `.align` in the assembly below.
-const STUB_SIZE: u64 = 16;
+pub(super) const STUB_SIZE: u64 = 16;
 /// Gate type: present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
 const GATE_INTERRUPT_DPL0: u8 = 0x8e;
 
@@ -121,14 +122,6 @@ unsafe extern "C" {
 
 /// Vector of `int 0x42` (see guest-abi.md): a gate user code may use.
 pub const INT42_VECTOR: usize = 0x42;
-/// `int3`: the breakpoint exception.
-pub const BREAKPOINT_VECTOR: usize = 3;
-/// `ud2` and other invalid opcodes.
-pub const INVALID_OPCODE_VECTOR: usize = 6;
-/// General protection faults.
-pub const GENERAL_PROTECTION_VECTOR: usize = 13;
-/// Page faults.
-pub const PAGE_FAULT_VECTOR: usize = 14;
 /// Gate type: present, DPL 3, 64-bit interrupt gate.
 const GATE_INTERRUPT_DPL3: u8 = 0xee;
 
@@ -195,21 +188,21 @@ fn init_cpl3_tables() {
         // there before the general path (`cpl3::gp_entry`).
         // SAFETY: as above.
         unsafe {
-            CPL3_IDT.0[GENERAL_PROTECTION_VECTOR] =
+            CPL3_IDT.0[vector::GENERAL_PROTECTION as usize] =
                 Gate::new(super::cpl3::gp_entry(), 0, GATE_INTERRUPT_DPL0);
         }
         // `int3` is how kernel code at CPL 3 asks the shim for something: a gate it can reach.
         let request = Gate::new(super::cpl3::request_entry(), 0, GATE_INTERRUPT_DPL3);
         // SAFETY: as above; the entry hands anything not a request to the CPL-3 stub.
-        unsafe { CPL3_IDT.0[BREAKPOINT_VECTOR] = request };
+        unsafe { CPL3_IDT.0[vector::BREAKPOINT as usize] = request };
         // SAFETY: as above; EVENTS_IDT is only loaded by `events::run_user`.
         unsafe {
             EVENTS_IDT.0[..EXCEPTION_VECTORS].copy_from_slice(&CPL3_IDT.0[..EXCEPTION_VECTORS]);
-            EVENTS_IDT.0[BREAKPOINT_VECTOR] =
+            EVENTS_IDT.0[vector::BREAKPOINT as usize] =
                 Gate::new(super::events::request_entry(), 0, GATE_INTERRUPT_DPL3);
-            EVENTS_IDT.0[INVALID_OPCODE_VECTOR] =
+            EVENTS_IDT.0[vector::INVALID_OPCODE as usize] =
                 Gate::new(super::events::upcall_entry(), 0, GATE_INTERRUPT_DPL0);
-            EVENTS_IDT.0[PAGE_FAULT_VECTOR] =
+            EVENTS_IDT.0[vector::PAGE_FAULT as usize] =
                 Gate::new(super::events::page_fault_entry(), 0, GATE_INTERRUPT_DPL0);
         }
     });
@@ -229,8 +222,9 @@ pub fn load(table: Table) {
         limit: (size_of::<Idt>() - 1) as u16,
         base: VirtAddr::from_ptr(base),
     };
-    // SAFETY: both tables are statics filled by `init` before any call, with every present
-    // gate pointing at an entry that follows the interrupt-frame protocol.
+    // SAFETY: every table is a static whose present gates (filled by `init`, or by
+    // `init_cpl3_tables` just above) all point at entries that follow the interrupt-frame
+    // protocol.
     unsafe { lidt(&pointer) };
 }
 
