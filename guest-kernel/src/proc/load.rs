@@ -73,15 +73,7 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let mut space = vm::new_space().ok_or(())?;
     match load_into(&mut space, name, cmdline) {
         Ok((start, exe, spt)) => {
-            // Mappings are not inherited across exec: write them back and drop them.
-            vm::mmap::unmap_all(&mut process.mem);
-            let mut old_space = core::mem::replace(&mut process.mem.space, space);
-            let old_spt = core::mem::replace(&mut process.mem.spt, spt);
-            process.mem.space.activate();
-            let owner: *mut Memory = &mut *process.mem;
-            vm::release_space(owner, &mut old_space, &old_spt);
-            drop(old_space);
-            process.mem.exe = Some(exe);
+            process.mem.replace_program(space, spt, exe);
             adopt_stack(&mut process.mem);
             Ok(start)
         }

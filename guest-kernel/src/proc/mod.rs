@@ -201,13 +201,11 @@ pub fn exit(status: i32) -> ! {
         println!("{}: out of memory", process.name);
     }
     println!("{}: exit({status})", process.name);
-    // Mappings first (dirty pages go back to their files), then files (a removed file's
-    // blocks are freed at its last close), then memory.
-    vm::mmap::unmap_all(&mut process.mem);
-    process.fds.close_all();
-    process.mem.exe = None;
+    // Memory (mappings first: dirty pages go back to their files), then files (a removed
+    // file's blocks are freed at its last close).
     page_table::activate_kernel();
     process.mem.release();
+    process.fds.close_all();
     let state = process.state.clone();
     drop(process);
     state.status.store(status, Ordering::Relaxed);

@@ -151,6 +151,21 @@ impl Memory {
         self.release_pages();
     }
 
+    /// Replaces the program: `space` and `spt` (loaded by exec, with `exe` its executable)
+    /// become this memory's and are loaded; the old program's mappings are written back and
+    /// dropped, and its pages, slots and executable released.
+    pub fn replace_program(&mut self, space: AddressSpace, spt: Spt, exe: fs::File) {
+        // Mappings are not inherited across exec.
+        mmap::unmap_all(self);
+        let mut old_space = core::mem::replace(&mut self.space, space);
+        let old_spt = core::mem::replace(&mut self.spt, spt);
+        self.space.activate();
+        let owner: *mut Memory = self;
+        release_space(owner, &mut old_space, &old_spt);
+        drop(old_space);
+        self.exe = Some(exe);
+    }
+
     /// Releases every frame and swap slot and clears the page-table entries (not the
     /// mappings' files: see [`Memory::release`]).
     fn release_pages(&mut self) {
@@ -162,7 +177,7 @@ impl Memory {
 /// Releases the user pages that `owner` holds in `space` and `spt` (its own, or at exec
 /// the old program's): every frame (freed when no other process shares it), every swap
 /// slot, and the page-table entries. The trampoline is shared by all: kept.
-pub fn release_space(owner: *mut Memory, space: &mut AddressSpace, spt: &Spt) {
+fn release_space(owner: *mut Memory, space: &mut AddressSpace, spt: &Spt) {
     space.unmap_all(|va, f| {
         if va != TRAMPOLINE_VA {
             frame_table::release(f, owner);
