@@ -3,7 +3,8 @@
 #   make          build the guest kernel (always optimised), the VMM (release) and the user
 #                 programs (target/user/NAME, Rust and C)
 #   make run      build, then the kernel's self-tests, then the paging demo with its statistics
-#   make test     build, then run every test: host unit tests and end-to-end tests on KVM
+#   make test     build, then run every test: host unit tests and end-to-end tests on KVM,
+#                 the latter once in each kernel mode (fast and classic)
 #   make check    rustfmt check, clippy (warnings denied) for host and guest, unit tests
 #   make bench    build, then run the benchmarks (boot time)
 #
@@ -37,8 +38,12 @@ run: vmm user
 	$(VMM) run --self-test
 	$(VMM) run --mem 10 --stats $(USER_DIR)/pressure-mix
 
+# The end-to-end tests run once per kernel mode (VMM_KERNEL_MODE is the default of
+# `vmm run --kernel-mode`).
 test: vmm user
-	$(CARGO) test --release $(HOST_PKGS)
+	$(CARGO) test --release -p abi -p vmm
+	VMM_KERNEL_MODE=fast $(CARGO) test --release -p tests
+	VMM_KERNEL_MODE=classic $(CARGO) test --release -p tests
 
 check: kernel
 	$(CARGO) fmt --all -- --check

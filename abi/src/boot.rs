@@ -208,6 +208,15 @@ impl KernelMode {
             Self::Fast => "fast",
         }
     }
+
+    /// The mode for a host of kind `host` (`vmm run --kernel-mode auto`): fast where ring
+    /// 0 is emulated and ring 3 native (PVM), classic elsewhere.
+    pub const fn best_for(host: Option<HostKind>) -> Self {
+        match host {
+            Some(HostKind::Pvm) => Self::Fast,
+            _ => Self::Classic,
+        }
+    }
 }
 
 /// The boot information block. See the module documentation.

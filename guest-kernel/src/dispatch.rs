@@ -14,6 +14,7 @@
 
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
+use crate::arch::x86_64::fast;
 use crate::arch::x86_64::trap::{self, Event, TrapFrame};
 use crate::vm::{self, Access};
 use crate::{console, thread};
@@ -42,6 +43,27 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
         // Any other exception is the program's fault.
         Some(Event::UserException(_)) => proc::exit(proc::KILLED),
     }
+}
+
+/// Entry from the fast mode's shim (`arch::x86_64::fast`), at CPL 3 in the kernel view with
+/// interrupts off: a user page fault, in `frame` (the error code as the CPU gave it; the
+/// address from the shim). True if it is resolved (the user retries the access); false if
+/// the process must end, which the shim then does in ring 0 ([`kernel_kill_current`]).
+// SAFETY: no other item has this link name; the fast mode's entry calls it with the System
+// V ABI and a pointer to the frame it built on the current stack.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_fault_cpl3(frame: &mut TrapFrame) -> bool {
+    let (present, write) = trap::page_fault_access(frame.error_code);
+    user_page_fault(frame, fast::fault_address(), present, write)
+}
+
+/// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts
+/// off, when [`kernel_fault_cpl3`] did not resolve a fault: the process ends, as in
+/// classic mode.
+// SAFETY: no other item has this link name; the shim calls it with the System V ABI.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_kill_current() -> ! {
+    proc::exit(proc::KILLED)
 }
 
 /// The timer interrupt.

@@ -41,7 +41,7 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let info = boot::init(boot_info_gpa);
     stats::init(info);
     arch::x86_64::init(info);
-    platform::init();
+    stats::set_kernel_mode(platform::init(info));
     console::init();
     run_test_hook(TestHook::from_raw(info.test_hook));
 

@@ -25,19 +25,31 @@
 //!
 //! Everything is `#[inline(always)]`: the interface costs nothing over the instructions.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::{cpl3, cpu, lapic, user};
+use abi::boot::{BootInfo, KernelMode};
+
+use crate::arch::x86_64::{cpl3, cpu, fast, lapic, user};
 use crate::mm::frame::Frame;
 
-/// Guest-physical address of the loaded PML4 (see the module documentation).
-static ACTIVE_ROOT: AtomicU64 = AtomicU64::new(0);
-
-/// Records the page tables the VMM booted with as the loaded ones. Call once, at boot,
-/// before any other page-table operation here.
-pub fn init() {
-    ACTIVE_ROOT.store(cpu::read_cr3(), Ordering::Relaxed);
+/// Records the page tables the VMM booted with as the loaded ones, and starts the kernel
+/// mode the VMM asked for (`BootInfo::kernel_mode`); returns the mode it runs. Call once, at
+/// boot, with interrupts off, after the IDT is loaded and before any other page-table
+/// operation here.
+///
+/// The fast mode ([`KernelMode::Fast`]) so far resolves user page faults at CPL 3
+/// (`arch::x86_64::fast`); everything else runs as in classic mode.
+pub fn init(info: &BootInfo) -> KernelMode {
+    cpu::LOADED_ROOT.store(cpu::read_cr3(), Ordering::Relaxed);
+    let fast = KernelMode::from_raw(info.kernel_mode) == Some(KernelMode::Fast)
+        && info.kview_pml4_gpa != 0;
+    if fast {
+        fast::init(info.kview_pml4_gpa);
+        KernelMode::Fast
+    } else {
+        KernelMode::Classic
+    }
 }
 
 /// Turns interrupts off; returns whether they were on.
@@ -90,7 +102,7 @@ pub fn halt_forever() -> ! {
 /// data and stacks stay mapped across the switch.
 #[inline(always)]
 pub unsafe fn load_page_table(pml4: Frame) {
-    ACTIVE_ROOT.store(pml4.gpa(), Ordering::Relaxed);
+    cpu::LOADED_ROOT.store(pml4.gpa(), Ordering::Relaxed);
     // SAFETY: the caller's contract.
     unsafe { cpu::write_cr3(pml4.gpa()) };
 }
@@ -98,13 +110,17 @@ pub unsafe fn load_page_table(pml4: Frame) {
 /// The loaded page tables' root.
 #[inline(always)]
 pub fn active_page_table() -> Frame {
-    Frame::from_gpa(ACTIVE_ROOT.load(Ordering::Relaxed))
+    Frame::from_gpa(cpu::LOADED_ROOT.load(Ordering::Relaxed))
 }
 
-/// Drops the TLB's translation of `va` in the loaded page tables.
+/// Drops the TLB's translation of `va` in the loaded page tables. Kernel code at CPL 3
+/// (the fast mode) leaves it to the shim, which reloads CR3 before the user runs again and
+/// so drops every non-global translation.
 #[inline(always)]
 pub fn flush_tlb_page(va: u64) {
-    cpu::invlpg(va);
+    if !cpl3::active() {
+        cpu::invlpg(va);
+    }
 }
 
 /// Signals the end of the interrupt being handled.

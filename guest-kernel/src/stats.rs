@@ -33,12 +33,16 @@ pub fn page() -> &'static StatsPage {
 pub fn init(info: &BootInfo) {
     FAULT_COUNTERS.store(info.flags & FLAG_NO_FAULT_COUNTERS == 0, Relaxed);
     let p = page();
-    // The mode this kernel runs in: classic is the only one it has so far, whatever the
-    // boot block asks for (the VMM asks for nothing else yet).
+    // Until `set_kernel_mode` says otherwise.
     p.kernel_mode.store(KernelMode::Classic as u64, Relaxed);
     p.host_kind.store(u64::from(info.host_kind), Relaxed);
     p.version.store(STATS_VERSION, Relaxed);
     p.magic.store(STATS_MAGIC, Relaxed);
+}
+
+/// Records the kernel mode this kernel runs in (`platform::init`).
+pub fn set_kernel_mode(mode: KernelMode) {
+    page().kernel_mode.store(mode as u64, Relaxed);
 }
 
 /// Adds `n` to `counter` (a plain load and store: see the module documentation).

@@ -47,6 +47,16 @@ pub fn kvm_kind() -> &'static str {
     vmm::stats::KvmKind::detect().description
 }
 
+/// The kernel mode `vmm run` picks here without `--kernel-mode`: the one `VMM_KERNEL_MODE`
+/// names (`make test` runs the end-to-end tests once per mode), or the host's best.
+pub fn expected_kernel_mode() -> &'static str {
+    match std::env::var("VMM_KERNEL_MODE").as_deref() {
+        Ok("fast") => "fast",
+        Ok("classic") => "classic",
+        _ => abi::boot::KernelMode::best_for(vmm::stats::KvmKind::detect().host_kind()).name(),
+    }
+}
+
 /// True if KVM tests can run. Without KVM: panics when `CI` is set (CI must run them),
 /// otherwise prints a notice and returns false so the caller can return early.
 pub fn require_kvm() -> bool {

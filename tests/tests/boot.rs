@@ -14,6 +14,7 @@ const SELF_TESTS: &[&str] = &[
     "page_fault_reports_address",
     "tsc_advances",
     "kernel_code_runs_at_cpl3",
+    "interrupts_wait_while_kernel_code_runs_at_cpl3",
     "cpl3_port_reads_go_through_the_shim",
     "portable_kernel_code_runs_at_cpl3",
     "kernel_at_cpl3_reaches_a_process_user_pages",

@@ -207,8 +207,12 @@ fn json_holds_the_documented_fields() {
     assert_eq!(doc["outcome"]["exit_status"], 0);
     assert!(doc["host"]["kvm"].is_string());
     // The kernel runs in the mode it reports, and was told the KVM the VMM detected.
-    assert_eq!(doc["host"]["kernel_mode"], "classic");
-    assert_eq!(guest(&doc, "kernel_mode"), 1);
+    let mode = tests::expected_kernel_mode();
+    assert_eq!(doc["host"]["kernel_mode"], mode);
+    assert_eq!(
+        guest(&doc, "kernel_mode"),
+        if mode == "fast" { 2 } else { 1 }
+    );
     let host_kind = match doc["host"]["kvm"].as_str() {
         Some("pvm") => 2,
         Some("vmx" | "svm") => 1,
@@ -276,7 +280,7 @@ fn stats_table_goes_to_stderr() {
             .lines()
             .next()
             .unwrap_or_default()
-            .ends_with("; kernel mode: classic"),
+            .ends_with(&format!("; kernel mode: {}", tests::expected_kernel_mode())),
         "{}",
         run.stderr
     );
@@ -389,7 +393,11 @@ fn sweep_runs_once_per_size() {
     assert_eq!(too_small[..2], ["2", "125"], "{}", rows[1]);
     assert!(too_small[2..].iter().all(|c| *c == "-"), "{}", rows[1]);
     for row in &rows[2..] {
-        assert_eq!(row.split_whitespace().last(), Some("classic"), "{row}");
+        assert_eq!(
+            row.split_whitespace().last(),
+            Some(tests::expected_kernel_mode()),
+            "{row}"
+        );
     }
     assert!(
         run.stderr
@@ -415,7 +423,7 @@ fn sweep_runs_once_per_size() {
     let row = &doc["rows"][0];
     assert_eq!(row["mem_mib"], 8);
     assert_eq!(row["error"], Value::Null);
-    assert_eq!(row["kernel_mode"], "classic");
+    assert_eq!(row["kernel_mode"], tests::expected_kernel_mode());
     // 8 MiB leaves fewer user frames than the 1500 pages touched: they must swap.
     let frames = row["user_frames"].as_u64().expect("frames");
     assert!(frames < 1500);

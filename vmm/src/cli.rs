@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use abi::boot::TestHook;
+use abi::boot::{KernelMode, TestHook};
 use abi::stats::EvictPolicy;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -100,6 +100,18 @@ impl From<EvictArg> for EvictPolicy {
             EvictArg::Random => EvictPolicy::Random,
         }
     }
+}
+
+/// `--kernel-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum KernelModeArg {
+    /// Fast on PVM hosts (where ring 0 is emulated), classic on hardware KVM.
+    #[default]
+    Auto,
+    /// The kernel's work at CPL 3 behind a ring-0 shim (so far: user page faults).
+    Fast,
+    /// The whole kernel in ring 0.
+    Classic,
 }
 
 /// Options of `vmm run`.
@@ -209,6 +221,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_fault_counters: bool,
 
+    /// Where the kernel runs its work: `fast` resolves user page faults at CPL 3 behind a
+    /// ring-0 shim (much cheaper where ring 0 is emulated, as on PVM hosts), `classic` runs
+    /// the whole kernel in ring 0, `auto` picks fast on PVM and classic on hardware KVM.
+    /// The environment variable VMM_KERNEL_MODE sets the default.
+    #[arg(long, value_enum, env = "VMM_KERNEL_MODE", default_value_t = KernelModeArg::Auto)]
+    pub kernel_mode: KernelModeArg,
+
     /// The KVM device (for the VMM's own tests).
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_path: PathBuf,
@@ -301,6 +320,11 @@ impl RunArgs {
             gets: self.gets.clone(),
             evict: self.evict.into(),
             fault_counters: !self.no_fault_counters,
+            kernel_mode: match self.kernel_mode {
+                KernelModeArg::Auto => None,
+                KernelModeArg::Fast => Some(KernelMode::Fast),
+                KernelModeArg::Classic => Some(KernelMode::Classic),
+            },
             series: self.stats_series.as_ref().map(|path| SeriesConfig {
                 path: path.clone(),
                 interval: Duration::from_millis(self.stats_interval),
@@ -368,6 +392,20 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn kernel_mode_is_chosen_by_name() {
+        for (arg, mode) in [
+            ("fast", Some(KernelMode::Fast)),
+            ("classic", Some(KernelMode::Classic)),
+            ("auto", None),
+        ] {
+            let config = run_args(&["--kernel-mode", arg]).machine_config();
+            assert_eq!(config.kernel_mode, mode, "{arg}");
+        }
+        let bad = ["vmm", "run", "--kernel-mode", "ring3"];
+        assert!(Cli::try_parse_from(bad).is_err());
     }
 
     #[test]

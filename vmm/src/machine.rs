@@ -81,6 +81,9 @@ pub struct MachineConfig {
     pub evict: EvictPolicy,
     /// Whether the kernel keeps its fault-path counters (off only to measure their cost).
     pub fault_counters: bool,
+    /// Where the kernel runs its work; `None` for the host's best (fast on PVM, classic on
+    /// hardware KVM).
+    pub kernel_mode: Option<abi::boot::KernelMode>,
     /// Sample the stats page into a file while the guest runs.
     pub series: Option<SeriesConfig>,
     /// Discard the guest's console output instead of writing it to stdout (`vmm sweep`).
@@ -232,6 +235,7 @@ impl Machine {
         let mut vm = Vm::new(&kvm, memory)?;
         let vcpu = Vcpu::new(&kvm, &vm, image.entry, tables.pml4_gpa)?;
         let tsc_khz = u64::from(vcpu.tsc_khz()?);
+        let host_kind = crate::stats::KvmKind::detect().host_kind();
         let params = BootParams {
             mem_mib: config.mem_mib,
             user_pages: config.user_pages,
@@ -245,10 +249,10 @@ impl Machine {
             tsc_khz,
             fs_disk_sectors: sectors(&disks.fs)?,
             swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,
-            host_kind: crate::stats::KvmKind::detect().host_kind(),
-            // The only mode this kernel has so far (the fast mode is being built: issue
-            // "Fast kernel mode").
-            kernel_mode: abi::boot::KernelMode::Classic,
+            host_kind,
+            kernel_mode: config
+                .kernel_mode
+                .unwrap_or(abi::boot::KernelMode::best_for(host_kind)),
             kview_pml4_gpa: tables.kview_pml4_gpa,
         };
         let info = BootInfoBytes(boot_info::build(&params));

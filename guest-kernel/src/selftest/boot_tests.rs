@@ -39,6 +39,10 @@ pub const TESTS: &[Test] = &[
         run: kernel_code_runs_at_cpl3,
     },
     Test {
+        name: "interrupts_wait_while_kernel_code_runs_at_cpl3",
+        run: interrupts_wait_while_kernel_code_runs_at_cpl3,
+    },
+    Test {
         name: "cpl3_port_reads_go_through_the_shim",
         run: cpl3_port_reads_go_through_the_shim,
     },
@@ -192,6 +196,41 @@ fn kernel_code_runs_at_cpl3() -> TestResult {
     check_eq!(cpu::read_cr3(), root);
     check_eq!(crate::platform::interrupts_enabled(), interrupts);
     check!(!cpl3::active(), "a call is still marked active");
+    Ok(())
+}
+
+/// Run at CPL 3: spins for `cycles` TSC cycles.
+extern "C" fn spin_at_cpl3(cycles: u64) -> u64 {
+    let start = cpu::rdtsc();
+    while cpu::rdtsc() - start < cycles {
+        core::hint::spin_loop();
+    }
+    0
+}
+
+/// An interrupt that comes while kernel code runs at CPL 3 (interrupts off there: the
+/// frame's IF is 0) waits until ring 0 turns them on again: five timer periods spent at
+/// CPL 3 raise no interrupt there (the CPL-3 IDT has no gate for the timer, so one would
+/// stop the kernel), and the timer's tick comes after. The fast kernel mode relies on
+/// this: on PVM, where `pushf` at CPL 3 always shows the flag on, this is the way to see
+/// that the flag still holds.
+fn interrupts_wait_while_kernel_code_runs_at_cpl3() -> TestResult {
+    let kview = boot::info().kview_pml4_gpa;
+    check!(crate::platform::interrupts_enabled(), "interrupts are off");
+    let period = boot::info().tsc_khz * 1000 / crate::arch::x86_64::lapic::TIMER_HZ;
+    let ticks = crate::thread::ticks();
+    cpl3::call(spin_at_cpl3, 5 * period, kview);
+    let after_call = crate::thread::ticks();
+    // Interrupts are on again: the pending tick arrives (within a few periods).
+    let start = cpu::rdtsc();
+    while crate::thread::ticks() == after_call && cpu::rdtsc() - start < 20 * period {
+        core::hint::spin_loop();
+    }
+    check_eq!(after_call, ticks);
+    check!(
+        crate::thread::ticks() > after_call,
+        "no timer tick after the call"
+    );
     Ok(())
 }
 

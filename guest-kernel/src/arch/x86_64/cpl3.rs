@@ -54,8 +54,9 @@ use super::trap::{TrapFrame, kernel_fault, vector};
 use super::user::{USER_CS, USER_DS};
 use super::{cpu, gdt, idt};
 
-/// Bytes of the shim stack (traps from CPL 3 arrive on it).
-pub(super) const SHIM_STACK_SIZE: usize = 4096;
+/// Bytes of the shim stack (traps from CPL 3 arrive on it). A kernel fault at CPL 3 is
+/// reported from it, and the panic report alone formats into a 4 KiB buffer there.
+pub(super) const SHIM_STACK_SIZE: usize = 16 * 1024;
 /// Bytes of the stack kernel code runs on at CPL 3.
 pub(super) const CPL3_STACK_SIZE: usize = 16 * 1024;
 /// RFLAGS at CPL 3: interrupts off, reserved bit 1.
@@ -69,8 +70,9 @@ pub(super) static mut CPL3_STACK: Stack<CPL3_STACK_SIZE> = Stack([0; CPL3_STACK_
 /// The stack pointer of the ring-0 code that started the run, after it saved its
 /// registers (`save_caller!`): where the end of the run resumes (`resume_caller!`).
 pub(super) static mut SAVED_RSP: u64 = 0;
-/// Whether a run at CPL 3 is on ([`ShimSession`]).
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether kernel code runs at CPL 3 now (a [`ShimSession`], or an event of the fast
+/// mode: `fast`, whose shim sets and clears it).
+pub(super) static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
     /// The #BP gate's entry: [`request_entry`].
@@ -184,7 +186,10 @@ impl ShimSession {
         let interrupts = cpu::disable_interrupts();
         let old_rsp0 = gdt::ring0_stack();
         gdt::set_ring0_stack(addr_of!(SHIM_STACK) as u64 + SHIM_STACK_SIZE as u64);
-        cpu::set_global_pages(false);
+        // The fast mode keeps them off for good (`fast`).
+        if !super::fast::is_on() {
+            cpu::set_global_pages(false);
+        }
         idt::load(table);
         ACTIVE.store(true, Ordering::Relaxed);
         ShimSession {
@@ -198,7 +203,9 @@ impl Drop for ShimSession {
     fn drop(&mut self) {
         ACTIVE.store(false, Ordering::Relaxed);
         idt::load(idt::Table::Ordinary);
-        cpu::set_global_pages(true);
+        if !super::fast::is_on() {
+            cpu::set_global_pages(true);
+        }
         gdt::set_ring0_stack(self.old_rsp0);
         if self.interrupts {
             cpu::enable_interrupts();

@@ -131,6 +131,12 @@ pub fn enable_interrupts_and_halt() {
     x86_64::instructions::interrupts::enable_and_hlt();
 }
 
+/// Guest-physical address of the loaded page-table root, kept in memory beside CR3
+/// (`crate::platform` stores it with every CR3 load): a memory load is what CPL-3 code can
+/// do, cheaper than an emulated read of CR3 where ring 0 is emulated, and what the fast
+/// mode's shim loads on its way back to the user (`fast`).
+pub static LOADED_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// Guest-physical address of the page-table root in CR3.
 pub fn read_cr3() -> u64 {
     x86_64::registers::control::Cr3::read()

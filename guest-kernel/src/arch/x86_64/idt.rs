@@ -228,6 +228,20 @@ pub fn load(table: Table) {
     unsafe { lidt(&pointer) };
 }
 
+/// Points the gate of `vector` at `entry` (a DPL 3 gate, which user code may raise with
+/// `int`, if `user`). Call with interrupts off; the change applies to the next event.
+pub(super) fn set_gate(vector: usize, entry: u64, user: bool) {
+    let attr = if user {
+        GATE_INTERRUPT_DPL3
+    } else {
+        GATE_INTERRUPT_DPL0
+    };
+    let gate = Gate::new(entry, 0, attr);
+    // SAFETY: single CPU, interrupts off (the caller's contract); the CPU reads a gate only
+    // when its vector arrives, and the gate is written whole before that.
+    unsafe { (&raw mut IDT.0).cast::<Gate>().add(vector).write(gate) };
+}
+
 /// Points the gates of `vectors` at their stubs (DPL 0 interrupt gates, no IST).
 fn set_gates(vectors: core::ops::Range<usize>) {
     for vector in vectors {

@@ -95,6 +95,7 @@ pub mod cpl3;
 pub mod cpu;
 pub mod entry;
 pub mod events;
+pub mod fast;
 pub mod gdt;
 pub mod idt;
 pub mod lapic;

@@ -55,6 +55,7 @@ const _: () = assert!(size_of::<TrapFrame>() == 22 * 8);
 pub mod vector {
     pub const BREAKPOINT: u64 = 3;
     pub const INVALID_OPCODE: u64 = 6;
+    pub const DOUBLE_FAULT: u64 = 8;
     pub const GENERAL_PROTECTION: u64 = 13;
     pub const PAGE_FAULT: u64 = 14;
 }
@@ -123,14 +124,21 @@ const USER_RFLAGS_KEPT: u64 = 0x8d5;
 /// The bytes of `int 0x42`.
 const INT42_BYTES: [u8; 2] = [0xcd, 0x42];
 
+/// What a page fault's error code says: whether the page was present (a protection
+/// violation, not a missing page), and whether the access was a write.
+#[inline(always)]
+pub fn page_fault_access(error_code: u64) -> (bool, bool) {
+    /// Error-code bit: the page was present.
+    const PF_PRESENT: u64 = 1;
+    /// Error-code bit: the access was a write.
+    const PF_WRITE: u64 = 2;
+    (error_code & PF_PRESENT != 0, error_code & PF_WRITE != 0)
+}
+
 /// The event `frame` reports; `None` for a spurious interrupt or a probe's fault (resumed
 /// at its fixup). Panics on any other kernel-mode exception.
 #[inline(always)]
 pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
-    /// Error-code bit: the page was present (a protection violation, not a missing page).
-    const PF_PRESENT: u64 = 1;
-    /// Error-code bit: the access was a write.
-    const PF_WRITE: u64 = 2;
     let is_interrupt = frame.vector >= idt::EXCEPTION_VECTORS as u64
         && frame.vector != user::SYSCALL_VECTOR
         && frame.vector != idt::INT42_VECTOR as u64;
@@ -163,11 +171,14 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
             Event::Syscall
         }
         v if v == idt::INT42_VECTOR as u64 => Event::Int42,
-        vector::PAGE_FAULT => Event::PageFault {
-            addr: cpu::read_cr2(),
-            present: frame.error_code & PF_PRESENT != 0,
-            write: frame.error_code & PF_WRITE != 0,
-        },
+        vector::PAGE_FAULT => {
+            let (present, write) = page_fault_access(frame.error_code);
+            Event::PageFault {
+                addr: cpu::read_cr2(),
+                present,
+                write,
+            }
+        }
         vector::INVALID_OPCODE => Event::InvalidOpcode,
         v => Event::UserException(v),
     })

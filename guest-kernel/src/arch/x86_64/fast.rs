@@ -1,0 +1,223 @@
+//! The fast kernel mode's shim for user programs: their page faults are resolved by the
+//! kernel's fault path running at CPL 3, in the kernel view, behind a few ring-0
+//! instructions. Everything else (system calls, interrupts, the scheduler) still runs in
+//! ring 0, as in the classic mode; this is the first part of the mode that real programs
+//! use (`docs/fast-mode.md`).
+//!
+//! ```text
+//! user (CPL 3, its own tables)   touches a page that is not there: #PF
+//! shim (ring 0, [`fast_page_fault`] on the thread's kernel stack, where the CPU pushed
+//!      the user's frame): CR2 to memory, the CPL-3 mark on, CR3 -> the kernel view,
+//!      iretq to the kernel's entry at CPL 3, further down the same stack
+//! kernel (CPL 3, native)         copies the user's frame into a TrapFrame, calls
+//!                                `kernel_fault_cpl3` (`crate::dispatch`): the fault path
+//!                                as in classic mode
+//!   resolved:                    registers back, `int3` at `fast_resume`
+//! shim (ring 0, the int3 gate)   CR3 -> the process's tables, the mark off, iretq to the
+//!                                user, who retries the access
+//!   not resolved:                `int3` at `fast_kill`: the shim loads the process's
+//!                                tables and ends the process in ring 0
+//!                                (`kernel_kill_current`)
+//! ```
+//!
+//! The kernel at CPL 3 runs [`RING0_RESERVE`] bytes below the top of the thread's kernel
+//! stack: traps it raises there (the #GP of a privileged instruction the shim emulates,
+//! `int3` requests) arrive at the top of that stack (TSS rsp0), above it. Interrupts are off
+//! while it runs (the frame's IF is 0; an interrupt waits for the user, self-test
+//! `interrupts_wait_while_kernel_code_runs_at_cpl3`), so nothing else runs meanwhile.
+//!
+//! In this mode every exception gate of the ordinary IDT first asks whether kernel code
+//! runs at CPL 3 (`cpl3::active`, which the shim sets and clears): if so, the exception is
+//! the kernel's (emulated by the shim or reported as a kernel fault, as under
+//! `cpl3::call`), otherwise it takes the ordinary path. Global pages are off for the whole
+//! run (the boot tables' global kernel translations are supervisor-only and would survive
+//! the switch to the kernel view). TLB flushes of the kernel at CPL 3 are left out: the
+//! shim reloads CR3 before the user runs again, which drops every non-global translation.
+
+use core::arch::global_asm;
+use core::ptr::addr_of;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::cpl3::{ACTIVE, CPL3_RFLAGS};
+use super::trap::vector;
+use super::user::{USER_CS, USER_DS};
+use super::{cpu, idt};
+
+/// Bytes at the top of a thread's kernel stack left to ring 0 while the kernel runs at
+/// CPL 3 below them: the user's hardware frame and the shim's traps and emulation.
+const RING0_RESERVE: u64 = 1024;
+
+/// The kernel view's root (`BootInfo::kview_pml4_gpa`), loaded by the shim for each event.
+static mut KVIEW_ROOT: u64 = 0;
+/// The address of the page fault being handled (CR2, which CPL 3 cannot read).
+static mut FAULT_ADDR: u64 = 0;
+/// Whether the fast mode is on.
+static ON: AtomicBool = AtomicBool::new(false);
+
+unsafe extern "C" {
+    static fast_page_fault: u8;
+    static fast_request: u8;
+    static fast_gp: u8;
+    static fast_exception_stubs: u8;
+}
+
+/// Bytes between consecutive stubs of `fast_exception_stubs`.
+const FAST_STUB_SIZE: u64 = 32;
+
+/// Turns the fast mode on: global pages off, the exception gates of the ordinary IDT to
+/// the entries above. Call once, at boot, with interrupts off and before the first user
+/// program; `kview_root` is the kernel view (`BootInfo::kview_pml4_gpa`).
+pub fn init(kview_root: u64) {
+    // SAFETY: written once, at boot, before any event reads it.
+    unsafe { KVIEW_ROOT = kview_root };
+    cpu::set_global_pages(false);
+    let stubs = addr_of!(fast_exception_stubs) as u64;
+    for v in 0..idt::EXCEPTION_VECTORS as u64 {
+        let entry = match v {
+            vector::BREAKPOINT => addr_of!(fast_request) as u64,
+            vector::GENERAL_PROTECTION => addr_of!(fast_gp) as u64,
+            vector::PAGE_FAULT => addr_of!(fast_page_fault) as u64,
+            // The double fault keeps its own stack and its report.
+            vector::DOUBLE_FAULT => continue,
+            v => stubs + FAST_STUB_SIZE * v,
+        };
+        idt::set_gate(v as usize, entry, v == vector::BREAKPOINT);
+    }
+    ON.store(true, Ordering::Relaxed);
+}
+
+/// Whether the fast mode is on ([`init`]).
+#[inline]
+pub fn is_on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// The address of the user page fault being handled, for the kernel at CPL 3.
+#[inline]
+pub fn fault_address() -> u64 {
+    // SAFETY: written by the shim before the kernel's entry runs; read by it on the same
+    // CPU with interrupts off.
+    unsafe { addr_of!(FAULT_ADDR).read_volatile() }
+}
+
+// The kernel's entry at CPL 3, reached from `fast_page_fault` with rsp RING0_RESERVE
+// bytes below the user's frame (error code, rip, cs, rflags, rsp, ss). Copies that frame
+// down, completes a TrapFrame (vector, registers), calls the portable handler, and asks the
+// shim to resume the user or to end the process.
+global_asm!(
+    ".pushsection .text.fast, \"ax\"",
+    "fast_kernel_entry:",
+    ".rept 6",
+    "push qword ptr [rsp + {reserve} + 40]",
+    ".endr",
+    "push {pf}",
+    save_registers!(),
+    "cld",
+    "call kernel_fault_cpl3",
+    "test al, al",
+    "jz 1f",
+    restore_registers!(),
+    "add rsp, 16",
+    // rsp points at the user's frame: the shim resumes the user with it.
+    "int3",
+    ".global fast_resume",
+    "fast_resume:",
+    "ud2",
+    // rsp points at the TrapFrame: the shim ends the process in ring 0.
+    "1:",
+    "int3",
+    ".global fast_kill",
+    "fast_kill:",
+    "ud2",
+    ".popsection",
+    reserve = const RING0_RESERVE,
+    pf = const vector::PAGE_FAULT,
+);
+
+// The shim. `fast_page_fault`: a user's page fault goes to the kernel at CPL 3; one of
+// kernel code at CPL 3 is a kernel fault; one in ring 0 takes the ordinary path (probes,
+// kernel bugs). `fast_request` (the int3 gate, reachable from CPL 3): from the kernel's
+// entry, resume the user or end the process; a user's `int3` takes the ordinary path; any
+// other `int3` at CPL 3 is a kernel fault. `fast_gp`: the kernel's at CPL 3 go to the
+// shim's emulation, a user's to the ordinary path. `fast_exception_stubs`: every other
+// exception, the same choice.
+global_asm!(
+    ".pushsection .text.fast, \"ax\"",
+    ".global fast_page_fault",
+    "fast_page_fault:",
+    "cmp byte ptr [rip + {active}], 0",
+    "jne cpl3_trap_stubs + {pf_stub}",
+    "test byte ptr [rsp + 16], 3",
+    "jz trap_stubs + {pf_stub}",
+    "push rax",
+    "mov rax, cr2",
+    "mov [rip + {fault_addr}], rax",
+    "mov byte ptr [rip + {active}], 1",
+    "mov rax, [rip + {kview}]",
+    "mov cr3, rax",
+    // rsp + 8 is the user's frame (with the error code); the kernel runs below the reserve.
+    "lea rax, [rsp + 8 - {reserve}]",
+    "push {user_ds}",
+    "push rax",
+    "push {rflags}",
+    "push {user_cs}",
+    "lea rax, [rip + fast_kernel_entry]",
+    "push rax",
+    "mov rax, [rsp + 40]",
+    "iretq",
+    ".global fast_request",
+    "fast_request:",
+    "cmp byte ptr [rip + {active}], 0",
+    "je trap_stubs + {bp_stub}",
+    "push rax",
+    "lea rax, [rip + fast_resume]",
+    "cmp rax, [rsp + 8]",
+    "jne 2f",
+    "mov rax, [rip + {root}]",
+    "mov cr3, rax",
+    "mov byte ptr [rip + {active}], 0",
+    "pop rax",
+    "mov rsp, [rsp + 24]",
+    "iretq",
+    "2:",
+    "lea rax, [rip + fast_kill]",
+    "cmp rax, [rsp + 8]",
+    "pop rax",
+    "jne cpl3_trap_stubs + {bp_stub}",
+    "mov rax, [rip + {root}]",
+    "mov cr3, rax",
+    "mov byte ptr [rip + {active}], 0",
+    "mov rsp, [rsp + 24]",
+    "call kernel_kill_current",
+    "ud2",
+    ".global fast_gp",
+    "fast_gp:",
+    "cmp byte ptr [rip + {active}], 0",
+    "je trap_stubs + {gp_stub}",
+    "jmp cpl3_gp",
+    ".global fast_exception_stubs",
+    ".align 32",
+    "fast_exception_stubs:",
+    ".set fast_vector, 0",
+    ".rept {exceptions}",
+    ".align 32",
+    "cmp byte ptr [rip + {active}], 0",
+    "jne cpl3_trap_stubs + fast_vector * {stub_size}",
+    "jmp trap_stubs + fast_vector * {stub_size}",
+    ".set fast_vector, fast_vector + 1",
+    ".endr",
+    ".popsection",
+    active = sym ACTIVE,
+    fault_addr = sym FAULT_ADDR,
+    kview = sym KVIEW_ROOT,
+    root = sym cpu::LOADED_ROOT,
+    reserve = const RING0_RESERVE,
+    user_ds = const USER_DS,
+    user_cs = const USER_CS,
+    rflags = const CPL3_RFLAGS,
+    pf_stub = const vector::PAGE_FAULT * idt::STUB_SIZE,
+    bp_stub = const vector::BREAKPOINT * idt::STUB_SIZE,
+    gp_stub = const vector::GENERAL_PROTECTION * idt::STUB_SIZE,
+    exceptions = const idt::EXCEPTION_VECTORS,
+    stub_size = const idt::STUB_SIZE,
+);
