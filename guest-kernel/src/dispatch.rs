@@ -14,7 +14,7 @@
 
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 
-use crate::arch::x86_64::fast;
+use crate::arch::x86_64::fast::{self, Verdict};
 use crate::arch::x86_64::trap::{self, Event, TrapFrame};
 use crate::vm::{self, Access};
 use crate::{console, thread};
@@ -46,15 +46,35 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 }
 
 /// Entry from the fast mode's shim (`arch::x86_64::fast`), at CPL 3 in the kernel view with
-/// interrupts off: a user page fault, in `frame` (the error code as the CPU gave it; the
-/// address from the shim). True if it is resolved (the user retries the access); false if
-/// the process must end, which the shim then does in ring 0 ([`kernel_kill_current`]).
+/// interrupts off, with a user's event in `frame`: a page fault (the error code as the CPU
+/// gave it; the address from the shim) or a system call (the #GP of the trampoline, PVM).
+/// Says what the shim does next: resume the user, end the process in ring 0
+/// ([`kernel_kill_current`]), or run the system call in ring 0 ([`kernel_syscall_ring0`]).
 // SAFETY: no other item has this link name; the fast mode's entry calls it with the System
 // V ABI and a pointer to the frame it built on the current stack.
 #[unsafe(no_mangle)]
-extern "C" fn kernel_fault_cpl3(frame: &mut TrapFrame) -> bool {
-    let (present, write) = trap::page_fault_access(frame.error_code);
-    user_page_fault(frame, fast::fault_address(), present, write)
+extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
+    if frame.vector == trap::vector::PAGE_FAULT {
+        let (present, write) = trap::page_fault_access(frame.error_code);
+        return if user_page_fault(frame, fast::fault_address(), present, write) {
+            Verdict::Resume
+        } else {
+            Verdict::Kill
+        };
+    }
+    trap::syscall_from_trampoline(frame);
+    crate::syscall::dispatch_at_cpl3(frame)
+}
+
+/// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts
+/// off, for a system call [`kernel_event_cpl3`] left to ring 0 (`frame` is already the
+/// one `syscall` returns with): runs it as classic mode does. The shim then resumes the
+/// user from `frame`.
+// SAFETY: no other item has this link name; the shim calls it with the System V ABI and a
+// pointer to the frame on the current stack.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_syscall_ring0(frame: &mut TrapFrame) {
+    crate::syscall::dispatch(frame);
 }
 
 /// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts

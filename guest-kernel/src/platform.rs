@@ -95,7 +95,9 @@ pub fn halt_forever() -> ! {
     cpu::halt_forever()
 }
 
-/// Loads the page tables rooted at `pml4` (flushing every non-global TLB entry).
+/// Loads the page tables rooted at `pml4` (flushing every non-global TLB entry). Kernel
+/// code at CPL 3 (the fast mode: an `exec`) only records the root: the shim loads it on
+/// the way back to the user.
 ///
 /// # Safety
 /// `pml4` must map the kernel half exactly as the running tables do, so that kernel code,
@@ -103,8 +105,17 @@ pub fn halt_forever() -> ! {
 #[inline(always)]
 pub unsafe fn load_page_table(pml4: Frame) {
     cpu::LOADED_ROOT.store(pml4.gpa(), Ordering::Relaxed);
-    // SAFETY: the caller's contract.
-    unsafe { cpu::write_cr3(pml4.gpa()) };
+    if !cpl3::active() {
+        // SAFETY: the caller's contract.
+        unsafe { cpu::write_cr3(pml4.gpa()) };
+    }
+}
+
+/// Whether kernel code runs at CPL 3 now (the fast mode's events): it must not block or
+/// switch threads there.
+#[inline(always)]
+pub fn kernel_at_cpl3() -> bool {
+    cpl3::active()
 }
 
 /// The loaded page tables' root.

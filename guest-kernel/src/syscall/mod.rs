@@ -8,6 +8,7 @@
 pub mod usercopy;
 
 use self::usercopy::Fault;
+use crate::arch::x86_64::fast::Verdict;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::drivers::sysctl;
 use crate::proc::fd::Fd;
@@ -35,6 +36,38 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Ok(Some(value)) => frame.rax = value,
         Ok(None) => {}
         Err(Fault) => proc::exit(KILLED),
+    }
+}
+
+/// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`), which
+/// must not block or switch threads: a call that may (`halt`, `exit`, `wait`, a read from
+/// the console) is left to ring 0 untouched (`Verdict::Ring0`); a bad argument that ends
+/// the process becomes `Verdict::Kill`.
+pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
+    if !runs_at_cpl3(frame) {
+        return Verdict::Ring0;
+    }
+    crate::stats::bump(&crate::stats::page().syscalls);
+    match handle(frame) {
+        Ok(Some(value)) => {
+            frame.rax = value;
+            Verdict::Resume
+        }
+        Ok(None) => Verdict::Resume,
+        Err(Fault) => Verdict::Kill,
+    }
+}
+
+/// Whether the system call in `frame` never blocks or switches threads (so kernel code at
+/// CPL 3 may run it).
+fn runs_at_cpl3(frame: &TrapFrame) -> bool {
+    match frame.rax {
+        nr::HALT | nr::EXIT | nr::WAIT => false,
+        nr::READ => !matches!(
+            proc::current().and_then(|p| p.fds.get(int(frame.rdi))),
+            Some(Fd::Stdin)
+        ),
+        _ => true,
     }
 }
 
@@ -68,15 +101,10 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
             ret(i64::from(proc::fork(&name, frame)))
         }
         nr::EXEC => {
-            let Some(cmdline) = usercopy::string(process, a0)? else {
-                proc::exit(KILLED)
-            };
+            let cmdline = usercopy::string(process, a0)?.ok_or(Fault)?;
             match proc::exec(&cmdline, frame) {
                 Ok(()) => Ok(None),
-                Err(()) => {
-                    drop(cmdline);
-                    proc::exit(KILLED)
-                }
+                Err(()) => Err(Fault),
             }
         }
         nr::WAIT => ret(i64::from(proc::wait(int(a0) as i32))),

@@ -294,6 +294,12 @@ pub fn tick_without_preemption() -> bool {
 /// Switches from the running thread to the next ready one (or idle). `place` decides
 /// where the running thread's box goes. Returns when the caller is resumed.
 fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
+    // The fast mode runs only what never blocks at CPL 3 (`syscall::dispatch_at_cpl3`):
+    // a switch from there would resume another thread at CPL 3 in the kernel view.
+    assert!(
+        !platform::kernel_at_cpl3(),
+        "thread: a thread switch from kernel code at CPL 3"
+    );
     let _irq = IrqGuard::new();
     let (from, to) = {
         let mut s = SCHED.lock();

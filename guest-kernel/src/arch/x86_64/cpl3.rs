@@ -282,6 +282,8 @@ core::arch::global_asm!(
     "je 1f",
     "cmp byte ptr [rax], 0xed",
     "je 2f",
+    "cmp byte ptr [rax], 0xef",
+    "je 3f",
     "pop rax",
     "jmp cpl3_trap_stubs + {slow}",
     // cli, sti: step over.
@@ -295,6 +297,13 @@ core::arch::global_asm!(
     "inc qword ptr [rsp + 16]",
     "pop rax",
     "in eax, dx",
+    "add rsp, 8",
+    "iretq",
+    // out dx, eax (the console's flush, a sysctl register): do it, step over.
+    "3:",
+    "inc qword ptr [rsp + 16]",
+    "pop rax",
+    "out dx, eax",
     "add rsp, 8",
     "iretq",
     ".popsection",

@@ -51,6 +51,8 @@ const RING0_RESERVE: u64 = 1024;
 static mut KVIEW_ROOT: u64 = 0;
 /// The address of the page fault being handled (CR2, which CPL 3 cannot read).
 static mut FAULT_ADDR: u64 = 0;
+/// Where a user's `syscall` faults on PVM (the trampoline's `swapgs`: `user`).
+static mut SYSCALL_RIP: u64 = 0;
 /// Whether the fast mode is on.
 static ON: AtomicBool = AtomicBool::new(false);
 
@@ -68,8 +70,11 @@ const FAST_STUB_SIZE: u64 = 32;
 /// the entries above. Call once, at boot, with interrupts off and before the first user
 /// program; `kview_root` is the kernel view (`BootInfo::kview_pml4_gpa`).
 pub fn init(kview_root: u64) {
-    // SAFETY: written once, at boot, before any event reads it.
-    unsafe { KVIEW_ROOT = kview_root };
+    // SAFETY: written once, at boot, before any event reads them.
+    unsafe {
+        KVIEW_ROOT = kview_root;
+        SYSCALL_RIP = super::user::trampoline_entry_va();
+    }
     cpu::set_global_pages(false);
     let stubs = addr_of!(fast_exception_stubs) as u64;
     for v in 0..idt::EXCEPTION_VECTORS as u64 {
@@ -100,22 +105,44 @@ pub fn fault_address() -> u64 {
     unsafe { addr_of!(FAULT_ADDR).read_volatile() }
 }
 
-// The kernel's entry at CPL 3, reached from `fast_page_fault` with rsp RING0_RESERVE
-// bytes below the user's frame (error code, rip, cs, rflags, rsp, ss). Copies that frame
-// down, completes a TrapFrame (vector, registers), calls the portable handler, and asks the
-// shim to resume the user or to end the process.
+/// What the kernel at CPL 3 asks the shim to do after an event (`kernel_event_cpl3`'s
+/// result).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Resume the user with the frame (changed or not).
+    Resume = 0,
+    /// End the process (in ring 0: `kernel_kill_current`).
+    Kill = 1,
+    /// Run the system call in the frame in ring 0 (`kernel_syscall_ring0`): one that may
+    /// block or switch threads, which kernel code at CPL 3 must not do.
+    Ring0 = 2,
+}
+
+// The kernel's entries at CPL 3, reached from the shim with rsp RING0_RESERVE bytes below
+// the user's frame (error code, rip, cs, rflags, rsp, ss): one per kind of event, each
+// copying that frame down and pushing its vector; then one common part completes a
+// TrapFrame (registers), calls the portable handler and asks the shim for what it
+// returned: resume the user, end the process, or run a system call in ring 0.
 global_asm!(
     ".pushsection .text.fast, \"ax\"",
-    "fast_kernel_entry:",
+    "fast_pf_entry:",
     ".rept 6",
     "push qword ptr [rsp + {reserve} + 40]",
     ".endr",
     "push {pf}",
+    "jmp 5f",
+    "fast_syscall_entry:",
+    ".rept 6",
+    "push qword ptr [rsp + {reserve} + 40]",
+    ".endr",
+    "push {gp}",
+    "5:",
     save_registers!(),
     "cld",
-    "call kernel_fault_cpl3",
-    "test al, al",
-    "jz 1f",
+    "call kernel_event_cpl3",
+    "test eax, eax",
+    "jnz 1f",
     restore_registers!(),
     "add rsp, 16",
     // rsp points at the user's frame: the shim resumes the user with it.
@@ -123,24 +150,40 @@ global_asm!(
     ".global fast_resume",
     "fast_resume:",
     "ud2",
-    // rsp points at the TrapFrame: the shim ends the process in ring 0.
+    // rsp points at the TrapFrame: the shim ends the process, or runs the system call in
+    // ring 0 and resumes the user from the frame.
     "1:",
+    "cmp eax, {kill}",
+    "jne 2f",
     "int3",
     ".global fast_kill",
     "fast_kill:",
     "ud2",
+    "2:",
+    "int3",
+    ".global fast_ring0",
+    "fast_ring0:",
+    "ud2",
     ".popsection",
     reserve = const RING0_RESERVE,
     pf = const vector::PAGE_FAULT,
+    gp = const vector::GENERAL_PROTECTION,
+    kill = const Verdict::Kill as u32,
 );
 
-// The shim. `fast_page_fault`: a user's page fault goes to the kernel at CPL 3; one of
-// kernel code at CPL 3 is a kernel fault; one in ring 0 takes the ordinary path (probes,
-// kernel bugs). `fast_request` (the int3 gate, reachable from CPL 3): from the kernel's
-// entry, resume the user or end the process; a user's `int3` takes the ordinary path; any
-// other `int3` at CPL 3 is a kernel fault. `fast_gp`: the kernel's at CPL 3 go to the
-// shim's emulation, a user's to the ordinary path. `fast_exception_stubs`: every other
-// exception, the same choice.
+// The shim.
+// - `fast_page_fault`: a user's page fault goes to the kernel at CPL 3; one of kernel code
+//   at CPL 3 is a kernel fault; one in ring 0 takes the ordinary path (probes, kernel bugs).
+// - `fast_gp`: the kernel's at CPL 3 go to the shim's emulation; a user's system call (the
+//   #GP of the trampoline's `swapgs`, PVM) to the kernel at CPL 3; anything else to the
+//   ordinary path.
+// - `fast_request` (the int3 gate, reachable from CPL 3): from the kernel's entry, resume
+//   the user, end the process or run a system call in ring 0; a user's `int3` takes the
+//   ordinary path; any other `int3` at CPL 3 is a kernel fault.
+// - `fast_exception_stubs`: every other exception, to the kernel-fault report if kernel
+//   code runs at CPL 3, to the ordinary path if not.
+// `fast_upcall` (rax saved on the stack, the entry at CPL 3 in rax) is the common part of
+// the first two: the CPL-3 mark on, CR3 -> the kernel view, iretq to the entry.
 global_asm!(
     ".pushsection .text.fast, \"ax\"",
     ".global fast_page_fault",
@@ -152,29 +195,45 @@ global_asm!(
     "push rax",
     "mov rax, cr2",
     "mov [rip + {fault_addr}], rax",
+    "lea rax, [rip + fast_pf_entry]",
+    "fast_upcall:",
     "mov byte ptr [rip + {active}], 1",
+    "push rax",
     "mov rax, [rip + {kview}]",
     "mov cr3, rax",
-    // rsp + 8 is the user's frame (with the error code); the kernel runs below the reserve.
-    "lea rax, [rsp + 8 - {reserve}]",
+    "pop rax",
+    // The frame for iretq: rsp + 16 is the user's frame (with the error code); the kernel
+    // runs below the reserve.
     "push {user_ds}",
     "push rax",
+    "lea rax, [rsp + 24 - {reserve}]",
+    "xchg rax, [rsp]",
     "push {rflags}",
     "push {user_cs}",
-    "lea rax, [rip + fast_kernel_entry]",
     "push rax",
     "mov rax, [rsp + 40]",
     "iretq",
+    ".global fast_gp",
+    "fast_gp:",
+    "cmp byte ptr [rip + {active}], 0",
+    "jne cpl3_gp",
+    "push rax",
+    "mov rax, [rsp + 16]",
+    "cmp rax, [rip + {syscall_rip}]",
+    "lea rax, [rip + fast_syscall_entry]",
+    "je fast_upcall",
+    "pop rax",
+    "jmp trap_stubs + {gp_stub}",
     ".global fast_request",
     "fast_request:",
     "cmp byte ptr [rip + {active}], 0",
     "je trap_stubs + {bp_stub}",
     "push rax",
+    "mov rax, [rip + {root}]",
+    "mov cr3, rax",
     "lea rax, [rip + fast_resume]",
     "cmp rax, [rsp + 8]",
     "jne 2f",
-    "mov rax, [rip + {root}]",
-    "mov cr3, rax",
     "mov byte ptr [rip + {active}], 0",
     "pop rax",
     "mov rsp, [rsp + 24]",
@@ -182,19 +241,26 @@ global_asm!(
     "2:",
     "lea rax, [rip + fast_kill]",
     "cmp rax, [rsp + 8]",
-    "pop rax",
-    "jne cpl3_trap_stubs + {bp_stub}",
-    "mov rax, [rip + {root}]",
+    "je 3f",
+    "lea rax, [rip + fast_ring0]",
+    "cmp rax, [rsp + 8]",
+    "je 4f",
+    // Not a request: CR3 back to the kernel view, and the kernel-fault report.
+    "mov rax, [rip + {kview}]",
     "mov cr3, rax",
+    "pop rax",
+    "jmp cpl3_trap_stubs + {bp_stub}",
+    "3:",
     "mov byte ptr [rip + {active}], 0",
-    "mov rsp, [rsp + 24]",
+    "mov rsp, [rsp + 32]",
     "call kernel_kill_current",
     "ud2",
-    ".global fast_gp",
-    "fast_gp:",
-    "cmp byte ptr [rip + {active}], 0",
-    "je trap_stubs + {gp_stub}",
-    "jmp cpl3_gp",
+    "4:",
+    "mov byte ptr [rip + {active}], 0",
+    "mov rsp, [rsp + 32]",
+    "mov rdi, rsp",
+    "call kernel_syscall_ring0",
+    "jmp trap_exit",
     ".global fast_exception_stubs",
     ".align 32",
     "fast_exception_stubs:",
@@ -211,6 +277,7 @@ global_asm!(
     fault_addr = sym FAULT_ADDR,
     kview = sym KVIEW_ROOT,
     root = sym cpu::LOADED_ROOT,
+    syscall_rip = sym SYSCALL_RIP,
     reserve = const RING0_RESERVE,
     user_ds = const USER_DS,
     user_cs = const USER_CS,

@@ -162,12 +162,8 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
     Some(match frame.vector {
         user::SYSCALL_VECTOR => Event::Syscall,
         vector::GENERAL_PROTECTION if user::is_trampoline_entry(frame.rip) => {
-            // `syscall` ran the trampoline in ring 3 (PVM): its `swapgs` faulted. Make the
-            // frame return where `syscall` would, then run the call.
-            frame.rip = frame.rcx;
-            frame.rflags = (frame.r11 & USER_RFLAGS_KEPT) | user::USER_RFLAGS;
-            frame.cs = user::USER_CS;
-            frame.ss = user::USER_DS;
+            // `syscall` ran the trampoline in ring 3 (PVM): its `swapgs` faulted.
+            syscall_from_trampoline(frame);
             Event::Syscall
         }
         v if v == idt::INT42_VECTOR as u64 => Event::Int42,
@@ -182,6 +178,16 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
         vector::INVALID_OPCODE => Event::InvalidOpcode,
         v => Event::UserException(v),
     })
+}
+
+/// Makes the frame of a `syscall` that ran the trampoline in ring 3 (PVM: its `swapgs`
+/// raised #GP) return where `syscall` would, with the flags it saved in `r11`.
+#[inline(always)]
+pub fn syscall_from_trampoline(frame: &mut TrapFrame) {
+    frame.rip = frame.rcx;
+    frame.rflags = (frame.r11 & USER_RFLAGS_KEPT) | user::USER_RFLAGS;
+    frame.cs = user::USER_CS;
+    frame.ss = user::USER_DS;
 }
 
 /// For an [`Event::InvalidOpcode`]: if the user instruction at `frame.rip` is `int 0x42`

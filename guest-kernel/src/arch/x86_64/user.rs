@@ -91,17 +91,21 @@ pub fn trampoline_frame_gpa() -> u64 {
     addr_of!(__trampoline_start) as u64 - abi::layout::KERN_BASE
 }
 
+/// Where user programs see the trampoline's first instruction (`LSTAR`).
+pub fn trampoline_entry_va() -> u64 {
+    TRAMPOLINE_VA + (addr_of!(trampoline_entry) as u64 - addr_of!(__trampoline_start) as u64)
+}
+
 /// Whether `rip` in a user-mode frame is the trampoline's first instruction (the #GP of
 /// the PVM system-call path).
 pub fn is_trampoline_entry(rip: u64) -> bool {
-    rip == TRAMPOLINE_VA + (addr_of!(trampoline_entry) as u64 - addr_of!(__trampoline_start) as u64)
+    rip == trampoline_entry_va()
 }
 
 /// Sets up `syscall`: enables it, sets the selectors, entry point and flag mask, and the
 /// per-CPU area for `swapgs`. Call once at boot.
 pub fn init() {
-    let entry =
-        TRAMPOLINE_VA + (addr_of!(trampoline_entry) as u64 - addr_of!(__trampoline_start) as u64);
+    let entry = trampoline_entry_va();
     // SAFETY: the selectors match the GDT (gdt.rs); LSTAR points at the trampoline, which
     // every address space maps; the mask clears IF, DF, TF and AC on entry; KernelGsBase
     // points at a static that lives forever.
