@@ -128,6 +128,10 @@ pub enum TestHook {
     /// Run kernel code at CPL 3 (the fast mode's building block) that reads an unmapped
     /// address: reported like a ring-0 kernel fault, with its RIP.
     Cpl3PageFault = 9,
+    /// Read an unmapped address in the handler of the first unsupported system call
+    /// (`chdir` and the like): a kernel fault where system calls run, at CPL 3 in the fast
+    /// mode, in ring 0 in the classic one; reported with its RIP either way.
+    SyscallPageFault = 10,
 }
 
 impl TestHook {
@@ -144,6 +148,7 @@ impl TestHook {
             7 => Some(Self::EmulationFailure),
             8 => Some(Self::MemoryReport),
             9 => Some(Self::Cpl3PageFault),
+            10 => Some(Self::SyscallPageFault),
             _ => None,
         }
     }
@@ -392,6 +397,7 @@ mod tests {
             TestHook::EmulationFailure,
             TestHook::MemoryReport,
             TestHook::Cpl3PageFault,
+            TestHook::SyscallPageFault,
         ] {
             assert_eq!(TestHook::from_raw(hook as u32), Some(hook));
         }

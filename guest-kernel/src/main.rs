@@ -98,7 +98,13 @@ fn swap_summary() -> alloc::string::String {
 /// Forces the failure a test asked for (see `abi::boot::TestHook`); returns for `None`.
 fn run_test_hook(hook: Option<TestHook>) {
     match hook {
-        Some(TestHook::None | TestHook::FailSelfTest | TestHook::MemoryReport) => {}
+        // Takes effect later (`syscall`).
+        Some(
+            TestHook::None
+            | TestHook::FailSelfTest
+            | TestHook::MemoryReport
+            | TestHook::SyscallPageFault,
+        ) => {}
         Some(TestHook::Panic) => panic!("test hook: forced panic"),
         Some(TestHook::TripleFault) => arch::x86_64::trap::force_triple_fault(),
         Some(TestHook::Spin) => arch::x86_64::cpu::spin_forever(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tests::{TempDir, boot_line, kernel_elf, require_kvm, vmm, vmm_in};
+use tests::{TempDir, boot_line, kernel_elf, require_kvm, user_program, vmm, vmm_in};
 
 /// The kernel's self-tests, in the order they run.
 const SELF_TESTS: &[&str] = &[
@@ -251,7 +251,12 @@ fn kernel_panic_is_reported_with_message_and_location() {
 /// six-line register dump on stdout, with `error` (the error code) and `selectors` (the
 /// end of its last line), then the VMM's one panic line on stderr, exit status 125.
 fn check_kernel_page_fault_report(hook: &str, error: &str, selectors: &str) -> tests::Run {
-    let run = vmm(&["run", "--test-hook", hook]);
+    check_kernel_page_fault_report_of(&["run", "--test-hook", hook], error, selectors)
+}
+
+/// [`check_kernel_page_fault_report`] for the `vmm` command line `args`.
+fn check_kernel_page_fault_report_of(args: &[&str], error: &str, selectors: &str) -> tests::Run {
+    let run = vmm(args);
     let out = run.stdout_lines();
     assert_eq!(out.len(), 6, "{run:?}");
     assert!(
@@ -302,6 +307,32 @@ fn kernel_fault_at_cpl3_is_reported_with_its_rip() {
         return;
     }
     check_kernel_page_fault_report("cpl3-page-fault", "0x4", " cs 0x23 ss 0x1b");
+}
+
+/// A kernel bug in a system call's handler is reported with its RIP in either kernel mode:
+/// at CPL 3 behind the fast mode's shim (user-mode selectors and error code) on PVM, in
+/// ring 0 in the classic mode and on hardware KVM, where `syscall` enters ring 0.
+#[test]
+fn kernel_fault_in_a_system_call_is_reported_with_its_rip() {
+    if !require_kvm() {
+        return;
+    }
+    let pvm = vmm::stats::KvmKind::detect().host_kind() == Some(abi::boot::HostKind::Pvm);
+    let (error, selectors) = match (tests::expected_kernel_mode(), pvm) {
+        ("fast", true) => ("0x4", " cs 0x23 ss 0x1b"),
+        // Entered from user mode through an exception (the trampoline's #GP): a null SS.
+        (_, true) => ("0x0", " cs 0x8 ss 0x0"),
+        // Entered through `syscall`, which loads the kernel's SS.
+        (_, false) => ("0x0", " cs 0x8 ss 0x10"),
+    };
+    let program = user_program("unsupported");
+    let args = [
+        "run",
+        "--test-hook",
+        "syscall-page-fault",
+        program.to_str().expect("UTF-8 path"),
+    ];
+    check_kernel_page_fault_report_of(&args, error, selectors);
 }
 
 #[test]

@@ -245,6 +245,7 @@ pub enum TestHookArg {
     EmulationFailure,
     MemoryReport,
     Cpl3PageFault,
+    SyscallPageFault,
 }
 
 impl From<TestHookArg> for TestHook {
@@ -259,6 +260,7 @@ impl From<TestHookArg> for TestHook {
             TestHookArg::EmulationFailure => TestHook::EmulationFailure,
             TestHookArg::MemoryReport => TestHook::MemoryReport,
             TestHookArg::Cpl3PageFault => TestHook::Cpl3PageFault,
+            TestHookArg::SyscallPageFault => TestHook::SyscallPageFault,
         }
     }
 }

@@ -8,6 +8,8 @@
 pub mod usercopy;
 
 use self::usercopy::Fault;
+use abi::boot::TestHook;
+
 use crate::arch::x86_64::fast::Verdict;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::drivers::sysctl;
@@ -162,7 +164,12 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
             Ok(Some(0))
         }
         nr::DUP2 => ret(process.fds.dup2(int(a0), int(a1))),
-        n if nr::UNSUPPORTED_BOOL.contains(&n) => boolean(false),
+        n if nr::UNSUPPORTED_BOOL.contains(&n) => {
+            if crate::boot::info().test_hook == TestHook::SyscallPageFault as u32 {
+                crate::arch::x86_64::trap::read_unmapped_address();
+            }
+            boolean(false)
+        }
         n if nr::UNSUPPORTED_INT.contains(&n) => ret(-1),
         _ => ret(-1),
     }

@@ -350,13 +350,19 @@ pub fn force_kernel_page_fault() -> ! {
 /// address; the fault is reported like a ring-0 one, and panics.
 pub fn force_cpl3_page_fault() -> ! {
     extern "C" fn read_unmapped(_: u64) -> u64 {
-        /// Canonical, page-aligned, and far beyond any RAM in the direct map.
-        const UNMAPPED: u64 = 0x7fff_dead_0000;
-        // SAFETY: deliberately faults; the fault is fatal and never returns here.
-        unsafe { (UNMAPPED as *const u64).read_volatile() }
+        read_unmapped_address()
     }
     cpl3::call(read_unmapped, 0, crate::boot::info().kview_pml4_gpa);
     unreachable!("trap: the CPL-3 read of an unmapped address did not fault")
+}
+
+/// Test hook: reads an address that is never mapped, at whatever privilege the caller
+/// runs; the fault is fatal.
+pub fn read_unmapped_address() -> u64 {
+    /// Canonical, page-aligned, and far beyond any RAM in the direct map.
+    const UNMAPPED: u64 = 0x7fff_dead_0000;
+    // SAFETY: deliberately faults; the fault is fatal and never returns here.
+    unsafe { (UNMAPPED as *const u64).read_volatile() }
 }
 
 /// Test hook: takes a page fault with an unmapped stack. Delivering the #PF then faults
