@@ -53,10 +53,19 @@ static mut KVIEW_ROOT: u64 = 0;
 static mut FAULT_ADDR: u64 = 0;
 /// Where a user's `syscall` faults on PVM (the trampoline's `swapgs`: `user`).
 static mut SYSCALL_RIP: u64 = 0;
+/// The `iretq` frames of the shim's upcalls (rip, cs, rflags, rsp, ss), built in advance
+/// so that an event costs no ring-0 pushes: a page fault's (to `fast_pf_entry`), then a
+/// system call's (to `fast_syscall_entry`). Both start the kernel [`RING0_RESERVE`] bytes
+/// below the user's frame at the top of the running thread's kernel stack
+/// ([`set_kernel_stack`]).
+static mut UPCALL_FRAMES: [[u64; 5]; 2] = [[0, USER_CS, CPL3_RFLAGS, 0, USER_DS]; 2];
+
 /// Whether the fast mode is on.
 static ON: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
+    static fast_pf_entry: u8;
+    static fast_syscall_entry: u8;
     static fast_page_fault: u8;
     static fast_request: u8;
     static fast_gp: u8;
@@ -74,6 +83,8 @@ pub fn init(kview_root: u64) {
     unsafe {
         KVIEW_ROOT = kview_root;
         SYSCALL_RIP = super::user::trampoline_entry_va();
+        UPCALL_FRAMES[0][0] = addr_of!(fast_pf_entry) as u64;
+        UPCALL_FRAMES[1][0] = addr_of!(fast_syscall_entry) as u64;
     }
     cpu::set_global_pages(false);
     let stubs = addr_of!(fast_exception_stubs) as u64;
@@ -89,6 +100,19 @@ pub fn init(kview_root: u64) {
         idt::set_gate(v as usize, entry, v == vector::BREAKPOINT);
     }
     ON.store(true, Ordering::Relaxed);
+}
+
+/// Makes the upcalls start the kernel at CPL 3 on the kernel stack whose top is `top` (the
+/// running thread's, which TSS rsp0 names too). Call with interrupts off.
+pub(super) fn set_kernel_stack(top: u64) {
+    /// The user's frame (with an error code) at the top of the stack, then the reserve.
+    const BELOW_TOP: u64 = 6 * 8 + RING0_RESERVE;
+    // SAFETY: single CPU, interrupts off (the caller's contract): the shim reads the frames
+    // only for an event, which cannot come during these stores.
+    unsafe {
+        UPCALL_FRAMES[0][3] = top - BELOW_TOP;
+        UPCALL_FRAMES[1][3] = top - BELOW_TOP;
+    }
 }
 
 /// Whether the fast mode is on ([`init`]).
@@ -126,12 +150,14 @@ pub enum Verdict {
 // returned: resume the user, end the process, or run a system call in ring 0.
 global_asm!(
     ".pushsection .text.fast, \"ax\"",
+    ".global fast_pf_entry",
     "fast_pf_entry:",
     ".rept 6",
     "push qword ptr [rsp + {reserve} + 40]",
     ".endr",
     "push {pf}",
     "jmp 5f",
+    ".global fast_syscall_entry",
     "fast_syscall_entry:",
     ".rept 6",
     "push qword ptr [rsp + {reserve} + 40]",
@@ -182,8 +208,8 @@ global_asm!(
 //   ordinary path; any other `int3` at CPL 3 is a kernel fault.
 // - `fast_exception_stubs`: every other exception, to the kernel-fault report if kernel
 //   code runs at CPL 3, to the ordinary path if not.
-// `fast_upcall` (rax saved on the stack, the entry at CPL 3 in rax) is the common part of
-// the first two: the CPL-3 mark on, CR3 -> the kernel view, iretq to the entry.
+// The upcall of the first two: the CPL-3 mark on, CR3 -> the kernel view, iretq to the
+// entry at CPL 3 with a frame built in advance ([`UPCALL_FRAMES`]).
 global_asm!(
     ".pushsection .text.fast, \"ax\"",
     ".global fast_page_fault",
@@ -195,23 +221,11 @@ global_asm!(
     "push rax",
     "mov rax, cr2",
     "mov [rip + {fault_addr}], rax",
-    "lea rax, [rip + fast_pf_entry]",
-    "fast_upcall:",
     "mov byte ptr [rip + {active}], 1",
-    "push rax",
     "mov rax, [rip + {kview}]",
     "mov cr3, rax",
     "pop rax",
-    // The frame for iretq: rsp + 16 is the user's frame (with the error code); the kernel
-    // runs below the reserve.
-    "push {user_ds}",
-    "push rax",
-    "lea rax, [rsp + 24 - {reserve}]",
-    "xchg rax, [rsp]",
-    "push {rflags}",
-    "push {user_cs}",
-    "push rax",
-    "mov rax, [rsp + 40]",
+    "lea rsp, [rip + {frames}]",
     "iretq",
     ".global fast_gp",
     "fast_gp:",
@@ -220,8 +234,14 @@ global_asm!(
     "push rax",
     "mov rax, [rsp + 16]",
     "cmp rax, [rip + {syscall_rip}]",
-    "lea rax, [rip + fast_syscall_entry]",
-    "je fast_upcall",
+    "jne 1f",
+    "mov byte ptr [rip + {active}], 1",
+    "mov rax, [rip + {kview}]",
+    "mov cr3, rax",
+    "pop rax",
+    "lea rsp, [rip + {frames} + 40]",
+    "iretq",
+    "1:",
     "pop rax",
     "jmp trap_stubs + {gp_stub}",
     ".global fast_request",
@@ -278,10 +298,7 @@ global_asm!(
     kview = sym KVIEW_ROOT,
     root = sym cpu::LOADED_ROOT,
     syscall_rip = sym SYSCALL_RIP,
-    reserve = const RING0_RESERVE,
-    user_ds = const USER_DS,
-    user_cs = const USER_CS,
-    rflags = const CPL3_RFLAGS,
+    frames = sym UPCALL_FRAMES,
     pf_stub = const vector::PAGE_FAULT * idt::STUB_SIZE,
     bp_stub = const vector::BREAKPOINT * idt::STUB_SIZE,
     gp_stub = const vector::GENERAL_PROTECTION * idt::STUB_SIZE,

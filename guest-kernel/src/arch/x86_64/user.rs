@@ -133,6 +133,7 @@ pub fn init() {
 /// per-CPU copy the system-call path uses). Call with interrupts off.
 pub fn set_kernel_stack(top: u64) {
     gdt::set_ring0_stack(top);
+    super::fast::set_kernel_stack(top);
     // SAFETY: single CPU with interrupts off: no entry path reads it concurrently.
     unsafe { PER_CPU.kernel_rsp = top };
 }
