@@ -13,11 +13,13 @@
 //! | entry from and to user mode | [`init_user_entry`], [`set_kernel_stack`], [`enter_user`] |
 //! | device notify              | none: virtio notifications are MMIO stores by the driver |
 //!
-//! The implementation here is the classic one: the kernel runs in ring 0 and each operation
-//! is the instruction itself (`arch::x86_64`). The fast kernel mode, where the kernel's
-//! work runs at CPL 3 behind a ring-0 shim, will give the same operations another
-//! implementation, chosen at boot; code outside `arch` and this module executes no
-//! privileged instruction, so nothing else changes with the mode.
+//! Each operation is the instruction itself (`arch::x86_64`). In the fast kernel mode
+//! (`arch::x86_64::fast`) the kernel's page faults and system calls run at CPL 3 behind a
+//! ring-0 shim, and three operations know it: the interrupt guard leaves the flag alone
+//! there, a TLB flush is left out and a root load only records the root (the shim reloads
+//! CR3 on the way back to the user). Port I/O at CPL 3 faults, and the shim does it in ring
+//! 0. Code outside `arch` and this module executes no privileged instruction, so nothing
+//! else changes with the mode.
 //!
 //! The active page-table root is kept in memory, not read back from CR3: every write goes
 //! through [`load_page_table`], and a memory load is what CPL-3 code can do (and is cheaper

@@ -28,15 +28,16 @@
 //! flag alone there (`crate::platform`, which checks [`active`] only when interrupts read
 //! as on: on PVM `pushf` at CPL 3 always shows the host's flag, on). The shim emulates the
 //! privileged instructions it still executes: `cli`, `sti` (nothing: interrupts are off for
-//! the whole run) and `in eax, dx` (with the trapping code's registers, so a page
-//! operation's arguments reach the VMM) on a fast path in the #GP entry ([`gp_entry`]; on
-//! PVM a page operation this way, bounce and exit, measured 46-51 us, no cheaper than an
-//! exit straight from CPL 3 through the TSS I/O bitmap, ~47 us in the research harness);
-//! other port accesses (`in`/`out` of bytes, `out` of double words, `rep outsb`) in
-//! [`emulate`], through the general path. None of this is on classic mode's path.
+//! the whole run), `in eax, dx` (with the trapping code's registers, so a page
+//! operation's arguments reach the VMM) and `out dx, eax` on a fast path in the #GP entry
+//! ([`gp_entry`]; on PVM a page operation this way, bounce and exit, measured 46-51 us, no
+//! cheaper than an exit straight from CPL 3 through the TSS I/O bitmap, ~47 us in the
+//! research harness); other port accesses (`in`/`out` of bytes, `rep outsb`) in
+//! [`emulate`], through the general path. None of this is on classic mode's path. The
+//! fast mode (`fast`) uses the same #GP entry and emulation for the kernel's events.
 //!
-//! One shim stack and one CPL-3 stack serve every run (`events` uses them too): runs at
-//! CPL 3 never overlap.
+//! One shim stack and one CPL-3 stack serve every [`call`] and `events::run_user`: runs
+//! at CPL 3 never overlap. (The fast mode's events run on the thread's kernel stack.)
 //!
 //! While a call runs, any other exception at CPL 3 is a kernel bug and is reported as one,
 //! with its RIP, like a ring-0 fault.
@@ -82,9 +83,10 @@ unsafe extern "C" {
 }
 
 /// Address of the #GP entry for kernel code at CPL 3: `cli` and `sti` (which change
-/// nothing: interrupts are off for the run) and `in eax, dx` (with the page-operation
-/// argument registers as they are) are emulated right there, in a few ring-0
-/// instructions; anything else goes on to the CPL-3 stub and [`trap`].
+/// nothing: interrupts are off for the run), `in eax, dx` (with the page-operation
+/// argument registers as they are) and `out dx, eax` (the console's flush) are done right
+/// there, in a few ring-0 instructions; anything else goes on to the CPL-3 stub and
+/// [`trap`].
 pub fn gp_entry() -> u64 {
     addr_of!(cpl3_gp) as u64
 }

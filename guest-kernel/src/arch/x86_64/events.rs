@@ -22,9 +22,8 @@
 //! when the user executes `int3` at the address [`run_user`] was given; anything else the
 //! user or the kernel raises meanwhile is reported as a kernel fault.
 //!
-//! What the real fast mode adds: events of every kind (faults, system calls, interrupts),
-//! the kernel's threads and their own stacks, and the virtual interrupt flag
-//! (`docs/fast-mode.md`).
+//! The fast kernel mode's own event path, for real processes on their threads' stacks, is
+//! `fast` (`docs/fast-mode.md`); this one stays as a self-test and benchmark fixture.
 
 use core::arch::{global_asm, naked_asm};
 use core::ptr::addr_of;
