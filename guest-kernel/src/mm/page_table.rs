@@ -229,7 +229,8 @@ impl AddressSpace {
     /// is emulated, the kernel's own page-table walk costs several exits' worth. The VMM
     /// maps only where the tables exist and the entry is unused or evicted, as
     /// [`map`](Self::map) would; where a page-table page is missing (the first page of a
-    /// region) the page is mapped here. On an error the frame is still the caller's.
+    /// region) the page is mapped here. With nothing to fill, kernel code at CPL 3 maps
+    /// the page itself. On an error the frame is still the caller's.
     #[inline(always)]
     pub fn fill_and_map(
         &mut self,
@@ -239,6 +240,11 @@ impl AddressSpace {
         fill: Fill,
     ) -> Result<(), MapError> {
         let (op, arg) = match fill {
+            // Kernel code at CPL 3 (the fast mode) walks and writes the tables natively,
+            // far cheaper than the exit; the user's next access sees the entry (the shim
+            // reloads CR3 first). Checked only here: classic mode's zero-fill path with a
+            // frame to clear does not pay for it.
+            Fill::Nothing if platform::kernel_at_cpl3() => return self.map(va, frame, flags),
             Fill::Nothing => (SYSCTL_PAGE_MAP, 0),
             Fill::Zeros => (SYSCTL_ZERO_MAP, 0),
             Fill::SwapSlot(slot) => (SYSCTL_SWAP_IN_MAP, slot),
