@@ -48,22 +48,31 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 /// Entry from the fast mode's shim (`arch::x86_64::fast`), at CPL 3 in the kernel view with
 /// interrupts off, with a user's event in `frame`: a page fault (the error code as the CPU
 /// gave it; the address from the shim) or a system call (the #GP of the trampoline, PVM).
-/// Says what the shim does next: resume the user, end the process in ring 0
-/// ([`kernel_kill_current`]), or run the system call in ring 0 ([`kernel_syscall_ring0`]).
+/// Says what the shim does next: resume the user, end the thread of a process that ended
+/// here ([`kernel_thread_exit`]), or run the system call in ring 0
+/// ([`kernel_syscall_ring0`]).
 // SAFETY: no other item has this link name; the fast mode's entry calls it with the System
 // V ABI and a pointer to the frame it built on the current stack.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
     if frame.vector == trap::vector::PAGE_FAULT {
         let (present, write) = trap::page_fault_access(frame.error_code);
-        return if user_page_fault(frame, fast::fault_address(), present, write) {
-            Verdict::Resume
-        } else {
-            Verdict::Kill
-        };
+        if user_page_fault(frame, fast::fault_address(), present, write) {
+            return Verdict::Resume;
+        }
+        proc::end(proc::KILLED);
+        return Verdict::Exit;
     }
     trap::syscall_from_trampoline(frame);
     crate::syscall::dispatch_at_cpl3(frame)
+}
+
+/// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts
+/// off, after [`kernel_event_cpl3`] ended the process (`proc::end`): the thread ends.
+// SAFETY: no other item has this link name; the shim calls it with the System V ABI.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_thread_exit() -> ! {
+    thread::exit()
 }
 
 /// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts

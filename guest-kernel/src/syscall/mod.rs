@@ -42,29 +42,36 @@ pub fn dispatch(frame: &mut TrapFrame) {
 }
 
 /// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`), which
-/// must not block or switch threads: a call that may (`halt`, `exit`, `wait`, a read from
-/// the console) is left to ring 0 untouched (`Verdict::Ring0`); a bad argument that ends
-/// the process becomes `Verdict::Kill`.
+/// must not block or switch threads: a call that may (`halt`, `wait`, a read from the
+/// console) is left to ring 0 untouched (`Verdict::Ring0`); `exit`, and a bad argument
+/// that ends the process, end it here but for its thread (`Verdict::Exit`).
 pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
     if !runs_at_cpl3(frame) {
         return Verdict::Ring0;
     }
     crate::stats::bump(&crate::stats::page().syscalls);
+    if frame.rax == nr::EXIT {
+        proc::end(int(frame.rdi) as i32);
+        return Verdict::Exit;
+    }
     match handle(frame) {
         Ok(Some(value)) => {
             frame.rax = value;
             Verdict::Resume
         }
         Ok(None) => Verdict::Resume,
-        Err(Fault) => Verdict::Kill,
+        Err(Fault) => {
+            proc::end(KILLED);
+            Verdict::Exit
+        }
     }
 }
 
-/// Whether the system call in `frame` never blocks or switches threads (so kernel code at
-/// CPL 3 may run it).
+/// Whether the system call in `frame` never blocks or switches threads but at its end
+/// (so kernel code at CPL 3 may run it).
 fn runs_at_cpl3(frame: &TrapFrame) -> bool {
     match frame.rax {
-        nr::HALT | nr::EXIT | nr::WAIT => false,
+        nr::HALT | nr::WAIT => false,
         nr::READ => !matches!(
             proc::current().and_then(|p| p.fds.get(int(frame.rdi))),
             Some(Fd::Stdin)

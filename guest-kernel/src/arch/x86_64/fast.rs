@@ -1,23 +1,25 @@
-//! The fast kernel mode's shim for user programs: their page faults are resolved by the
-//! kernel's fault path running at CPL 3, in the kernel view, behind a few ring-0
-//! instructions. Everything else (system calls, interrupts, the scheduler) still runs in
-//! ring 0, as in the classic mode; this is the first part of the mode that real programs
-//! use (`docs/fast-mode.md`).
+//! The fast kernel mode's shim for user programs: their page faults and system calls are
+//! handled by the kernel's own code running at CPL 3, in the kernel view, behind a few
+//! ring-0 instructions. What may block or switch threads (`halt`, `wait`, console reads,
+//! the end of a thread), interrupts and the scheduler still run in ring 0, as in the
+//! classic mode (`docs/fast-mode.md`).
 //!
 //! ```text
-//! user (CPL 3, its own tables)   touches a page that is not there: #PF
-//! shim (ring 0, [`fast_page_fault`] on the thread's kernel stack, where the CPU pushed
-//!      the user's frame): CR2 to memory, the CPL-3 mark on, CR3 -> the kernel view,
-//!      iretq to the kernel's entry at CPL 3, further down the same stack
+//! user (CPL 3, its own tables)   a page fault, or `syscall` (whose trampoline's `swapgs`
+//!                                raises #GP on PVM)
+//! shim (ring 0, on the thread's kernel stack, where the CPU pushed the user's frame):
+//!      [CR2 to memory] the CPL-3 mark on, CR3 -> the kernel view, iretq (through a
+//!      frame built in advance) to the kernel's entry at CPL 3, further down that stack
 //! kernel (CPL 3, native)         copies the user's frame into a TrapFrame, calls
-//!                                `kernel_fault_cpl3` (`crate::dispatch`): the fault path
-//!                                as in classic mode
-//!   resolved:                    registers back, `int3` at `fast_resume`
-//! shim (ring 0, the int3 gate)   CR3 -> the process's tables, the mark off, iretq to the
-//!                                user, who retries the access
-//!   not resolved:                `int3` at `fast_kill`: the shim loads the process's
-//!                                tables and ends the process in ring 0
-//!                                (`kernel_kill_current`)
+//!                                `kernel_event_cpl3` (`crate::dispatch`): the fault path
+//!                                or the system call, as in classic mode; its Verdict:
+//!   Resume:                      registers back, `int3` at `fast_resume`
+//!   Exit (the process ended):    `int3` at `fast_exit`
+//!   Ring0 (a call that may block): `int3` at `fast_ring0`
+//! shim (ring 0, the int3 gate)   CR3 -> the process's tables (`cpu::LOADED_ROOT`), the
+//!                                mark off; then iretq to the user, or the thread's end
+//!                                (`kernel_thread_exit`), or the system call in ring 0
+//!                                (`kernel_syscall_ring0`) and the ordinary trap exit
 //! ```
 //!
 //! The kernel at CPL 3 runs [`RING0_RESERVE`] bytes below the top of the thread's kernel
@@ -136,8 +138,9 @@ pub fn fault_address() -> u64 {
 pub enum Verdict {
     /// Resume the user with the frame (changed or not).
     Resume = 0,
-    /// End the process (in ring 0: `kernel_kill_current`).
-    Kill = 1,
+    /// The process has ended (the kernel at CPL 3 did all of it but its thread): end the
+    /// thread in ring 0 (`kernel_thread_exit`).
+    Exit = 1,
     /// Run the system call in the frame in ring 0 (`kernel_syscall_ring0`): one that may
     /// block or switch threads, which kernel code at CPL 3 must not do.
     Ring0 = 2,
@@ -179,11 +182,11 @@ global_asm!(
     // rsp points at the TrapFrame: the shim ends the process, or runs the system call in
     // ring 0 and resumes the user from the frame.
     "1:",
-    "cmp eax, {kill}",
+    "cmp eax, {exit}",
     "jne 2f",
     "int3",
-    ".global fast_kill",
-    "fast_kill:",
+    ".global fast_exit",
+    "fast_exit:",
     "ud2",
     "2:",
     "int3",
@@ -194,7 +197,7 @@ global_asm!(
     reserve = const RING0_RESERVE,
     pf = const vector::PAGE_FAULT,
     gp = const vector::GENERAL_PROTECTION,
-    kill = const Verdict::Kill as u32,
+    exit = const Verdict::Exit as u32,
 );
 
 // The shim.
@@ -259,7 +262,7 @@ global_asm!(
     "mov rsp, [rsp + 24]",
     "iretq",
     "2:",
-    "lea rax, [rip + fast_kill]",
+    "lea rax, [rip + fast_exit]",
     "cmp rax, [rsp + 8]",
     "je 3f",
     "lea rax, [rip + fast_ring0]",
@@ -273,7 +276,7 @@ global_asm!(
     "3:",
     "mov byte ptr [rip + {active}], 0",
     "mov rsp, [rsp + 32]",
-    "call kernel_kill_current",
+    "call kernel_thread_exit",
     "ud2",
     "4:",
     "mov byte ptr [rip + {active}], 0",
