@@ -47,7 +47,8 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 
 /// Entry from the fast mode's shim (`arch::x86_64::fast`), at CPL 3 in the kernel view with
 /// interrupts off, with a user's event in `frame`: a page fault (the error code as the CPU
-/// gave it; the address from the shim) or a system call (the #GP of the trampoline, PVM).
+/// gave it; the address from the shim), an invalid opcode (`int 0x42` on PVM) or a system
+/// call (the #GP of the trampoline, PVM).
 /// Says what the shim does next: resume the user, end the thread of a process that ended
 /// here ([`kernel_thread_exit`]), or run the system call in ring 0
 /// ([`kernel_syscall_ring0`]).
@@ -55,16 +56,23 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 // V ABI and a pointer to the frame it built on the current stack.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
-    if frame.vector == trap::vector::PAGE_FAULT {
-        let (present, write) = trap::page_fault_access(frame.error_code);
-        if user_page_fault(frame, fast::fault_address(), present, write) {
-            return Verdict::Resume;
+    let resolved = match frame.vector {
+        trap::vector::PAGE_FAULT => {
+            let (present, write) = trap::page_fault_access(frame.error_code);
+            user_page_fault(frame, fast::fault_address(), present, write)
         }
+        trap::vector::INVALID_OPCODE => emulated_int42(frame),
+        _ => {
+            trap::syscall_from_trampoline(frame);
+            return crate::syscall::dispatch_at_cpl3(frame);
+        }
+    };
+    if resolved {
+        Verdict::Resume
+    } else {
         proc::end(proc::KILLED);
-        return Verdict::Exit;
+        Verdict::Exit
     }
-    trap::syscall_from_trampoline(frame);
-    crate::syscall::dispatch_at_cpl3(frame)
 }
 
 /// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts
@@ -127,16 +135,25 @@ fn page_fault(frame: &TrapFrame, addr: u64, present: bool, write: bool) {
 /// program's fault.
 #[inline(never)]
 fn invalid_opcode(frame: &mut TrapFrame) {
+    if !emulated_int42(frame) {
+        proc::exit(proc::KILLED);
+    }
+}
+
+/// For an invalid opcode in user mode: if it is `int 0x42`, does what the gate would have
+/// and says so; false if the program must die.
+fn emulated_int42(frame: &mut TrapFrame) -> bool {
     let Some(process) = proc::current() else {
-        proc::exit(proc::KILLED)
+        return false;
     };
     // The instruction is read through the page tables, as the user-copy module does, but
     // without building a buffer: this is the `int 0x42` path of KVMs that raise #UD for it.
     let space = &mut process.mem.space;
     if !trap::skip_int42(frame, |va| space.read_byte(va)) {
-        proc::exit(proc::KILLED);
+        return false;
     }
     int42_of(process, frame);
+    true
 }
 
 /// Resolves a user page fault at `addr` (a program page not loaded yet, stack growth, a

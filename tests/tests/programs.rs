@@ -628,6 +628,19 @@ rox: exit(0)
 
     // --- Memory -----------------------------------------------------------------------------
     case("stack-grow", "stack-grow", "(stack-grow) 512 KiB on the stack\nstack-grow: exit(0)\n"),
+    case("int42", "int42", "\
+(int42) an untouched page has no frame
+(int42) a touched page has a frame, page-aligned in the kernel's map
+(int42) every address of the page gives the same frame, every time
+(int42) its untouched neighbour still has none
+(int42) null and kernel addresses have none
+(int42) the child shares the parent's frame
+(int42) the child's write gives it a frame of its own
+int42-child: exit(0)
+(int42) the child saw copy-on-write
+(int42) the parent writes to its frame, no longer shared, without a copy
+int42: exit(0)
+"),
     case("mmap-basic", "mmap-basic", "\
 (mmap-basic) open sample.txt
 (mmap-basic) read sample.txt

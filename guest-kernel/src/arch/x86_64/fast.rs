@@ -56,11 +56,11 @@ static mut FAULT_ADDR: u64 = 0;
 /// Where a user's `syscall` faults on PVM (the trampoline's `swapgs`: `user`).
 static mut SYSCALL_RIP: u64 = 0;
 /// The `iretq` frames of the shim's upcalls (rip, cs, rflags, rsp, ss), built in advance
-/// so that an event costs no ring-0 pushes: a page fault's (to `fast_pf_entry`), then a
-/// system call's (to `fast_syscall_entry`). Both start the kernel [`RING0_RESERVE`] bytes
+/// so that an event costs no ring-0 pushes: a page fault's (to `fast_pf_entry`), a
+/// system call's (to `fast_syscall_entry`) and an invalid opcode's (`fast_ud_entry`). Both start the kernel [`RING0_RESERVE`] bytes
 /// below the user's frame at the top of the running thread's kernel stack
 /// ([`set_kernel_stack`]).
-static mut UPCALL_FRAMES: [[u64; 5]; 2] = [[0, USER_CS, CPL3_RFLAGS, 0, USER_DS]; 2];
+static mut UPCALL_FRAMES: [[u64; 5]; 3] = [[0, USER_CS, CPL3_RFLAGS, 0, USER_DS]; 3];
 
 /// Whether the fast mode is on.
 static ON: AtomicBool = AtomicBool::new(false);
@@ -68,6 +68,8 @@ static ON: AtomicBool = AtomicBool::new(false);
 unsafe extern "C" {
     static fast_pf_entry: u8;
     static fast_syscall_entry: u8;
+    static fast_ud_entry: u8;
+    static fast_ud: u8;
     static fast_page_fault: u8;
     static fast_request: u8;
     static fast_gp: u8;
@@ -87,6 +89,7 @@ pub fn init(kview_root: u64) {
         SYSCALL_RIP = super::user::trampoline_entry_va();
         UPCALL_FRAMES[0][0] = addr_of!(fast_pf_entry) as u64;
         UPCALL_FRAMES[1][0] = addr_of!(fast_syscall_entry) as u64;
+        UPCALL_FRAMES[2][0] = addr_of!(fast_ud_entry) as u64;
     }
     cpu::set_global_pages(false);
     let stubs = addr_of!(fast_exception_stubs) as u64;
@@ -95,6 +98,7 @@ pub fn init(kview_root: u64) {
             vector::BREAKPOINT => addr_of!(fast_request) as u64,
             vector::GENERAL_PROTECTION => addr_of!(fast_gp) as u64,
             vector::PAGE_FAULT => addr_of!(fast_page_fault) as u64,
+            vector::INVALID_OPCODE => addr_of!(fast_ud) as u64,
             // The double fault keeps its own stack and its report.
             vector::DOUBLE_FAULT => continue,
             v => stubs + FAST_STUB_SIZE * v,
@@ -114,6 +118,7 @@ pub(super) fn set_kernel_stack(top: u64) {
     unsafe {
         UPCALL_FRAMES[0][3] = top - BELOW_TOP;
         UPCALL_FRAMES[1][3] = top - BELOW_TOP;
+        UPCALL_FRAMES[2][3] = top - BELOW_TOP;
     }
 }
 
@@ -166,6 +171,13 @@ global_asm!(
     "push qword ptr [rsp + {reserve} + 40]",
     ".endr",
     "push {gp}",
+    "jmp 5f",
+    ".global fast_ud_entry",
+    "fast_ud_entry:",
+    ".rept 6",
+    "push qword ptr [rsp + {reserve} + 40]",
+    ".endr",
+    "push {ud}",
     "5:",
     save_registers!(),
     "cld",
@@ -197,6 +209,7 @@ global_asm!(
     reserve = const RING0_RESERVE,
     pf = const vector::PAGE_FAULT,
     gp = const vector::GENERAL_PROTECTION,
+    ud = const vector::INVALID_OPCODE,
     exit = const Verdict::Exit as u32,
 );
 
@@ -247,6 +260,22 @@ global_asm!(
     "1:",
     "pop rax",
     "jmp trap_stubs + {gp_stub}",
+    ".global fast_ud",
+    "fast_ud:",
+    "cmp byte ptr [rip + {active}], 0",
+    "jne cpl3_trap_stubs + {ud_stub}",
+    "test byte ptr [rsp + 8], 3",
+    "jz trap_stubs + {ud_stub}",
+    // No error code for #UD: a zero one, so that the user's frame lies where the kernel's
+    // entry looks for it.
+    "push 0",
+    "push rax",
+    "mov byte ptr [rip + {active}], 1",
+    "mov rax, [rip + {kview}]",
+    "mov cr3, rax",
+    "pop rax",
+    "lea rsp, [rip + {frames} + 80]",
+    "iretq",
     ".global fast_request",
     "fast_request:",
     "cmp byte ptr [rip + {active}], 0",
@@ -305,6 +334,7 @@ global_asm!(
     pf_stub = const vector::PAGE_FAULT * idt::STUB_SIZE,
     bp_stub = const vector::BREAKPOINT * idt::STUB_SIZE,
     gp_stub = const vector::GENERAL_PROTECTION * idt::STUB_SIZE,
+    ud_stub = const vector::INVALID_OPCODE * idt::STUB_SIZE,
     exceptions = const idt::EXCEPTION_VECTORS,
     stub_size = const idt::STUB_SIZE,
 );
