@@ -136,6 +136,46 @@ pub fn fault_address() -> u64 {
     unsafe { addr_of!(FAULT_ADDR).read_volatile() }
 }
 
+/// The shim's way up to the kernel at CPL 3, with the user's rax pushed on the thread's
+/// kernel stack: the CPL-3 mark on, CR3 -> the kernel view, rax back, iretq through upcall
+/// frame `$frame` ([`UPCALL_FRAMES`]). Uses the operands `active`, `kview` and `frames`.
+macro_rules! upcall {
+    ($frame:literal) => {
+        concat!(
+            "mov byte ptr [rip + {active}], 1\n",
+            "mov rax, [rip + {kview}]\n",
+            "mov cr3, rax\n",
+            "pop rax\n",
+            "lea rsp, [rip + {frames} + ",
+            $frame,
+            " * 40]\n",
+            "iretq\n",
+        )
+    };
+}
+
+/// A kernel entry at CPL 3 named `$name`: copies the user's frame (error code, rip, cs,
+/// rflags, rsp, ss) from [`RING0_RESERVE`] bytes above down to the stack and pushes the
+/// vector `$vector`, which leaves the hardware part of a TrapFrame. Uses the operand
+/// `reserve`.
+macro_rules! kernel_entry {
+    ($name:literal, $vector:literal) => {
+        concat!(
+            ".global ",
+            $name,
+            "\n",
+            $name,
+            ":\n",
+            ".rept 6\n",
+            "push qword ptr [rsp + {reserve} + 40]\n",
+            ".endr\n",
+            "push ",
+            $vector,
+            "\n",
+        )
+    };
+}
+
 /// What the kernel at CPL 3 asks the shim to do after an event (`kernel_event_cpl3`'s
 /// result).
 #[repr(u32)]
@@ -158,26 +198,11 @@ pub enum Verdict {
 // returned: resume the user, end the process, or run a system call in ring 0.
 global_asm!(
     ".pushsection .text.fast, \"ax\"",
-    ".global fast_pf_entry",
-    "fast_pf_entry:",
-    ".rept 6",
-    "push qword ptr [rsp + {reserve} + 40]",
-    ".endr",
-    "push {pf}",
+    kernel_entry!("fast_pf_entry", "{pf}"),
     "jmp 5f",
-    ".global fast_syscall_entry",
-    "fast_syscall_entry:",
-    ".rept 6",
-    "push qword ptr [rsp + {reserve} + 40]",
-    ".endr",
-    "push {gp}",
+    kernel_entry!("fast_syscall_entry", "{gp}"),
     "jmp 5f",
-    ".global fast_ud_entry",
-    "fast_ud_entry:",
-    ".rept 6",
-    "push qword ptr [rsp + {reserve} + 40]",
-    ".endr",
-    "push {ud}",
+    kernel_entry!("fast_ud_entry", "{ud}"),
     "5:",
     save_registers!(),
     "cld",
@@ -237,12 +262,7 @@ global_asm!(
     "push rax",
     "mov rax, cr2",
     "mov [rip + {fault_addr}], rax",
-    "mov byte ptr [rip + {active}], 1",
-    "mov rax, [rip + {kview}]",
-    "mov cr3, rax",
-    "pop rax",
-    "lea rsp, [rip + {frames}]",
-    "iretq",
+    upcall!(0),
     ".global fast_gp",
     "fast_gp:",
     "cmp byte ptr [rip + {active}], 0",
@@ -251,12 +271,7 @@ global_asm!(
     "mov rax, [rsp + 16]",
     "cmp rax, [rip + {syscall_rip}]",
     "jne 1f",
-    "mov byte ptr [rip + {active}], 1",
-    "mov rax, [rip + {kview}]",
-    "mov cr3, rax",
-    "pop rax",
-    "lea rsp, [rip + {frames} + 40]",
-    "iretq",
+    upcall!(1),
     "1:",
     "pop rax",
     "jmp trap_stubs + {gp_stub}",
@@ -270,12 +285,7 @@ global_asm!(
     // entry looks for it.
     "push 0",
     "push rax",
-    "mov byte ptr [rip + {active}], 1",
-    "mov rax, [rip + {kview}]",
-    "mov cr3, rax",
-    "pop rax",
-    "lea rsp, [rip + {frames} + 80]",
-    "iretq",
+    upcall!(2),
     ".global fast_request",
     "fast_request:",
     "cmp byte ptr [rip + {active}], 0",
