@@ -63,8 +63,10 @@ extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
         }
         trap::vector::INVALID_OPCODE => emulated_int42(frame),
         _ => {
-            trap::syscall_from_trampoline(frame);
-            return crate::syscall::dispatch_at_cpl3(frame);
+            if trap::syscall_from_trampoline(frame) {
+                return crate::syscall::dispatch_at_cpl3(frame);
+            }
+            false
         }
     };
     if resolved {

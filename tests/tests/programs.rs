@@ -764,6 +764,7 @@ fn generated_cases() -> Vec<Case> {
         "call-null",
         "call-kernel",
         "breakpoint",
+        "trampoline-bad-return",
     ];
     for kind in mem_kinds {
         let args: &'static [&'static str] = Box::leak(Box::new([kind]));

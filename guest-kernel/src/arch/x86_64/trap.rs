@@ -163,8 +163,11 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
         user::SYSCALL_VECTOR => Event::Syscall,
         vector::GENERAL_PROTECTION if user::is_trampoline_entry(frame.rip) => {
             // `syscall` ran the trampoline in ring 3 (PVM): its `swapgs` faulted.
-            syscall_from_trampoline(frame);
-            Event::Syscall
+            if syscall_from_trampoline(frame) {
+                Event::Syscall
+            } else {
+                Event::UserException(vector::GENERAL_PROTECTION)
+            }
         }
         v if v == idt::INT42_VECTOR as u64 => Event::Int42,
         vector::PAGE_FAULT => {
@@ -181,13 +184,22 @@ pub fn decode(frame: &mut TrapFrame) -> Option<Event> {
 }
 
 /// Makes the frame of a `syscall` that ran the trampoline in ring 3 (PVM: its `swapgs`
-/// raised #GP) return where `syscall` would, with the flags it saved in `r11`.
+/// raised #GP) return where `syscall` would, with the flags it saved in `r11`. False (and
+/// the frame unchanged) if that return address is not canonical: a program that jumped to
+/// the trampoline with such an `rcx` would make the return itself fault, in ring 0 where
+/// `iretq` checks it (Intel); it is the program's fault instead.
 #[inline(always)]
-pub fn syscall_from_trampoline(frame: &mut TrapFrame) {
+pub fn syscall_from_trampoline(frame: &mut TrapFrame) -> bool {
+    /// The first address above the canonical lower half.
+    const NON_CANONICAL: u64 = 1 << 47;
+    if frame.rcx >= NON_CANONICAL {
+        return false;
+    }
     frame.rip = frame.rcx;
     frame.rflags = (frame.r11 & USER_RFLAGS_KEPT) | user::USER_RFLAGS;
     frame.cs = user::USER_CS;
     frame.ss = user::USER_DS;
+    true
 }
 
 /// For an [`Event::InvalidOpcode`]: if the user instruction at `frame.rip` is `int 0x42`

@@ -15,6 +15,9 @@ ulib::entry!("badmem", main);
 
 /// Lowest kernel address (guest-abi §2).
 const KERN_BASE: usize = 0x80_0400_0000;
+/// Where every address space maps the system-call trampoline, whose first instruction is
+/// the `syscall` entry (`LSTAR`).
+const TRAMPOLINE_VA: u64 = 0x7f_ffff_f000;
 
 /// Loads a byte from `addr` (in assembly, so the compiler cannot reason about it).
 ///
@@ -63,6 +66,17 @@ fn main(args: &[&str]) -> i32 {
             "call-null" => call(0),
             "call-kernel" => call(KERN_BASE + 0x20_0000),
             "breakpoint" => asm!("int3"),
+            // The system-call trampoline entered by a jump, not by `syscall`, with a
+            // return address (rcx) outside user space: the kernel must not return there.
+            "trampoline-bad-return" => asm!(
+                "jmp {entry}",
+                entry = in(reg) TRAMPOLINE_VA,
+                in("rax") ulib::sys::nr::TELL,
+                in("rdi") 100u64,
+                in("rcx") 0x8000_0000_0000_0000u64,
+                in("r11") 0x202u64,
+                options(noreturn)
+            ),
             _ => ulib::fail!("unknown kind '{kind}'"),
         }
     }
