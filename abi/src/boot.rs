@@ -8,7 +8,7 @@
 /// `b"VMMBOOT\0"` read as a little-endian `u64`.
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"VMMBOOT\0");
 /// Bumped whenever the layout of [`BootInfo`] changes.
-pub const BOOT_INFO_VERSION: u32 = 5;
+pub const BOOT_INFO_VERSION: u32 = 6;
 /// Capacity of [`BootInfo::usable`].
 pub const MAX_USABLE_RANGES: usize = 8;
 /// Capacity of [`BootInfo::devices`].
@@ -273,7 +273,16 @@ pub struct BootInfo {
     /// that kernel code at CPL 3 can use it (the fast kernel mode). User address spaces
     /// never map it.
     pub kview_pml4_gpa: u64,
+    /// Fault-around: how many pages after a faulting one the kernel also brings in, while
+    /// they are pages of the process waiting for their first load and frames are free (it
+    /// never evicts for them); 0 for none. At most [`MAX_FAULT_AROUND`].
+    pub fault_around: u32,
+    /// Zero.
+    pub reserved: u32,
 }
+
+/// The largest [`BootInfo::fault_around`].
+pub const MAX_FAULT_AROUND: u32 = 64;
 
 impl BootInfo {
     /// An empty, valid-header block for the VMM to fill in.
@@ -308,6 +317,8 @@ impl BootInfo {
             host_kind: HostKind::Hardware as u32,
             kernel_mode: KernelMode::Classic as u32,
             kview_pml4_gpa: 0,
+            fault_around: 0,
+            reserved: 0,
         }
     }
 
@@ -371,7 +382,9 @@ mod tests {
         assert_eq!(offset_of!(BootInfo, kernel_mode), tail + 4);
         // No trailing padding: the struct is exactly the sum of its fields.
         assert_eq!(offset_of!(BootInfo, kview_pml4_gpa), tail + 8);
-        assert_eq!(size_of::<BootInfo>(), tail + 16);
+        assert_eq!(offset_of!(BootInfo, fault_around), tail + 16);
+        assert_eq!(offset_of!(BootInfo, reserved), tail + 20);
+        assert_eq!(size_of::<BootInfo>(), tail + 24);
         assert!(size_of::<BootInfo>() <= crate::layout::PAGE_SIZE as usize);
     }
 

@@ -22,7 +22,7 @@ use core::sync::atomic::AtomicU64;
 /// set the page up.
 pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"VMMSTATS");
 /// Bumped whenever the layout of [`StatsPage`] changes.
-pub const STATS_VERSION: u64 = 2;
+pub const STATS_VERSION: u64 = 3;
 /// Buckets of [`StatsPage::fault_cycles_log2`]: bucket `i` counts faults that took
 /// `[2^i, 2^(i+1))` TSC cycles (bucket 0 also counts 0 cycles).
 pub const FAULT_HISTOGRAM_BUCKETS: usize = 48;
@@ -180,6 +180,8 @@ stats_page! {
     Constant kernel_mode,
     /// The KVM the kernel was told it runs on: 1 hardware, 2 PVM, 0 unknown; `abi::boot::HostKind`.
     Constant host_kind,
+    /// Pages brought in by fault-around (`--fault-around`) after a faulting page, without a fault of their own (not counted in `faults`).
+    Counter pages_mapped_around,
 }
 
 /// Offset of histogram bucket `bucket` in the page.

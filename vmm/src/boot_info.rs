@@ -49,6 +49,8 @@ pub struct BootParams {
     pub kernel_mode: KernelMode,
     /// The kernel view's PML4 (`BootPageTables::kview_pml4_gpa`).
     pub kview_pml4_gpa: u64,
+    /// Pages after a faulting one the kernel also brings in (0: none).
+    pub fault_around: u32,
 }
 
 /// Builds the boot block for `params`.
@@ -66,6 +68,7 @@ pub fn build(params: &BootParams) -> BootInfo {
     info.host_kind = params.host_kind.map_or(0, |k| k as u32);
     info.kernel_mode = params.kernel_mode as u32;
     info.kview_pml4_gpa = params.kview_pml4_gpa;
+    info.fault_around = params.fault_around.min(abi::boot::MAX_FAULT_AROUND);
     info.ram_bytes = bytes;
     info.ram_top = layout::ram_top(bytes);
     info.kernel = MemRange {
@@ -226,6 +229,7 @@ mod tests {
             host_kind: Some(HostKind::Pvm),
             kernel_mode: KernelMode::Classic,
             kview_pml4_gpa: 0x5000,
+            fault_around: 8,
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);
@@ -237,6 +241,7 @@ mod tests {
         assert_eq!(info.host_kind, HostKind::Pvm as u32);
         assert_eq!(info.kernel_mode, KernelMode::Classic as u32);
         assert_eq!(info.kview_pml4_gpa, 0x5000);
+        assert_eq!(info.fault_around, 8);
         assert_eq!(
             (info.cmdline_gpa, info.cmdline_len),
             (layout::CMDLINE_GPA, 5)

@@ -81,6 +81,9 @@ pub struct MachineConfig {
     pub evict: EvictPolicy,
     /// Whether the kernel keeps its fault-path counters (off only to measure their cost).
     pub fault_counters: bool,
+    /// Pages after a faulting one the kernel also brings in (0: none; at most
+    /// `abi::boot::MAX_FAULT_AROUND`).
+    pub fault_around: u32,
     /// Where the kernel runs its work; `None` for the host's best (fast on PVM, classic on
     /// hardware KVM).
     pub kernel_mode: Option<abi::boot::KernelMode>,
@@ -246,6 +249,7 @@ impl Machine {
             test_hook: config.test_hook,
             evict: config.evict,
             fault_counters: config.fault_counters,
+            fault_around: config.fault_around,
             tsc_khz,
             fs_disk_sectors: sectors(&disks.fs)?,
             swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,

@@ -98,6 +98,7 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
     // System calls are needed from here on only (each MSR write costs where ring 0 is
     // emulated, so a boot without a program skips them).
     platform::init_user_entry();
+    vm::fault::init(crate::boot::info());
     if !vm::frame_table::init() {
         println!(
             "kernel: not enough kernel memory for the frame table: give the VM more memory (--mem)"

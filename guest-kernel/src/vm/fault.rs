@@ -12,14 +12,29 @@
 //! heap: room in the page table's lists and in the SPT was made when the pages were
 //! registered.
 
-use abi::layout::PAGE_SIZE;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use abi::layout::{KERN_BASE, PAGE_SIZE};
 
 use super::spt::{FileRange, Page};
 use super::{Access, Memory, STACK_LIMIT, USER_STACK, cow, frame_table, mmap, swap};
 use crate::fs;
-use crate::mm::frame::{self, Frame, Zero};
+use crate::mm::frame::{self, Frame, Pool, Zero};
 use crate::mm::page_table::{AddressSpace, Fill, PageFlags};
 use crate::stats::{self, FaultOutcome};
+
+/// Fault-around: how many pages after a faulting one come in with it
+/// (`BootInfo::fault_around`; 0, the default, for none). Set by [`init`].
+static AROUND: AtomicU32 = AtomicU32::new(0);
+
+/// Takes the fault-around setting from the boot block. Call once, before the first
+/// process.
+pub fn init(info: &abi::boot::BootInfo) {
+    AROUND.store(
+        info.fault_around.min(abi::boot::MAX_FAULT_AROUND),
+        Ordering::Relaxed,
+    );
+}
 
 /// Resolves a fault of the process owning `mem` at `addr` ([`claim`] for a missing page,
 /// [`cow::break_cow`] for a write to a read-only page; any other access kills), with `rsp`
@@ -35,6 +50,13 @@ pub fn resolve(mem: &mut Memory, addr: u64, rsp: u64, access: Access, in_syscall
         Access::Write => cow::break_cow(mem, addr),
         Access::Denied => None,
     };
+    if let Some(FaultOutcome::ZeroFill | FaultOutcome::ElfLoad | FaultOutcome::MmapLoad) = resolved
+    {
+        let around = AROUND.load(Ordering::Relaxed);
+        if around != 0 {
+            map_around(mem, addr & !(PAGE_SIZE - 1), around);
+        }
+    }
     let outcome = match resolved {
         Some(outcome) => outcome,
         None if mem.out_of_memory => FaultOutcome::OutOfMemory,
@@ -103,6 +125,65 @@ fn claim(mem: &mut Memory, addr: u64, rsp: u64) -> Option<FaultOutcome> {
     Some(outcome)
 }
 
+/// Fault-around: brings in up to `count` pages after `page`, in order, each as a fault
+/// would, as long as it is a page of the process waiting for its first load (zero-fill,
+/// the executable's or a mapped file's: not one in swap or mapped already) and a frame is
+/// free: it never evicts, so it never costs the process a page it has. Counts them as
+/// `pages_mapped_around`, not as faults.
+#[cold]
+#[inline(never)]
+fn map_around(mem: &mut Memory, page: u64, count: u32) {
+    for next in (1..=u64::from(count)).map(|i| page + i * PAGE_SIZE) {
+        if next >= KERN_BASE || mem.space.translate(next).is_some() {
+            return;
+        }
+        let Some(state) = mem.spt.get_mut(next) else {
+            return;
+        };
+        let frame = match *state {
+            Page::Uninit {
+                writable,
+                ranges: [None, None],
+            }
+            | Page::Anon {
+                writable,
+                slot: None,
+            } => {
+                let Some((f, is_zero)) = frame::alloc_as_is(Pool::User, Zero::Yes) else {
+                    return;
+                };
+                let fill = if is_zero { Fill::Nothing } else { Fill::Zeros };
+                map_or_free(&mut mem.space, next, f, writable, fill)
+            }
+            Page::Uninit { writable, ranges } => {
+                let Some(exe) = mem.exe.as_ref() else {
+                    return;
+                };
+                let Some(f) = frame::alloc(Pool::User, zero_for(&ranges)) else {
+                    return;
+                };
+                fill_frame_and_map(&mut mem.space, f, next, writable, exe, &ranges)
+            }
+            Page::Mapped { writable, range } => {
+                let Some(m) = mmap::find(&mem.mappings, next) else {
+                    return;
+                };
+                let ranges = [Some(range)];
+                let Some(f) = frame::alloc(Pool::User, zero_for(&ranges)) else {
+                    return;
+                };
+                fill_frame_and_map(&mut mem.space, f, next, writable, &m.file, &ranges)
+            }
+            Page::Anon { slot: Some(_), .. } => return,
+        };
+        let Some(f) = frame else {
+            return;
+        };
+        frame_table::register(f, mem, next);
+        stats::bump(&stats::page().pages_mapped_around);
+    }
+}
+
 /// Maps a zeroed frame at `page` (a zero-fill fault); returns it. A frame that is not zero
 /// yet is cleared by the VMM in the exit that maps it.
 #[inline(always)]
@@ -154,13 +235,33 @@ fn fill_and_map(
     file: &fs::File,
     ranges: &[Option<FileRange>],
 ) -> Option<Frame> {
+    let f = fault_frame(oom, frame_table::alloc(zero_for(ranges)))?;
+    fill_frame_and_map(space, f, page, writable, file, ranges)
+}
+
+/// Whether a frame for a page holding `ranges` of a file must read as zero first (unless
+/// they cover it all).
+#[inline(always)]
+fn zero_for(ranges: &[Option<FileRange>]) -> Zero {
     let covered: u64 = ranges.iter().flatten().map(|r| u64::from(r.len)).sum();
-    let zero = if covered == PAGE_SIZE {
+    if covered == PAGE_SIZE {
         Zero::No
     } else {
         Zero::Yes
-    };
-    let f = fault_frame(oom, frame_table::alloc(zero))?;
+    }
+}
+
+/// Reads `ranges` of `file` into frame `f` (zeros elsewhere already) and maps it at
+/// `page`; returns it, or frees it if a read fell short or the page cannot be mapped.
+#[inline(always)]
+fn fill_frame_and_map(
+    space: &mut AddressSpace,
+    f: Frame,
+    page: u64,
+    writable: bool,
+    file: &fs::File,
+    ranges: &[Option<FileRange>],
+) -> Option<Frame> {
     for range in ranges.iter().flatten() {
         let at = usize::from(range.page_offset);
         // SAFETY: the frame is ours until mapped; the range lies inside the page (checked

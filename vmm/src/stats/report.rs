@@ -100,6 +100,7 @@ pub fn json(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> Value {
             "cmdline": config.cmdline,
             "evict": config.evict.name(),
             "fault_counters": config.fault_counters,
+            "fault_around": config.fault_around,
         },
         "host": {
             "kvm": kvm.name,
@@ -154,7 +155,7 @@ fn group(name: &str) -> Option<&'static str> {
     Some(match name {
         n if n.starts_with("fault_cycles") => return None,
         "kernel_mode" | "host_kind" => return None,
-        n if n.starts_with("faults") => "page faults",
+        n if n.starts_with("faults") || n == "pages_mapped_around" => "page faults",
         n if n.starts_with("evict_") => "evictions",
         n if n.contains("_disk_") => "disks",
         n if n.starts_with("swap_") => "swap",
@@ -189,6 +190,13 @@ pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
         let _ = writeln!(
             out,
             "  (--no-fault-counters: the faults_* and fault time counters stayed at 0)"
+        );
+    }
+    if config.fault_around > 0 {
+        let _ = writeln!(
+            out,
+            "  (--fault-around {}: pages_mapped_around pages came in without faults of their own)",
+            config.fault_around
         );
     }
     match &stats.guest {
