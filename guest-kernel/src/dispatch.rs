@@ -59,7 +59,7 @@ extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
     let resolved = match frame.vector {
         trap::vector::PAGE_FAULT => {
             let (present, write) = trap::page_fault_access(frame.error_code);
-            user_page_fault(frame, fast::fault_address(), present, write)
+            user_page_fault::<true>(frame, fast::fault_address(), present, write)
         }
         trap::vector::INVALID_OPCODE => emulated_int42(frame),
         _ => {
@@ -128,7 +128,7 @@ fn device(line: u32) {
 /// needs nothing kept across the call, so the entry still saves no registers.
 #[inline(always)]
 fn page_fault(frame: &TrapFrame, addr: u64, present: bool, write: bool) {
-    if !user_page_fault(frame, addr, present, write) {
+    if !user_page_fault::<false>(frame, addr, present, write) {
         proc::exit(proc::KILLED);
     }
 }
@@ -162,8 +162,15 @@ fn emulated_int42(frame: &mut TrapFrame) -> bool {
 }
 
 /// Resolves a user page fault at `addr` (a program page not loaded yet, stack growth, a
-/// write to a copy-on-write page); false if the program must die.
-fn user_page_fault(frame: &TrapFrame, addr: u64, present: bool, write: bool) -> bool {
+/// write to a copy-on-write page); false if the program must die. `AT_CPL3`: kernel code
+/// at CPL 3 resolves it (`vm::fault::resolve_at_cpl3`).
+#[inline(always)]
+fn user_page_fault<const AT_CPL3: bool>(
+    frame: &TrapFrame,
+    addr: u64,
+    present: bool,
+    write: bool,
+) -> bool {
     let Some(p) = proc::current() else {
         return false;
     };
@@ -175,7 +182,11 @@ fn user_page_fault(frame: &TrapFrame, addr: u64, present: bool, write: bool) -> 
         // to bring in.
         (true, false) => Access::Denied,
     };
-    vm::fault::resolve(&mut p.mem, addr, frame.rsp, access, false)
+    if AT_CPL3 {
+        vm::fault::resolve_at_cpl3(&mut p.mem, addr, frame.rsp, access, false)
+    } else {
+        vm::fault::resolve(&mut p.mem, addr, frame.rsp, access, false)
+    }
 }
 
 /// `int 0x42`: `rax` holds a user address; it becomes the kernel-virtual address of the
