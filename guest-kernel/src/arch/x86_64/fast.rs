@@ -53,8 +53,6 @@ const RING0_RESERVE: u64 = 1024;
 static mut KVIEW_ROOT: u64 = 0;
 /// The address of the page fault being handled (CR2, which CPL 3 cannot read).
 static mut FAULT_ADDR: u64 = 0;
-/// Where a user's `syscall` faults on PVM (the trampoline's `swapgs`: `user`).
-static mut SYSCALL_RIP: u64 = 0;
 /// The `iretq` frames of the shim's upcalls (rip, cs, rflags, rsp, ss), built in advance
 /// so that an event costs no ring-0 pushes: a page fault's (to `fast_pf_entry`), a
 /// system call's (to `fast_syscall_entry`) and an invalid opcode's (`fast_ud_entry`). Both start the kernel [`RING0_RESERVE`] bytes
@@ -86,7 +84,6 @@ pub fn init(kview_root: u64) {
     // SAFETY: written once, at boot, before any event reads them.
     unsafe {
         KVIEW_ROOT = kview_root;
-        SYSCALL_RIP = super::user::trampoline_entry_va();
         UPCALL_FRAMES[0][0] = addr_of!(fast_pf_entry) as u64;
         UPCALL_FRAMES[1][0] = addr_of!(fast_syscall_entry) as u64;
         UPCALL_FRAMES[2][0] = addr_of!(fast_ud_entry) as u64;
@@ -339,7 +336,7 @@ global_asm!(
     fault_addr = sym FAULT_ADDR,
     kview = sym KVIEW_ROOT,
     root = sym cpu::LOADED_ROOT,
-    syscall_rip = sym SYSCALL_RIP,
+    syscall_rip = sym super::user::TRAMPOLINE_ENTRY,
     frames = sym UPCALL_FRAMES,
     pf_stub = const vector::PAGE_FAULT * idt::STUB_SIZE,
     bp_stub = const vector::BREAKPOINT * idt::STUB_SIZE,

@@ -96,16 +96,25 @@ pub fn trampoline_entry_va() -> u64 {
     TRAMPOLINE_VA + (addr_of!(trampoline_entry) as u64 - addr_of!(__trampoline_start) as u64)
 }
 
+/// [`trampoline_entry_va`], kept in memory by [`init`]: one load on the PVM system-call
+/// path instead of its computation (where ring 0 is emulated every instruction shows), and
+/// what the fast mode's shim compares with.
+pub(super) static mut TRAMPOLINE_ENTRY: u64 = 0;
+
 /// Whether `rip` in a user-mode frame is the trampoline's first instruction (the #GP of
-/// the PVM system-call path).
+/// the PVM system-call path). Valid once [`init`] ran, as every user program's is.
+#[inline(always)]
 pub fn is_trampoline_entry(rip: u64) -> bool {
-    rip == trampoline_entry_va()
+    // SAFETY: written once by `init`, before any user program runs.
+    rip == unsafe { addr_of!(TRAMPOLINE_ENTRY).read() }
 }
 
 /// Sets up `syscall`: enables it, sets the selectors, entry point and flag mask, and the
 /// per-CPU area for `swapgs`. Call once at boot.
 pub fn init() {
     let entry = trampoline_entry_va();
+    // SAFETY: once, at the first program's start, before any user code runs.
+    unsafe { TRAMPOLINE_ENTRY = entry };
     // SAFETY: the selectors match the GDT (gdt.rs); LSTAR points at the trampoline, which
     // every address space maps; the mask clears IF, DF, TF and AC on entry; KernelGsBase
     // points at a static that lives forever.
