@@ -96,15 +96,6 @@ extern "C" fn kernel_syscall_ring0(frame: &mut TrapFrame) {
     crate::syscall::dispatch(frame);
 }
 
-/// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts
-/// off, when [`kernel_fault_cpl3`] did not resolve a fault: the process ends, as in
-/// classic mode.
-// SAFETY: no other item has this link name; the shim calls it with the System V ABI.
-#[unsafe(no_mangle)]
-extern "C" fn kernel_kill_current() -> ! {
-    proc::exit(proc::KILLED)
-}
-
 /// The timer interrupt.
 #[inline(never)]
 fn timer() {
