@@ -765,6 +765,9 @@ fn generated_cases() -> Vec<Case> {
         "call-kernel",
         "breakpoint",
         "trampoline-bad-return",
+        "cli",
+        "port-in",
+        "port-out",
     ];
     for kind in mem_kinds {
         let args: &'static [&'static str] = Box::leak(Box::new([kind]));

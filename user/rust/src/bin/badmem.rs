@@ -66,6 +66,13 @@ fn main(args: &[&str]) -> i32 {
             "call-null" => call(0),
             "call-kernel" => call(KERN_BASE + 0x20_0000),
             "breakpoint" => asm!("int3"),
+            // Privileged instructions: the fast kernel mode's shim does some of them for
+            // the kernel at CPL 3 (`in eax, dx` and `out dx, eax` to the VMM's ports, cli,
+            // sti); a user program's must kill it, never reach a port. The port is the
+            // system-control block's power-off register.
+            "cli" => asm!("cli"),
+            "port-in" => asm!("in eax, dx", in("dx") 0x500u16, out("eax") _),
+            "port-out" => asm!("out dx, eax", in("dx") 0x500u16, in("eax") 7u32),
             // The system-call trampoline entered by a jump, not by `syscall`, with a
             // return address (rcx) outside user space: the kernel must not return there.
             "trampoline-bad-return" => asm!(
