@@ -27,7 +27,7 @@
 //!
 //! Everything is `#[inline(always)]`: the interface costs nothing over the instructions.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::trap::TrapFrame;
 use abi::boot::{BootInfo, KernelMode};
@@ -35,19 +35,23 @@ use abi::boot::{BootInfo, KernelMode};
 use crate::arch::x86_64::{cpl3, cpu, fast, lapic, user};
 use crate::mm::frame::Frame;
 
-/// Records the page tables the VMM booted with as the loaded ones, and starts the kernel
+/// The kernel view to run the fast mode in, once [`init_user_entry`] starts it; 0 in the
+/// classic mode.
+static FAST_MODE_VIEW: AtomicU64 = AtomicU64::new(0);
+
+/// Records the page tables the VMM booted with as the loaded ones, and chooses the kernel
 /// mode the VMM asked for (`BootInfo::kernel_mode`); returns the mode it runs. Call once, at
-/// boot, with interrupts off, after the IDT is loaded and before any other page-table
-/// operation here.
+/// boot, before any other page-table operation here.
 ///
-/// The fast mode ([`KernelMode::Fast`]) so far resolves user page faults at CPL 3
-/// (`arch::x86_64::fast`); everything else runs as in classic mode.
+/// The fast mode ([`KernelMode::Fast`], `arch::x86_64::fast`) starts with the first user
+/// program ([`init_user_entry`]): it concerns user programs' events only, and a boot
+/// without one (self-tests, benchmarks) need not pay for it.
 pub fn init(info: &BootInfo) -> KernelMode {
     cpu::LOADED_ROOT.store(cpu::read_cr3(), Ordering::Relaxed);
     let fast = KernelMode::from_raw(info.kernel_mode) == Some(KernelMode::Fast)
         && info.kview_pml4_gpa != 0;
     if fast {
-        fast::init(info.kview_pml4_gpa);
+        FAST_MODE_VIEW.store(info.kview_pml4_gpa, Ordering::Relaxed);
         KernelMode::Fast
     } else {
         KernelMode::Classic
@@ -191,10 +195,18 @@ pub fn inl_with_args(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
     cpu::inl_with_args(port, a, b, c, d)
 }
 
-/// Sets up the entry from user mode (system calls). Call once, before the first program.
-#[inline(always)]
+/// Sets up the entry from user mode (system calls), and starts the fast mode if [`init`]
+/// chose it. Call once, before the first program.
 pub fn init_user_entry() {
     user::init();
+    let view = FAST_MODE_VIEW.load(Ordering::Relaxed);
+    if view != 0 {
+        let interrupts = disable_interrupts();
+        fast::init(view);
+        if interrupts {
+            enable_interrupts();
+        }
+    }
 }
 
 /// Makes `top` the stack traps from user mode arrive on (the running thread's kernel

@@ -78,8 +78,9 @@ unsafe extern "C" {
 const FAST_STUB_SIZE: u64 = 32;
 
 /// Turns the fast mode on: global pages off, the exception gates of the ordinary IDT to
-/// the entries above. Call once, at boot, with interrupts off and before the first user
-/// program; `kview_root` is the kernel view (`BootInfo::kview_pml4_gpa`).
+/// the entries above. Call once, with interrupts off, before the first user program
+/// (`platform::init_user_entry`); `kview_root` is the kernel view
+/// (`BootInfo::kview_pml4_gpa`).
 pub fn init(kview_root: u64) {
     // SAFETY: written once, at boot, before any event reads them.
     unsafe {
