@@ -42,8 +42,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
 }
 
 /// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`), which
-/// must not block or switch threads: a call that may (`halt`, `wait`, a read from the
-/// console) is left to ring 0 untouched (`Verdict::Ring0`); `exit`, and a bad argument
+/// must not block or switch threads: a call that may (`halt`, `wait` for a child still
+/// running, a read from the console) is left to ring 0 untouched (`Verdict::Ring0`); `exit`, and a bad argument
 /// that ends the process, end it here but for its thread (`Verdict::Exit`).
 pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
     if !runs_at_cpl3(frame) {
@@ -71,7 +71,8 @@ pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
 /// (so kernel code at CPL 3 may run it).
 fn runs_at_cpl3(frame: &TrapFrame) -> bool {
     match frame.rax {
-        nr::HALT | nr::WAIT => false,
+        nr::HALT => false,
+        nr::WAIT => !proc::wait_would_block(int(frame.rdi) as i32),
         nr::READ => !matches!(
             proc::current().and_then(|p| p.fds.get(int(frame.rdi))),
             Some(Fd::Stdin)
