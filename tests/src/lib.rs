@@ -106,6 +106,30 @@ pub fn vmm_in(args: &[&str], dir: Option<&Path>) -> Run {
     }
     let start = Instant::now();
     let output = command.output().expect("spawn vmm");
+    finished(&output, start)
+}
+
+/// Runs `vmm ARGS...` with `input` on its standard input (the guest's console input),
+/// which then ends.
+pub fn vmm_with_input(args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(vmm_path())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vmm");
+    let start = Instant::now();
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).expect("write the console input");
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait for vmm");
+    finished(&output, start)
+}
+
+/// The [`Run`] of a finished `vmm` that started at `start`.
+fn finished(output: &std::process::Output, start: Instant) -> Run {
     Run {
         status: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -1020,3 +1020,28 @@ fn frames_and_swap_slots_are_all_free_after_the_run() {
         }
     });
 }
+
+/// Console input: what arrives on `vmm`'s standard input is what `read(0, ...)` returns,
+/// the call waiting until all the bytes it asked for have come (a blocking call: the fast
+/// kernel mode hands it back to ring 0, where it sleeps until the console's interrupt).
+#[test]
+fn console_input_reaches_a_program() {
+    if !require_kvm() {
+        return;
+    }
+    let program = user_program("read-stdin");
+    // A time limit: input that never arrives must fail the test, not hang it.
+    let args = [
+        "run",
+        "--timeout",
+        "60",
+        program.to_str().expect("UTF-8 path"),
+        "5",
+    ];
+    let run = tests::vmm_with_input(&args, b"hello, console");
+    assert_eq!(
+        run.stdout, "(read-stdin) read 5 bytes: 'hello'\nread-stdin: exit(0)\n",
+        "{run:?}"
+    );
+    assert_eq!(run.status, Some(0), "{run:?}");
+}
