@@ -17,9 +17,24 @@ fn program(name: &str) -> String {
 /// Runs `vmm run --stats-json` with `options` then `paging-stats ARGS`; returns the
 /// document after checking the run succeeded.
 fn stats_run(dir: &TempDir, options: &[&str], args: &[&str]) -> Value {
-    let json = dir.path().join(format!("{}.json", args.join("-")));
+    program_stats(dir, "paging-stats", options, args).1
+}
+
+/// Runs `vmm run --stats-json` with `options` then `PROGRAM ARGS`; returns its standard
+/// output and the document after checking the run succeeded.
+fn program_stats(
+    dir: &TempDir,
+    program_name: &str,
+    options: &[&str],
+    args: &[&str],
+) -> (String, Value) {
+    let json = dir.path().join(format!(
+        "{program_name}{}-{}.json",
+        options.join(""),
+        args.join("-")
+    ));
     let json_arg = json.display().to_string();
-    let prog = program("paging-stats");
+    let prog = program(program_name);
     let mut argv = vec!["run", "--timeout", "60", "--stats-json", &json_arg];
     argv.extend_from_slice(options);
     argv.push(&prog);
@@ -33,7 +48,7 @@ fn stats_run(dir: &TempDir, options: &[&str], args: &[&str]) -> Value {
         run.stderr
     );
     let text = std::fs::read_to_string(&json).expect("the JSON document was written");
-    serde_json::from_str(&text).expect("valid JSON")
+    (run.stdout, serde_json::from_str(&text).expect("valid JSON"))
 }
 
 fn guest(doc: &Value, field: &str) -> u64 {
@@ -473,32 +488,6 @@ fn stats_errors_say_what_to_do() {
     assert!(sweep.stderr.starts_with("vmm: sweep: "), "{}", sweep.stderr);
 }
 
-/// Runs `program` with `options` and `--stats-json`; its stdout and the document.
-fn program_stats(dir: &TempDir, program: &str, options: &[&str]) -> (String, Value) {
-    let json = dir
-        .path()
-        .join(format!("{program}{}.json", options.join("")));
-    let json_arg = json.display().to_string();
-    let prog = program_path(program);
-    let mut argv = vec!["run", "--timeout", "120", "--stats-json", &json_arg];
-    argv.extend_from_slice(options);
-    argv.push(&prog);
-    let run = vmm(&argv);
-    assert_eq!(
-        run.status,
-        Some(0),
-        "{argv:?}: {}{}",
-        run.stdout,
-        run.stderr
-    );
-    let text = std::fs::read_to_string(&json).expect("the JSON document was written");
-    (run.stdout, serde_json::from_str(&text).expect("valid JSON"))
-}
-
-fn program_path(name: &str) -> String {
-    user_program(name).display().to_string()
-}
-
 /// Pages a run brought in on faults of their own.
 fn loaded_on_faults(doc: &Value) -> u64 {
     ["faults_zero_fill", "faults_elf_load", "faults_mmap_load"]
@@ -518,8 +507,8 @@ fn fault_around_brings_the_same_pages_in_with_fewer_faults() {
         return;
     }
     let dir = TempDir::new("stats-around");
-    let (out_off, off) = program_stats(&dir, "bss-20m", &[]);
-    let (out_on, on) = program_stats(&dir, "bss-20m", &["--fault-around", "7"]);
+    let (out_off, off) = program_stats(&dir, "bss-20m", &[], &[]);
+    let (out_on, on) = program_stats(&dir, "bss-20m", &["--fault-around", "7"], &[]);
     assert_eq!(out_on, out_off);
     assert_eq!(off["config"]["fault_around"], 0);
     assert_eq!(on["config"]["fault_around"], 7);
@@ -534,12 +523,9 @@ fn fault_around_brings_the_same_pages_in_with_fewer_faults() {
     );
     check_outcomes_add_up(&on);
 
-    let (out_off, _) = program_stats(&dir, "pressure-mix", &["--mem", "10"]);
-    let (out_on, on) = program_stats(
-        &dir,
-        "pressure-mix",
-        &["--mem", "10", "--fault-around", "16"],
-    );
+    let (out_off, _) = program_stats(&dir, "pressure-mix", &["--mem", "10"], &[]);
+    let options = ["--mem", "10", "--fault-around", "16"];
+    let (out_on, on) = program_stats(&dir, "pressure-mix", &options, &[]);
     assert_eq!(out_on, out_off);
     assert!(guest(&on, "pages_mapped_around") > 0, "{}", on["guest"]);
 }
