@@ -55,9 +55,9 @@ static mut KVIEW_ROOT: u64 = 0;
 static mut FAULT_ADDR: u64 = 0;
 /// The `iretq` frames of the shim's upcalls (rip, cs, rflags, rsp, ss), built in advance
 /// so that an event costs no ring-0 pushes: a page fault's (to `fast_pf_entry`), a
-/// system call's (to `fast_syscall_entry`) and an invalid opcode's (`fast_ud_entry`). Both start the kernel [`RING0_RESERVE`] bytes
-/// below the user's frame at the top of the running thread's kernel stack
-/// ([`set_kernel_stack`]).
+/// system call's (to `fast_syscall_entry`) and an invalid opcode's (`fast_ud_entry`). All
+/// start the kernel [`RING0_RESERVE`] bytes below the user's frame at the top of the
+/// running thread's kernel stack ([`set_kernel_stack`]).
 static mut UPCALL_FRAMES: [[u64; 5]; 3] = [[0, USER_CS, CPL3_RFLAGS, 0, USER_DS]; 3];
 
 /// Whether the fast mode is on.
@@ -82,7 +82,8 @@ const FAST_STUB_SIZE: u64 = 32;
 /// (`platform::init_user_entry`); `kview_root` is the kernel view
 /// (`BootInfo::kview_pml4_gpa`).
 pub fn init(kview_root: u64) {
-    // SAFETY: written once, at boot, before any event reads them.
+    // SAFETY: written once, before the first user program, so before any event reads them;
+    // interrupts are off.
     unsafe {
         KVIEW_ROOT = kview_root;
         UPCALL_FRAMES[0][0] = addr_of!(fast_pf_entry) as u64;
@@ -107,10 +108,16 @@ pub fn init(kview_root: u64) {
 }
 
 /// Makes the upcalls start the kernel at CPL 3 on the kernel stack whose top is `top` (the
-/// running thread's, which TSS rsp0 names too). Call with interrupts off.
+/// running thread's, which TSS rsp0 names too). Call with interrupts off, at every
+/// switch to a thread; nothing to do before the mode starts (the first user program's
+/// thread is switched to after [`init`]), so classic mode's switches make no stores here.
+#[inline(always)]
 pub(super) fn set_kernel_stack(top: u64) {
     /// The user's frame (with an error code) at the top of the stack, then the reserve.
     const BELOW_TOP: u64 = 6 * 8 + RING0_RESERVE;
+    if !is_on() {
+        return;
+    }
     // SAFETY: single CPU, interrupts off (the caller's contract): the shim reads the frames
     // only for an event, which cannot come during these stores.
     unsafe {
