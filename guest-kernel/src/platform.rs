@@ -29,9 +29,9 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::x86_64::trap::TrapFrame;
 use abi::boot::{BootInfo, KernelMode};
 
+use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::{cpl3, cpu, fast, lapic, user};
 use crate::mm::frame::Frame;
 

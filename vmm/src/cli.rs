@@ -108,7 +108,8 @@ pub enum KernelModeArg {
     /// Fast on PVM hosts (where ring 0 is emulated), classic on hardware KVM.
     #[default]
     Auto,
-    /// The kernel's work at CPL 3 behind a ring-0 shim (so far: user page faults).
+    /// User page faults and system calls that cannot block handled at CPL 3 behind a
+    /// ring-0 shim.
     Fast,
     /// The whole kernel in ring 0.
     Classic,
@@ -229,8 +230,9 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u32).range(0..=i64::from(abi::boot::MAX_FAULT_AROUND)))]
     pub fault_around: u32,
 
-    /// Where the kernel runs its work: `fast` resolves user page faults at CPL 3 behind a
-    /// ring-0 shim (much cheaper where ring 0 is emulated, as on PVM hosts), `classic` runs
+    /// Where the kernel runs its work: `fast` handles user page faults and the system calls
+    /// that cannot block at CPL 3 behind a ring-0 shim (much cheaper where ring 0 is
+    /// emulated, as on PVM hosts), `classic` runs
     /// the whole kernel in ring 0, `auto` picks fast on PVM and classic on hardware KVM.
     /// The environment variable VMM_KERNEL_MODE sets the default.
     #[arg(long, value_enum, env = "VMM_KERNEL_MODE", default_value_t = KernelModeArg::Auto)]

@@ -43,8 +43,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
 
 /// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`), which
 /// must not block or switch threads: a call that may (`halt`, `wait` for a child still
-/// running, a read from the console) is left to ring 0 untouched (`Verdict::Ring0`); `exit`, and a bad argument
-/// that ends the process, end it here but for its thread (`Verdict::Exit`).
+/// running, a read from the console) is left to ring 0 untouched (`Verdict::Ring0`);
+/// `exit`, and a bad argument that ends the process, end it here but for its thread
+/// (`Verdict::Exit`).
 pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
     if !runs_at_cpl3(frame) {
         return Verdict::Ring0;
