@@ -22,7 +22,7 @@ use core::sync::atomic::AtomicU64;
 /// set the page up.
 pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"VMMSTATS");
 /// Bumped whenever the layout of [`StatsPage`] changes.
-pub const STATS_VERSION: u64 = 3;
+pub const STATS_VERSION: u64 = 4;
 /// Buckets of [`StatsPage::fault_cycles_log2`]: bucket `i` counts faults that took
 /// `[2^i, 2^(i+1))` TSC cycles (bucket 0 also counts 0 cycles).
 pub const FAULT_HISTOGRAM_BUCKETS: usize = 48;
@@ -114,7 +114,7 @@ macro_rules! stats_page {
 }
 
 stats_page! {
-    /// User page faults handled, by the CPU or met by a system call on user memory: the sum of the `faults_*` outcomes below except `faults_in_syscall`.
+    /// User page faults handled, by the CPU or met by a system call on user memory: the sum of the `faults_*` outcomes below except `faults_in_syscall` and `faults_in_shim`.
     Counter faults,
     /// Faults that mapped a zeroed page (bss, or an anonymous page never written out).
     Counter faults_zero_fill,
@@ -182,6 +182,8 @@ stats_page! {
     Constant host_kind,
     /// Pages brought in by fault-around (`--fault-around`) after a faulting page, without a fault of their own (not counted in `faults`).
     Counter pages_mapped_around,
+    /// Of all faults, the zero-fill faults the fast kernel mode's ring-0 shim resolved itself with a stashed zeroed frame (counted as faults and as `faults_zero_fill`; not timed: `fault_cycles_*` cover the others).
+    Counter faults_in_shim,
 }
 
 /// Offset of histogram bucket `bucket` in the page.

@@ -41,7 +41,10 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
         Some(Event::Timer) => timer(),
         Some(Event::Device(line)) => device(line),
         // Any other exception is the program's fault.
-        Some(Event::UserException(_)) => proc::exit(proc::KILLED),
+        Some(Event::UserException(_)) => {
+            settle_shim_faults();
+            proc::exit(proc::KILLED)
+        }
     }
 }
 
@@ -56,6 +59,7 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 // V ABI and a pointer to the frame it built on the current stack.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
+    settle_shim_faults();
     let resolved = match frame.vector {
         trap::vector::PAGE_FAULT => {
             let (present, write) = trap::page_fault_access(frame.error_code);
@@ -101,7 +105,21 @@ extern "C" fn kernel_syscall_ring0(frame: &mut TrapFrame) {
 fn timer() {
     // Before the tick: it may switch threads.
     platform::end_of_interrupt();
-    thread::tick();
+    if thread::tick_without_preemption() {
+        // What the shim did for this process is settled before another one runs.
+        settle_shim_faults();
+        thread::yield_now();
+    }
+}
+
+/// Settles what the fast mode's shim did for the running process since the kernel last ran
+/// (`vm::fault::settle_shim_faults`): at every entry from its user code that may look at
+/// its pages or switch to another process.
+#[inline(always)]
+fn settle_shim_faults() {
+    if let Some(process) = proc::current() {
+        vm::fault::settle_shim_faults(&mut process.mem);
+    }
 }
 
 /// An interrupt from device line `line`.

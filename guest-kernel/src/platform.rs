@@ -117,6 +117,13 @@ pub unsafe fn load_page_table(pml4: Frame) {
     }
 }
 
+/// The PML4 slot where user address spaces map their own tables (supervisor-only) for
+/// the fast mode's shim, once that mode runs; `None` in classic mode.
+#[inline(always)]
+pub fn self_map_slot() -> Option<usize> {
+    fast::is_on().then_some(fast::SELF_SLOT)
+}
+
 /// Whether kernel code runs at CPL 3 now (the fast mode's events): it must not block or
 /// switch threads there.
 #[inline(always)]

@@ -114,6 +114,17 @@ pub fn fault_start() -> u64 {
     }
 }
 
+/// Records `n` zero-fill faults the fast mode's shim resolved (untimed), if fault counters
+/// are on.
+pub fn shim_zero_fills(n: u64) {
+    if FAULT_COUNTERS.load(Relaxed) {
+        let p = page();
+        add(&p.faults, n);
+        add(&p.faults_zero_fill, n);
+        add(&p.faults_in_shim, n);
+    }
+}
+
 /// Records a fault that began at `start` (from [`fault_start`]; 0, with counters off,
 /// records nothing: the TSC is never 0 once the kernel runs).
 #[inline]

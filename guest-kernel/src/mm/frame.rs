@@ -78,7 +78,8 @@ pub enum Zero {
 pub struct PoolStats {
     /// Frames in the pool.
     pub total: u64,
-    /// Frames available now.
+    /// Frames available now (with the user frames in the fast mode's stash:
+    /// [`take_fresh_for_stash`]).
     pub free: u64,
     /// Frames never handed out since boot (the rest of the bump region).
     pub fresh: u64,
@@ -287,6 +288,31 @@ fn count_user_frames(pool: &FramePool) {
         &p.user_frames_peak,
         pool.stats.total - pool.stats.free,
     );
+}
+
+/// Takes up to `out.len()` never-used (zero) user frames for the fast mode's stash of
+/// zeroed frames (`vm::fault::settle_shim_faults`), in the order zero-fill faults would
+/// take them. They still count as free ([`PoolStats::free`], the stats page's gauge) until
+/// [`stashed_used`]. Returns how many.
+pub fn take_fresh_for_stash(out: &mut [Frame]) -> usize {
+    let mut p = USER_POOL.lock();
+    let mut n = 0;
+    for slot in out.iter_mut() {
+        let Some((frame, _)) = p.take_fresh() else {
+            break;
+        };
+        *slot = frame;
+        n += 1;
+    }
+    n
+}
+
+/// `n` frames of the stash went into use (the shim mapped them, or a fault took them when
+/// the pool ran dry).
+pub fn stashed_used(n: u64) {
+    let mut p = USER_POOL.lock();
+    p.stats.free -= n;
+    count_user_frames(&p);
 }
 
 /// Allocates a frame from `which` pool; with [`Zero::Yes`] it reads as zero. `None` when

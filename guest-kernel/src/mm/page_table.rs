@@ -140,6 +140,10 @@ impl AddressSpace {
     pub fn new() -> Option<Self> {
         let pml4 = frame::alloc(Pool::Kernel, Zero::Yes)?;
         table(pml4)[SHARED_SLOT] = table(kernel_pml4())[SHARED_SLOT].clone();
+        if let Some(slot) = platform::self_map_slot() {
+            // Supervisor-only: the fast mode's shim reaches leaf entries through it.
+            table(pml4)[slot].set_addr(PhysAddr::new(pml4.gpa()), Flags::PRESENT | Flags::WRITABLE);
+        }
         Some(AddressSpace {
             pml4,
             tables: Vec::new(),
@@ -271,6 +275,12 @@ impl AddressSpace {
     #[inline(never)]
     fn map_first(&mut self, va: u64, frame: Frame, flags: PageFlags) -> Result<(), MapError> {
         self.map(va, frame, flags)
+    }
+
+    /// Lists user page `va`, which the fast mode's shim mapped with an entry from
+    /// [`zero_fill_entry`] (the kernel settles it at its next entry).
+    pub fn note_mapped(&mut self, va: u64) {
+        self.mapped.push(va);
     }
 
     /// Takes user page `va` out of memory (eviction): the entry stops mapping it (the TLB
@@ -469,6 +479,14 @@ impl AddressSpace {
         // code, data and stacks stay mapped across the switch.
         unsafe { platform::load_page_table(self.pml4) };
     }
+}
+
+/// The leaf entry that maps a writable user page to `frame`, listed, as [`AddressSpace::map`]
+/// writes it: what the fast mode's shim installs for a zero-fill fault (the kernel then
+/// lists the page: [`AddressSpace::note_mapped`]).
+pub fn zero_fill_entry(frame: Frame) -> u64 {
+    let flags = Flags::PRESENT | Flags::USER_ACCESSIBLE | Flags::WRITABLE | LISTED;
+    frame.gpa() | flags.bits()
 }
 
 /// Loads the kernel's own page tables unless they are loaded already (a CR3 write flushes

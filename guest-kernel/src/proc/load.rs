@@ -53,9 +53,10 @@ pub fn load(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let name = program_name(cmdline).ok_or(())?;
     let mem = &mut *process.mem;
     match load_into(&mut mem.space, name, cmdline) {
-        Ok((start, exe, spt)) => {
+        Ok((start, exe, spt, zero_run)) => {
             mem.exe = Some(exe);
             mem.spt = spt;
+            mem.set_zero_run(zero_run);
             adopt_stack(mem);
             Ok(start)
         }
@@ -72,8 +73,9 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
     let name = program_name(cmdline).ok_or(())?;
     let mut space = vm::new_space().ok_or(())?;
     match load_into(&mut space, name, cmdline) {
-        Ok((start, exe, spt)) => {
+        Ok((start, exe, spt, zero_run)) => {
             process.mem.replace_program(space, spt, exe);
+            process.mem.set_zero_run(zero_run);
             adopt_stack(&mut process.mem);
             Ok(start)
         }
@@ -108,12 +110,13 @@ fn report(name: &[u8], error: LoadError) {
 }
 
 /// Checks the executable `name` and registers its pages; returns where it starts, the
-/// executable (open with writes denied) and the page table describing its pages.
+/// executable (open with writes denied), the page table describing its pages and its
+/// zero-fill run ([`zero_fill_run`]).
 fn load_into(
     space: &mut AddressSpace,
     name: &[u8],
     cmdline: &[u8],
-) -> Result<(Start, File, Spt), LoadError> {
+) -> Result<(Start, File, Spt, (u64, u64)), LoadError> {
     let mut exe = fs::open(name).ok_or(LoadError::Open)?;
     let mut raw = [0u8; SIZEOF_EHDR];
     if exe.read_at(&mut raw, 0) != SIZEOF_EHDR {
@@ -150,7 +153,36 @@ fn load_into(
         return Err(LoadError::Bad);
     }
     exe.deny_write();
-    Ok((start, exe, spt))
+    Ok((start, exe, spt, zero_fill_run(&headers)))
+}
+
+/// The longest run of pages `[lo, hi)` that a writable segment holds past its file bytes
+/// (its bss) and that no other segment's file bytes reach: each is registered writable with
+/// no range of the executable (`Page::Uninit`), a zero-fill page until it loads
+/// (`Memory::zero_run`). `(0, 0)` if there is none. Looks at the headers only: the first
+/// program is loaded in ring 0, where a look at each page would cost.
+fn zero_fill_run(headers: &[ProgramHeader]) -> (u64, u64) {
+    let loads = || headers.iter().filter(|ph| ph.p_type == PT_LOAD);
+    let file_pages = |ph: &ProgramHeader| {
+        let end = (ph.p_vaddr + ph.p_filesz).next_multiple_of(PAGE_SIZE);
+        (ph.p_vaddr & !(PAGE_SIZE - 1))..end
+    };
+    let mut best = (0, 0);
+    for (i, ph) in loads().enumerate().filter(|(_, ph)| ph.p_flags & PF_W != 0) {
+        let lo = (ph.p_vaddr + ph.p_filesz).next_multiple_of(PAGE_SIZE);
+        let hi = (ph.p_vaddr + ph.p_memsz).next_multiple_of(PAGE_SIZE);
+        let clashes = loads().enumerate().any(|(j, other)| {
+            let file = file_pages(other);
+            j != i && other.p_filesz > 0 && file.start < hi && lo < file.end
+        });
+        let in_the_way = (lo < USER_STACK && vm::STACK_LIMIT < hi)
+            || (lo..hi).contains(&TRAMPOLINE_VA)
+            || hi > vm::ZERO_RUN_LIMIT;
+        if lo < hi && !clashes && !in_the_way && hi - lo > best.1 - best.0 {
+            best = (lo, hi);
+        }
+    }
+    best
 }
 
 fn check_header(h: &Header) -> Result<(), LoadError> {

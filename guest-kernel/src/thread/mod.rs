@@ -269,16 +269,9 @@ pub fn exit() -> ! {
     unreachable!("thread: a dead thread was resumed");
 }
 
-/// Called by the timer interrupt handler (interrupts off): counts the tick, wakes
-/// sleepers, and preempts the running thread when its slice is over.
-pub fn tick() {
-    if tick_without_preemption() {
-        yield_now();
-    }
-}
-
-/// The bookkeeping part of [`tick`]; returns whether the running thread should yield.
-/// Interrupts must be off.
+/// Called by the timer interrupt handler (interrupts off): counts the tick and wakes
+/// sleepers; returns whether the running thread's slice is over and another is ready (the
+/// handler then calls [`yield_now`]).
 pub fn tick_without_preemption() -> bool {
     let now = TICKS.fetch_add(1, Ordering::Relaxed) + 1;
     let mut s = SCHED.lock();

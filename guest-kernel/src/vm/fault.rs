@@ -18,9 +18,10 @@ use abi::layout::{KERN_BASE, PAGE_SIZE};
 
 use super::spt::{FileRange, Page};
 use super::{Access, Memory, STACK_LIMIT, USER_STACK, cow, frame_table, mmap, swap};
+use crate::arch::x86_64::fast;
 use crate::fs;
 use crate::mm::frame::{self, Frame, Pool, Zero};
-use crate::mm::page_table::{AddressSpace, Fill, PageFlags};
+use crate::mm::page_table::{self, AddressSpace, Fill, PageFlags};
 use crate::stats::{self, FaultOutcome};
 
 /// Fault-around: how many pages after a faulting one come in with it
@@ -349,6 +350,58 @@ fn swap_in<const NATIVE_MAP: bool>(
         return None;
     };
     map_or_free::<NATIVE_MAP>(space, page, f, writable, Fill::SwapSlot(slot))
+}
+
+/// Settles the zero-fill faults the fast mode's shim resolved since the kernel last ran
+/// (`arch::x86_64::fast`): each page it mapped is listed in `mem`'s page table and its
+/// frame entered in the frame table, and the faults are counted; then the stash is topped
+/// up with never-used frames (zero already: nothing to clear), which stay free frames
+/// meanwhile. Call on every entry from the user `mem` belongs to, before anything looks at
+/// its pages (the SPT needs nothing: a zero-fill page keeps its entry when it loads).
+#[inline]
+pub fn settle_shim_faults(mem: &mut Memory) {
+    let owner: *mut Memory = mem;
+    let space = &mut mem.space;
+    let taken = fast::drain_shim_faults(|page, gpa| {
+        space.note_mapped(page);
+        frame_table::register(Frame::from_gpa(gpa), owner, page);
+    });
+    if taken != 0 {
+        frame::stashed_used(taken);
+        stats::shim_zero_fills(taken);
+    }
+    if fast::stash_len() < fast::STASH_SIZE / 2 && shim_zero_fill() {
+        refill_stash();
+    }
+}
+
+/// Whether the shim resolves zero-fill faults: in the fast mode, unless fault-around is on
+/// (its pages come in with the faulting one, which only the kernel does).
+#[inline]
+pub fn shim_zero_fill() -> bool {
+    fast::is_on() && AROUND.load(Ordering::Relaxed) == 0
+}
+
+/// Tops the shim's stash up with never-used user frames, if there are any.
+#[cold]
+fn refill_stash() {
+    let mut frames = [Frame::from_gpa(0); fast::STASH_SIZE];
+    let want = fast::STASH_SIZE - fast::stash_len();
+    let n = frame::take_fresh_for_stash(&mut frames[..want]);
+    let mut entries = [0; fast::STASH_SIZE];
+    for (e, &f) in entries.iter_mut().zip(&frames[..n]) {
+        *e = page_table::zero_fill_entry(f);
+    }
+    fast::stash_add(&entries[..n]);
+}
+
+/// A frame from the shim's stash, for a fault that found the pool empty: stashed frames
+/// are free frames, so none is evicted while one is left.
+#[inline]
+pub fn take_stashed_frame() -> Option<Frame> {
+    let gpa = fast::stash_take()?;
+    frame::stashed_used(1);
+    Some(Frame::from_gpa(gpa))
 }
 
 /// Grows the stack to cover `addr`, a page the process does not own (`claim` looked it up),

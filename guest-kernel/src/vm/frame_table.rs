@@ -242,6 +242,17 @@ pub fn alloc_as_is(zero: Zero) -> Option<(Frame, bool)> {
     if let Some(taken) = frame::alloc_as_is(Pool::User, zero) {
         return Some(taken);
     }
+    stashed_or_evicted()
+}
+
+/// For [`alloc_as_is`] when the pool is empty: a frame of the fast mode's stash of zeroed
+/// frames (free frames all the same), or else one eviction frees.
+#[cold]
+#[inline(never)]
+fn stashed_or_evicted() -> Option<(Frame, bool)> {
+    if let Some(f) = super::fault::take_stashed_frame() {
+        return Some((f, true));
+    }
     Some((evict_one()?, false))
 }
 

@@ -43,6 +43,7 @@ use alloc::collections::BTreeMap;
 use abi::layout::PAGE_SIZE;
 
 use self::spt::Spt;
+use crate::arch::x86_64::fast;
 use crate::arch::x86_64::user::{self, TRAMPOLINE_VA};
 use crate::fs;
 use crate::mm::frame::{self, Frame, Pool};
@@ -52,6 +53,9 @@ use crate::mm::page_table::{AddressSpace, PageFlags};
 pub const USER_STACK: u64 = 0x4748_0000;
 /// Lowest address the stack may grow to: 1 MiB below its top.
 pub const STACK_LIMIT: u64 = USER_STACK - (1 << 20);
+/// End of the user addresses a zero-fill run may reach: PML4 slot 0, which the shim's
+/// self-map indexes.
+pub const ZERO_RUN_LIMIT: u64 = 1 << 39;
 /// Pages the stack may grow to.
 pub const STACK_PAGES: u64 = (USER_STACK - STACK_LIMIT) / PAGE_SIZE;
 
@@ -83,6 +87,12 @@ pub struct Memory {
     /// A page fault found no memory (no free frame and nothing to evict): the process's
     /// exit line is preceded by `NAME: out of memory`.
     pub out_of_memory: bool,
+    /// Pages `[lo, hi)` that are writable zero-fill pages of the program (`Page::Uninit`
+    /// with no range) whenever their page-table entry is all zero (never mapped: loaded
+    /// and evicted pages keep a listed entry). The fast mode's shim maps them itself
+    /// (`fault::settle_shim_faults`). Set by exec; `(0, 0)` for none, and for a forked
+    /// child (whose entries are zero for the parent's evicted pages too).
+    pub zero_run: (u64, u64),
 }
 
 impl Memory {
@@ -95,6 +105,7 @@ impl Memory {
             mappings: BTreeMap::new(),
             exe: None,
             out_of_memory: false,
+            zero_run: (0, 0),
         }))
     }
 
@@ -117,6 +128,7 @@ impl Memory {
                 copy
             }),
             out_of_memory: false,
+            zero_run: (0, 0),
         });
         // Pages in swap: the child's entries name the same slots.
         for slot in child.spt.slots() {
@@ -129,9 +141,23 @@ impl Memory {
         Some(child)
     }
 
-    /// Loads these page tables if they are not loaded (on every switch to the process).
+    /// Loads these page tables if they are not loaded (on every switch to the process),
+    /// and tells the fast mode's shim the zero-fill run.
     pub fn activate(&self) {
         self.space.activate_if_needed();
+        self.publish_zero_run();
+    }
+
+    /// Sets the zero-fill run ([`Memory::zero_run`]) of the running process, after exec.
+    pub fn set_zero_run(&mut self, run: (u64, u64)) {
+        self.zero_run = run;
+        self.publish_zero_run();
+    }
+
+    fn publish_zero_run(&self) {
+        if fault::shim_zero_fill() {
+            fast::set_zero_fill_run(self.zero_run.0, self.zero_run.1);
+        }
     }
 
     /// Prepares the page tables to map every page the SPT registers plus a full stack and

@@ -37,7 +37,7 @@
 //! shim reloads CR3 before the user runs again, which drops every non-global translation.
 
 use core::arch::global_asm;
-use core::ptr::addr_of;
+use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::cpl3::{ACTIVE, CPL3_RFLAGS};
@@ -62,6 +62,46 @@ static mut UPCALL_FRAMES: [[u64; 5]; 3] = [[0, USER_CS, CPL3_RFLAGS, 0, USER_DS]
 
 /// Whether the fast mode is on.
 static ON: AtomicBool = AtomicBool::new(false);
+
+/// PML4 slot of the self-map in every user address space in this mode (supervisor-only:
+/// the shim reads and writes a user page's leaf entry through it, `[SELF_MAP_BASE +
+/// (va >> 12) * 8]`, in a few instructions instead of a walk).
+pub const SELF_SLOT: usize = 2;
+/// Bit set in a user page number to index the self-map's leaf entries (`SELF_SLOT << 39`
+/// is `1 << (SELF_INDEX_BIT + 3)`).
+const SELF_INDEX_BIT: u32 = 37;
+const _: () = assert!((SELF_SLOT as u64) << 39 == 1 << (SELF_INDEX_BIT + 3));
+
+/// Frames the shim holds ready for zero-fill faults.
+pub const STASH_SIZE: usize = 32;
+
+/// What the shim's zero-fill path works from, shared with the kernel at CPL 3
+/// (`vm::fault::settle_shim_faults`).
+#[repr(C)]
+struct ZeroFill {
+    /// The running process's zero-fill run `[lo, hi)`: user pages that, while their leaf
+    /// entry is all zero, are zero-fill pages never loaded (the kernel publishes it at each
+    /// switch; empty for none).
+    lo: u64,
+    hi: u64,
+    /// Entries of `ptes` left: the shim takes `ptes[len - 1]`.
+    len: u64,
+    /// Leaf entries ready to install: a zeroed frame, present, user, writable, listed.
+    ptes: [u64; STASH_SIZE],
+    /// Written by the shim for each entry it took: the page's self-map index.
+    pages: [u64; STASH_SIZE],
+}
+
+/// The shim's zero-fill state ([`ZeroFill`]); `KNOWN` is `len` as the kernel last left it
+/// (entries `len..KNOWN` the shim took since).
+static mut ZERO_FILL: ZeroFill = ZeroFill {
+    lo: 0,
+    hi: 0,
+    len: 0,
+    ptes: [0; STASH_SIZE],
+    pages: [0; STASH_SIZE],
+};
+static mut KNOWN: u64 = 0;
 
 unsafe extern "C" {
     static fast_pf_entry: u8;
@@ -131,6 +171,82 @@ pub(super) fn set_kernel_stack(top: u64) {
 #[inline]
 pub fn is_on() -> bool {
     ON.load(Ordering::Relaxed)
+}
+
+/// Publishes the running process's zero-fill run `[lo, hi)` (page-aligned, below 512
+/// GiB; `lo == hi` for none): user pages whose leaf entry, while all zero, means a
+/// writable zero-fill page never loaded. The shim maps such a page itself, with a stashed
+/// frame. Call with interrupts off whenever another process's tables are loaded.
+#[inline(always)]
+pub fn set_zero_fill_run(lo: u64, hi: u64) {
+    debug_assert!(lo <= hi && hi <= 1 << 39);
+    // SAFETY: single CPU, interrupts off: the shim reads these only for a user's fault.
+    unsafe {
+        ZERO_FILL.lo = lo;
+        ZERO_FILL.hi = hi;
+    }
+}
+
+/// Calls `f(page, frame_gpa)` for each zero-fill fault the shim resolved since the last
+/// call (in the order it took them), and forgets them. Call with interrupts off, before
+/// the kernel looks at the process's pages: the shim's mappings belong to the process that
+/// ran meanwhile.
+#[inline]
+pub fn drain_shim_faults(mut f: impl FnMut(u64, u64)) -> u64 {
+    // SAFETY: single CPU, interrupts off, no user code runs meanwhile: the shim does not
+    // touch the state while the kernel does.
+    unsafe {
+        let len = ZERO_FILL.len;
+        let known = KNOWN;
+        for i in (len..known).rev() {
+            let index = ZERO_FILL.pages[i as usize];
+            let page = (index & !(1 << SELF_INDEX_BIT)) << 12;
+            f(page, ZERO_FILL.ptes[i as usize] & PTE_ADDRESS);
+        }
+        KNOWN = len;
+        known - len
+    }
+}
+
+/// Address bits of a leaf entry.
+const PTE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+
+/// Frames in the stash.
+#[inline]
+pub fn stash_len() -> usize {
+    // SAFETY: see `drain_shim_faults`.
+    unsafe { ZERO_FILL.len as usize }
+}
+
+/// Adds leaf entries to the stash, `entries[0]` to be taken first, below the ones it has
+/// (taken before them); as many as fit. Returns how many it took. Call as
+/// [`drain_shim_faults`], after it.
+pub fn stash_add(entries: &[u64]) -> usize {
+    // SAFETY: see `drain_shim_faults`.
+    let z = unsafe { &mut *addr_of_mut!(ZERO_FILL) };
+    let len = z.len as usize;
+    let n = entries.len().min(STASH_SIZE - len);
+    z.ptes.copy_within(0..len, n);
+    for (slot, &e) in z.ptes[..n].iter_mut().rev().zip(entries) {
+        *slot = e;
+    }
+    z.len = (len + n) as u64;
+    // SAFETY: as above.
+    unsafe { KNOWN = z.len };
+    n
+}
+
+/// Takes a frame back from the stash (the pool ran dry: it is one of the free frames),
+/// the one the shim would have taken next. Call as [`drain_shim_faults`], after it.
+#[inline]
+pub fn stash_take() -> Option<u64> {
+    // SAFETY: see `drain_shim_faults`.
+    unsafe {
+        let len = ZERO_FILL.len.checked_sub(1)?;
+        ZERO_FILL.len = len;
+        KNOWN = len;
+        Some(ZERO_FILL.ptes[len as usize] & PTE_ADDRESS)
+    }
 }
 
 /// The address of the user page fault being handled, for the kernel at CPL 3.
@@ -263,11 +379,67 @@ global_asm!(
     "cmp byte ptr [rip + {active}], 0",
     "jne cpl3_trap_stubs + {pf_stub}",
     "test byte ptr [rsp + 16], 3",
-    "jz trap_stubs + {pf_stub}",
+    "jz 9f",
+    // A not-present page in the zero-fill run whose leaf entry is all zero, with a
+    // stashed frame: the entry from the stash, the page noted for the kernel, iretq.
+    "test byte ptr [rsp], 1",
+    "jnz 8f",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "lea rdx, [rip + {zero}]",
+    "mov rax, cr2",
+    "cmp rax, [rdx + {lo}]",
+    "jb 7f",
+    "cmp rax, [rdx + {hi}]",
+    "jae 7f",
+    "shr rax, 12",
+    "bts rax, {self_bit}",
+    // Faults (in ring 0) if a table above the leaf is missing: see 9 below.
+    ".global fast_zero_probe",
+    "fast_zero_probe:",
+    "cmp qword ptr [rax * 8], 0",
+    "jne 7f",
+    "mov rcx, [rdx + {len}]",
+    "sub rcx, 1",
+    "jb 7f",
+    "mov [rdx + {len}], rcx",
+    "mov [rdx + rcx * 8 + {pages}], rax",
+    "mov rcx, [rdx + rcx * 8 + {ptes}]",
+    "mov [rax * 8], rcx",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "add rsp, 8",
+    "iretq",
+    // Anything else goes to the kernel at CPL 3.
+    "7:",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "8:",
     "push rax",
     "mov rax, cr2",
     "mov [rip + {fault_addr}], rax",
+    "6:",
     upcall!(0),
+    // In ring 0: the zero-fill probe met a missing table (the first fault of the 2 MiB
+    // region): back to the probe's stack, and on to the kernel with the page's address
+    // (CR2 now holds the probe's); anything else takes the ordinary path (probes, kernel
+    // bugs).
+    "9:",
+    "push rax",
+    "lea rax, [rip + fast_zero_probe]",
+    "cmp rax, [rsp + 16]",
+    "pop rax",
+    "jne trap_stubs + {pf_stub}",
+    "mov rsp, [rsp + 32]",
+    "btr rax, {self_bit}",
+    "shl rax, 12",
+    "mov [rip + {fault_addr}], rax",
+    "pop rdx",
+    "pop rcx",
+    "jmp 6b",
     ".global fast_gp",
     "fast_gp:",
     "cmp byte ptr [rip + {active}], 0",
@@ -342,6 +514,13 @@ global_asm!(
     ".popsection",
     active = sym ACTIVE,
     fault_addr = sym FAULT_ADDR,
+    zero = sym ZERO_FILL,
+    lo = const core::mem::offset_of!(ZeroFill, lo),
+    hi = const core::mem::offset_of!(ZeroFill, hi),
+    len = const core::mem::offset_of!(ZeroFill, len),
+    ptes = const core::mem::offset_of!(ZeroFill, ptes),
+    pages = const core::mem::offset_of!(ZeroFill, pages),
+    self_bit = const SELF_INDEX_BIT,
     kview = sym KVIEW_ROOT,
     root = sym cpu::LOADED_ROOT,
     syscall_rip = sym super::user::TRAMPOLINE_ENTRY,
