@@ -11,6 +11,10 @@
 //! kernel instruction costs, so nothing here walks or scans). Nothing allocates from the
 //! heap: room in the page table's lists and in the SPT was made when the pages were
 //! registered.
+//!
+//! In the fast kernel mode the shim resolves a program's bss zero-fill faults itself with
+//! frames stashed here; [`settle_shim_faults`] brings them into the frame table and the
+//! counters at the kernel's next entry.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 

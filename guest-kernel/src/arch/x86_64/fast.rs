@@ -22,6 +22,12 @@
 //!                                (`kernel_syscall_ring0`) and the ordinary trap exit
 //! ```
 //!
+//! One fault never leaves ring 0: a program's first touch of a page of its zero-fill run
+//! (its bss: [`set_zero_fill_run`]) whose leaf entry is still all zero gets an entry from
+//! the stash of zeroed frames the kernel keeps filled, read and written through the user
+//! tables' self-map ([`SELF_SLOT`]), and the user resumes; the kernel settles it at its
+//! next entry ([`drain_shim_faults`]; `docs/fast-mode.md`, "Zero-fill in the shim").
+//!
 //! The kernel at CPL 3 runs [`RING0_RESERVE`] bytes below the top of the thread's kernel
 //! stack: traps it raises there (the #GP of a privileged instruction the shim emulates,
 //! `int3` requests) arrive at the top of that stack (TSS rsp0), above it. Interrupts are off
