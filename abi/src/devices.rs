@@ -46,7 +46,7 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 56;
+pub const SYSCTL_PORT_COUNT: u16 = 60;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
@@ -111,6 +111,14 @@ pub const SYSCTL_PAGE_MAP: u16 = 44;
 pub const SYSCTL_ZERO_MAP: u16 = 48;
 /// [`SYSCTL_SWAP_IN`], then map page `a` as the map request says.
 pub const SYSCTL_SWAP_IN_MAP: u16 = 52;
+
+/// Clear the `b` pages (at most [`ZERO_LIST_MAX`]) whose page numbers are listed as
+/// little-endian `u32`s at the start of page `a`: one exit for a batch (the fast kernel
+/// mode's stash of zeroed frames). If any listed page is not a RAM page (or `a` is not, or
+/// `b` is too big) nothing is cleared.
+pub const SYSCTL_ZERO_LIST: u16 = 56;
+/// Most pages one [`SYSCTL_ZERO_LIST`] clears (a page of `u32`s).
+pub const ZERO_LIST_MAX: u64 = 1024;
 
 /// Bit 0 of a map request's address: the page is writable.
 pub const MAP_WRITABLE: u64 = 1;
@@ -184,6 +192,7 @@ mod tests {
             SYSCTL_PAGE_MAP,
             SYSCTL_ZERO_MAP,
             SYSCTL_SWAP_IN_MAP,
+            SYSCTL_ZERO_LIST,
         ] {
             assert!(r % 4 == 0 && r + 4 <= SYSCTL_PORT_COUNT);
         }

@@ -16,7 +16,7 @@
 //! either handed out or on the free list, or at/above the cursor and never used.
 
 use abi::boot::{BootInfo, MAX_USABLE_RANGES, MemRange};
-use abi::devices::{PAGE_OP_DONE, SYSCTL_PAGE_COPY, SYSCTL_PAGE_ZERO};
+use abi::devices::{PAGE_OP_DONE, SYSCTL_PAGE_COPY, SYSCTL_PAGE_ZERO, SYSCTL_ZERO_LIST};
 use abi::layout::{PAGE_SIZE, phys_to_virt};
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -290,21 +290,63 @@ fn count_user_frames(pool: &FramePool) {
     );
 }
 
-/// Takes up to `out.len()` never-used (zero) user frames for the fast mode's stash of
-/// zeroed frames (`vm::fault::settle_shim_faults`), in the order zero-fill faults would
-/// take them. They still count as free ([`PoolStats::free`], the stats page's gauge) until
-/// [`stashed_used`]. Returns how many.
-pub fn take_fresh_for_stash(out: &mut [Frame]) -> usize {
+/// Takes up to `out.len()` free user frames for the fast mode's stash of zeroed frames
+/// (`vm::fault::settle_shim_faults`), in the order zero-fill faults would take them:
+/// never-used ones (zero) first, then used ones, which the caller clears
+/// ([`zero_frames`]). They still count as free ([`PoolStats::free`], the stats page's
+/// gauge) until [`stashed_used`]. Returns how many are never-used, and how many in all.
+pub fn take_for_stash(out: &mut [Frame]) -> (usize, usize) {
     let mut p = USER_POOL.lock();
-    let mut n = 0;
-    for slot in out.iter_mut() {
+    let mut fresh = 0;
+    while fresh < out.len() {
         let Some((frame, _)) = p.take_fresh() else {
             break;
         };
-        *slot = frame;
+        out[fresh] = frame;
+        fresh += 1;
+    }
+    let mut n = fresh;
+    while n < out.len() {
+        let Some((frame, _)) = p.take_used() else {
+            break;
+        };
+        out[n] = frame;
         n += 1;
     }
-    n
+    (fresh, n)
+}
+
+/// Gives used frames [`take_for_stash`] took back to the pool, as they were (they never
+/// stopped counting as free).
+pub fn untake_for_stash(frames: &[Frame]) {
+    let mut p = USER_POOL.lock();
+    for &frame in frames.iter().rev() {
+        p.give(frame);
+        p.stats.free -= 1;
+    }
+}
+
+/// The page of frame numbers [`zero_frames`] hands the VMM.
+#[repr(C, align(4096))]
+struct ZeroList([u32; ZERO_LIST_LEN]);
+const ZERO_LIST_LEN: usize = 64;
+static ZERO_LIST: IrqSpinLock<ZeroList> =
+    IrqSpinLock::new("zero list", ZeroList([0; ZERO_LIST_LEN]));
+
+/// Clears `frames` (at most 64), the VMM in one exit (`SYSCTL_ZERO_LIST`). False if it
+/// refused.
+pub fn zero_frames(frames: &[Frame]) -> bool {
+    let mut list = ZERO_LIST.lock();
+    for (slot, f) in list.0.iter_mut().zip(frames) {
+        *slot = f.number();
+    }
+    let gpa = (&raw const list.0) as u64 - abi::layout::KERN_BASE;
+    frames.len() <= ZERO_LIST_LEN
+        && sysctl::page_op(
+            SYSCTL_ZERO_LIST,
+            (gpa / PAGE_SIZE) as u32,
+            frames.len() as u32,
+        ) == PAGE_OP_DONE
 }
 
 /// `n` frames of the stash went into use (the shim mapped them, or a fault took them when

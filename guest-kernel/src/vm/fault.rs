@@ -359,8 +359,7 @@ fn swap_in<const NATIVE_MAP: bool>(
 /// Settles the zero-fill faults the fast mode's shim resolved since the kernel last ran
 /// (`arch::x86_64::fast`): each page it mapped is listed in `mem`'s page table and its
 /// frame entered in the frame table, and the faults are counted; then the stash is topped
-/// up with never-used frames (zero already: nothing to clear), which stay free frames
-/// meanwhile. Call on every entry from the user `mem` belongs to, before anything looks at
+/// up with zeroed free frames ([`refill_stash`]), which stay free frames meanwhile. Call on every entry from the user `mem` belongs to, before anything looks at
 /// its pages (the SPT needs nothing: a zero-fill page keeps its entry when it loads).
 #[inline]
 pub fn settle_shim_faults(mem: &mut Memory) {
@@ -386,12 +385,17 @@ pub fn shim_zero_fill() -> bool {
     fast::is_on() && AROUND.load(Ordering::Relaxed) == 0
 }
 
-/// Tops the shim's stash up with never-used user frames, if there are any.
+/// Tops the shim's stash up with free user frames, if there are any: never-used ones
+/// first (zero already), then used ones, which the VMM clears in one exit for all.
 #[cold]
 fn refill_stash() {
     let mut frames = [Frame::from_gpa(0); fast::STASH_SIZE];
     let want = fast::STASH_SIZE - fast::stash_len();
-    let n = frame::take_fresh_for_stash(&mut frames[..want]);
+    let (fresh, mut n) = frame::take_for_stash(&mut frames[..want]);
+    if n > fresh && !frame::zero_frames(&frames[fresh..n]) {
+        frame::untake_for_stash(&frames[fresh..n]);
+        n = fresh;
+    }
     let mut entries = [0; fast::STASH_SIZE];
     for (e, &f) in entries.iter_mut().zip(&frames[..n]) {
         *e = page_table::zero_fill_entry(f);

@@ -8,7 +8,7 @@ use abi::devices::{
     PAGE_OP_NOT_MAPPED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX, PTE_LISTED, SYSCTL_CONSOLE,
     SYSCTL_EXIT, SYSCTL_PAGE_COPY, SYSCTL_PAGE_MAP, SYSCTL_PAGE_ZERO, SYSCTL_PANIC,
     SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_IN_MAP, SYSCTL_SWAP_OUT,
-    SYSCTL_SWAP_SHARE, SYSCTL_ZERO_MAP,
+    SYSCTL_SWAP_SHARE, SYSCTL_ZERO_LIST, SYSCTL_ZERO_MAP, ZERO_LIST_MAX,
 };
 use abi::fs::SECTORS_PER_BLOCK;
 use abi::stats::StatsPage;
@@ -94,6 +94,7 @@ fn is_page_op(register: u16) -> bool {
             | SYSCTL_PAGE_MAP
             | SYSCTL_ZERO_MAP
             | SYSCTL_SWAP_IN_MAP
+            | SYSCTL_ZERO_LIST
     )
 }
 
@@ -162,6 +163,7 @@ impl SysCtl {
         let (result, counter) = match register {
             SYSCTL_PAGE_ZERO | SYSCTL_ZERO_MAP => (self.zero(a), Some(&self.counters.zero)),
             SYSCTL_PAGE_COPY => (self.copy(a, b), Some(&self.counters.copy)),
+            SYSCTL_ZERO_LIST => (self.zero_list(a, b), None),
             SYSCTL_SWAP_OUT => (self.swap_out(a, b), Some(&self.counters.swap_out)),
             SYSCTL_SWAP_IN | SYSCTL_SWAP_IN_MAP => {
                 (self.swap_in(a, b), Some(&self.counters.swap_in))
@@ -265,6 +267,33 @@ impl SysCtl {
             }
             None => PAGE_OP_FAILED,
         }
+    }
+
+    /// Clears the `count` pages listed at the start of page `list` (`SYSCTL_ZERO_LIST`),
+    /// all or none: each listed page must be RAM.
+    fn zero_list(&self, list: u64, count: u64) -> u32 {
+        let Some(listed) = self.page(list) else {
+            return PAGE_OP_FAILED;
+        };
+        if count > ZERO_LIST_MAX {
+            return PAGE_OP_FAILED;
+        }
+        let mut raw = [0u8; 4 * ZERO_LIST_MAX as usize];
+        let raw = &mut raw[..4 * count as usize];
+        listed.copy_to(raw);
+        let mut pages = Vec::with_capacity(count as usize);
+        for n in raw.chunks_exact(4) {
+            let n = u32::from_le_bytes(n.try_into().expect("4 bytes"));
+            match self.page(u64::from(n)) {
+                Some(page) => pages.push(page),
+                None => return PAGE_OP_FAILED,
+            }
+        }
+        for page in pages {
+            page.copy_from(&[0u8; PAGE_SIZE as usize]);
+        }
+        self.counters.zero.fetch_add(count, Ordering::Relaxed);
+        PAGE_OP_DONE
     }
 
     fn copy(&self, dst: u64, src: u64) -> u32 {
@@ -559,6 +588,47 @@ mod tests {
         assert_eq!(counters.copy.load(Ordering::Relaxed), 1);
         assert_eq!(counters.zero.load(Ordering::Relaxed), 1);
         assert_eq!(counters.failed.load(Ordering::Relaxed), 12);
+    }
+
+    /// A zero list clears every page it lists, or none if one is not RAM.
+    #[test]
+    fn zero_list_clears_all_or_nothing() {
+        let memory = memory();
+        let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), None);
+        let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
+        for page in [0x8u64, 0x9, 0xa] {
+            memory
+                .write_slice(&[7u8; 4096], GuestAddress(page * PAGE_SIZE))
+                .unwrap();
+        }
+        let list = |pages: &[u32]| {
+            let bytes: Vec<u8> = pages.iter().flat_map(|n| n.to_le_bytes()).collect();
+            memory.write_slice(&bytes, GuestAddress(0xb000)).unwrap();
+        };
+        list(&[0x8, 0xa]);
+        assert_eq!(page_op(&mut dev, SYSCTL_ZERO_LIST, 0xb, 2), PAGE_OP_DONE);
+        assert_eq!((byte(0x8000), byte(0x8fff)), (0, 0));
+        assert_eq!((byte(0x9000), byte(0xa000), byte(0xafff)), (7, 0, 0));
+        memory
+            .write_slice(&[7u8; 4096], GuestAddress(0x8000))
+            .unwrap();
+        // Hostile lists and arguments: nothing cleared.
+        list(&[0x8, 0xffff_ffff]);
+        assert_eq!(page_op(&mut dev, SYSCTL_ZERO_LIST, 0xb, 2), PAGE_OP_FAILED);
+        list(&[0x8, 0x10]);
+        assert_eq!(page_op(&mut dev, SYSCTL_ZERO_LIST, 0xb, 2), PAGE_OP_FAILED);
+        assert_eq!(
+            page_op(&mut dev, SYSCTL_ZERO_LIST, 0xb, ZERO_LIST_MAX + 1),
+            PAGE_OP_FAILED
+        );
+        assert_eq!(page_op(&mut dev, SYSCTL_ZERO_LIST, 0x10, 1), PAGE_OP_FAILED);
+        assert_eq!(
+            page_op(&mut dev, SYSCTL_ZERO_LIST, u64::MAX, 1),
+            PAGE_OP_FAILED
+        );
+        assert_eq!(byte(0x8000), 7);
+        assert_eq!(page_op(&mut dev, SYSCTL_ZERO_LIST, 0xb, 0), PAGE_OP_DONE);
+        assert_eq!(dev.counters().zero.load(Ordering::Relaxed), 2);
     }
 
     /// Reads `register` with arguments `a` and `b` and the map request `va` (with

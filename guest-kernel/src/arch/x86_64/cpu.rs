@@ -57,10 +57,12 @@ pub fn inl_with_args(port: u16, a: u32, b: u32, c: u64, d: u32) -> u32 {
             "in eax, dx",
             out("eax") value,
             in("dx") port,
-            in("edi") a,
-            in("esi") b,
+            // Whole registers: the VMM reads all 64 bits, and a 32-bit operand leaves the
+            // upper half of its register to whatever the compiler had there.
+            in("rdi") u64::from(a),
+            in("rsi") u64::from(b),
             in("rcx") c,
-            in("r8d") d,
+            in("r8") u64::from(d),
             options(nostack, preserves_flags)
         );
     }
