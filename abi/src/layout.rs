@@ -33,6 +33,9 @@ pub const LARGE_PAGE_SIZE: u64 = 2 * 1024 * 1024;
 
 /// Kernel-virtual address of guest-physical address 0; user space ends here.
 pub const KERN_BASE: u64 = 0x80_0400_0000;
+/// Where the kernel maps its system-call trampoline page in every user address space: the
+/// last page below 512 GiB, which user programs may neither load into nor map.
+pub const TRAMPOLINE_VA: u64 = 0x7f_ffff_f000;
 /// Guest-physical address the kernel image is loaded at (it is linked at
 /// `KERN_BASE + KERNEL_PHYS_BASE`).
 pub const KERNEL_PHYS_BASE: u64 = 0x20_0000;

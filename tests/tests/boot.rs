@@ -583,3 +583,82 @@ fn kvm_emulation_failure_is_reported_with_suberror_and_rip() {
     }
     assert_eq!(run.status, Some(125));
 }
+
+/// `vmm run` checks a program before it boots (`abi::elf`, the checks the kernel's loader
+/// runs too) and says what is wrong with it and what to do, with status 125: a directory,
+/// a missing file, text, a 32-bit or position-independent ELF, a dynamically linked one
+/// (naming its interpreter), a truncated header, a segment outside user memory, and
+/// overlapping segments. Nothing boots (no console output).
+#[test]
+fn programs_the_kernel_would_not_load_are_refused_before_boot() {
+    let dir = TempDir::new("not-loadable");
+    let exit = std::fs::read(user_program("exit")).expect("make user builds exit");
+    let phdr = |i: usize| 64 + 56 * i;
+    let patched = |name: &str, patch: &dyn Fn(&mut Vec<u8>)| {
+        let mut elf = exit.clone();
+        patch(&mut elf);
+        dir.file(name, elf)
+    };
+    let dynamic = patched("dynamic", &|elf| {
+        let at = elf.len() as u64;
+        elf.extend_from_slice(b"/lib/ld-test.so\0");
+        let ph = phdr(0);
+        elf[ph..ph + 4].copy_from_slice(&3u32.to_le_bytes());
+        elf[ph + 8..ph + 16].copy_from_slice(&at.to_le_bytes());
+        elf[ph + 32..ph + 40].copy_from_slice(&16u64.to_le_bytes());
+    });
+    let i386 = patched("i386", &|elf| elf[4] = 1);
+    let pie = patched("pie", &|elf| elf[16] = 3);
+    let truncated = patched("truncated", &|elf| elf.truncate(40));
+    let outside = patched("outside", &|elf| {
+        let vaddr = 0x80_0400_0268u64;
+        elf[phdr(2) + 16..phdr(2) + 24].copy_from_slice(&vaddr.to_le_bytes());
+    });
+    let overlap = patched("overlap", &|elf| {
+        elf[phdr(1) + 16..phdr(1) + 24].copy_from_slice(&0x3f_f480u64.to_le_bytes());
+    });
+    let text = dir.file("text", "#!/bin/sh\necho hello\n");
+    let directory = dir.path().to_path_buf();
+    let missing = dir.path().join("missing");
+    let user = "give the path of a user program (an x86-64 ELF executable), e.g. target/user/NAME";
+    let guest = "give an x86-64 ELF executable built for the guest (e.g. target/user/NAME)";
+    let statically = "the kernel loads static executables only: link with -static -no-pie \
+                      (user/user.ld links at 0x400000)";
+    let damaged = "the file is damaged or was not made by a linker: build it again";
+    for (path, message) in [
+        (&directory, format!("is a directory: {user}")),
+        (&missing, format!("does not exist: {user}")),
+        (&text, format!(": not an ELF file: {guest}")),
+        (&i386, format!(": not a 64-bit x86-64 executable: {guest}")),
+        (
+            &pie,
+            format!(": not a static executable (ET_EXEC): {statically}"),
+        ),
+        (
+            &dynamic,
+            format!(": dynamically linked (interpreter /lib/ld-test.so): {statically}"),
+        ),
+        (
+            &truncated,
+            format!(": bad or truncated ELF header: {damaged}"),
+        ),
+        (
+            &outside,
+            ": a segment lies outside user memory: link it into user memory, \
+             [0x1000, 0x8004000000), e.g. at 0x400000 as user/user.ld does"
+                .to_string(),
+        ),
+        (&overlap, format!(": two segments overlap: {damaged}")),
+    ] {
+        let shown = path.display().to_string();
+        let run = vmm(&["run", "--timeout", "30", &shown]);
+        let separator = if message.starts_with(':') { "" } else { " " };
+        assert_eq!(
+            run.stderr,
+            format!("vmm: program {shown}{separator}{message}\n"),
+            "{run:?}"
+        );
+        assert_eq!(run.stdout, "");
+        assert_eq!(run.status, Some(125));
+    }
+}

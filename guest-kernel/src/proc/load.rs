@@ -10,13 +10,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use abi::layout::{KERN_BASE, PAGE_SIZE};
-use goblin::elf::header::{
-    EI_CLASS, EI_DATA, EI_VERSION, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_EXEC,
-};
-use goblin::elf::program_header::{PF_W, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_SHLIB};
-use goblin::elf64::header::{Header, SIZEOF_EHDR};
-use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
+use abi::elf::{self, ElfError, ProgramHeader};
+use abi::layout::PAGE_SIZE;
 
 use super::{Process, Start};
 use crate::arch::x86_64::user::TRAMPOLINE_VA;
@@ -26,15 +21,21 @@ use crate::mm::page_table::{AddressSpace, PageFlags};
 use crate::println;
 use crate::vm::spt::{FileRange, Spt};
 use crate::vm::{self, Memory, USER_STACK, frame_table};
-/// Most program headers a loadable executable may have.
-const MAX_PHNUM: usize = 1024;
-
 /// Why a program could not be loaded.
 enum LoadError {
     /// No such file.
     Open,
-    /// Not a valid executable for this kernel (or no memory to load it).
+    /// Not an executable this kernel loads (`abi::elf`, guest-abi.md §1; the console line
+    /// is the same for every kind, and `vmm run` names the kind of a host file).
+    Elf,
+    /// Too big for this machine, or no kernel memory to load it.
     Bad,
+}
+
+impl From<ElfError> for LoadError {
+    fn from(_: ElfError) -> Self {
+        LoadError::Elf
+    }
 }
 
 /// The words of a command line: split on spaces, runs of spaces being one separator.
@@ -105,7 +106,9 @@ fn report(name: &[u8], error: LoadError) {
     let name = core::str::from_utf8(name).unwrap_or("?");
     match error {
         LoadError::Open => println!("load: {name}: open failed"),
-        LoadError::Bad => println!("load: {name}: error loading executable"),
+        // One line for every kind (guest-abi.md §1); `vmm run` names the kind of a host
+        // file before it boots.
+        LoadError::Elf | LoadError::Bad => println!("load: {name}: error loading executable"),
     }
 }
 
@@ -118,28 +121,22 @@ fn load_into(
     cmdline: &[u8],
 ) -> Result<(Start, File, Spt, (u64, u64)), LoadError> {
     let mut exe = fs::open(name).ok_or(LoadError::Open)?;
-    let mut raw = [0u8; SIZEOF_EHDR];
-    if exe.read_at(&mut raw, 0) != SIZEOF_EHDR {
-        return Err(LoadError::Bad);
-    }
-    let header = *Header::from_bytes(&raw);
-    check_header(&header)?;
-    let phnum = usize::from(header.e_phnum);
-    let mut table = vec![0u8; phnum * SIZEOF_PHDR];
-    if exe.read_at(&mut table, header.e_phoff) != table.len() {
-        return Err(LoadError::Bad);
-    }
     let file_len = exe.length();
-    let headers = ProgramHeader::from_bytes(&table, phnum);
-    for ph in &headers {
-        match ph.p_type {
-            PT_DYNAMIC | PT_INTERP | PT_SHLIB => return Err(LoadError::Bad),
-            PT_LOAD => check_segment(ph, file_len)?,
-            _ => {}
-        }
+    let mut head = [0u8; elf::EHDR_SIZE];
+    let got = exe.read_at(&mut head, 0);
+    let info = elf::check_header(&head[..got], file_len)?;
+    let mut table = vec![0u8; info.phnum * elf::PHDR_SIZE];
+    if exe.read_at(&mut table, info.phoff) != table.len() {
+        return Err(LoadError::Elf);
     }
+    let headers: Vec<ProgramHeader> = table
+        .chunks_exact(elf::PHDR_SIZE)
+        .map(|raw| ProgramHeader::parse(raw.try_into().expect("PHDR_SIZE bytes")))
+        .collect();
+    let e_type = u16::from_le_bytes([head[16], head[17]]);
+    elf::check_segments(e_type, headers.iter().copied(), file_len)?;
     let mut spt = Spt::new();
-    for ph in headers.iter().filter(|ph| ph.p_type == PT_LOAD) {
+    for ph in headers.iter().filter(|ph| ph.p_type == elf::PT_LOAD) {
         register_segment(&mut spt, ph)?;
     }
     // Room for every stack page now, so that stack growth registers pages without
@@ -147,7 +144,7 @@ fn load_into(
     if !spt.make_room(vm::STACK_PAGES, vm::page_budget()) {
         return Err(LoadError::Bad);
     }
-    let start = setup_stack(space, header.e_entry, cmdline)?;
+    let start = setup_stack(space, info.entry, cmdline)?;
     spt.add_anon(USER_STACK - PAGE_SIZE, true);
     if !vm::reserve_mappings(space, &spt) {
         return Err(LoadError::Bad);
@@ -162,13 +159,13 @@ fn load_into(
 /// (`Memory::zero_run`). `(0, 0)` if there is none. Looks at the headers only: the first
 /// program is loaded in ring 0, where a look at each page would cost.
 fn zero_fill_run(headers: &[ProgramHeader]) -> (u64, u64) {
-    let loads = || headers.iter().filter(|ph| ph.p_type == PT_LOAD);
+    let loads = || headers.iter().filter(|ph| ph.p_type == elf::PT_LOAD);
     let file_pages = |ph: &ProgramHeader| {
         let end = (ph.p_vaddr + ph.p_filesz).next_multiple_of(PAGE_SIZE);
         (ph.p_vaddr & !(PAGE_SIZE - 1))..end
     };
     let mut best = (0, 0);
-    for (i, ph) in loads().enumerate().filter(|(_, ph)| ph.p_flags & PF_W != 0) {
+    for (i, ph) in loads().enumerate().filter(|(_, ph)| ph.writable()) {
         let lo = (ph.p_vaddr + ph.p_filesz).next_multiple_of(PAGE_SIZE);
         let hi = (ph.p_vaddr + ph.p_memsz).next_multiple_of(PAGE_SIZE);
         let clashes = loads().enumerate().any(|(j, other)| {
@@ -185,33 +182,6 @@ fn zero_fill_run(headers: &[ProgramHeader]) -> (u64, u64) {
     best
 }
 
-fn check_header(h: &Header) -> Result<(), LoadError> {
-    let ok = &h.e_ident[..4] == ELFMAG
-        && h.e_ident[EI_CLASS] == ELFCLASS64
-        && h.e_ident[EI_DATA] == ELFDATA2LSB
-        && h.e_ident[EI_VERSION] == 1
-        && h.e_type == ET_EXEC
-        && h.e_machine == EM_X86_64
-        && h.e_version == 1
-        && usize::from(h.e_phentsize) == SIZEOF_PHDR
-        && usize::from(h.e_phnum) <= MAX_PHNUM;
-    if ok { Ok(()) } else { Err(LoadError::Bad) }
-}
-
-/// A PT_LOAD segment is acceptable (guest-abi.md §1), and avoids the trampoline page.
-fn check_segment(ph: &ProgramHeader, file_len: u64) -> Result<(), LoadError> {
-    let end = ph.p_vaddr.checked_add(ph.p_memsz).ok_or(LoadError::Bad)?;
-    let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or(LoadError::Bad)?;
-    let ok = ph.p_offset % PAGE_SIZE == ph.p_vaddr % PAGE_SIZE
-        && ph.p_memsz >= ph.p_filesz
-        && ph.p_memsz > 0
-        && ph.p_vaddr >= PAGE_SIZE
-        && end <= KERN_BASE
-        && file_end <= file_len
-        && (end <= TRAMPOLINE_VA || ph.p_vaddr >= TRAMPOLINE_VA + PAGE_SIZE);
-    if ok { Ok(()) } else { Err(LoadError::Bad) }
-}
-
 fn frame_bytes(f: Frame) -> &'static mut [u8] {
     // SAFETY: the loader owns the frame while it fills it; the direct map covers it.
     unsafe { core::slice::from_raw_parts_mut(f.as_ptr(), PAGE_SIZE as usize) }
@@ -219,7 +189,7 @@ fn frame_bytes(f: Frame) -> &'static mut [u8] {
 
 /// Registers every page of a checked segment, with the part of the file that fills it.
 fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> {
-    let writable = ph.p_flags & PF_W != 0;
+    let writable = ph.writable();
     let first = ph.p_vaddr & !(PAGE_SIZE - 1);
     let end = ph.p_vaddr + ph.p_memsz;
     let file_end_va = ph.p_vaddr + ph.p_filesz;

@@ -33,7 +33,7 @@ pub const USER_CS: u64 = 0x23;
 pub const USER_DS: u64 = 0x1b;
 /// Where the trampoline page is mapped in every address space: the last page below 512 GiB
 /// (PML4 slot 0), which user programs may not map.
-pub const TRAMPOLINE_VA: u64 = 0x7f_ffff_f000;
+pub const TRAMPOLINE_VA: u64 = abi::layout::TRAMPOLINE_VA;
 /// Pseudo-vector in the frame the hardware path builds (no IDT gate has this number).
 pub const SYSCALL_VECTOR: u64 = 0x80;
 /// RFLAGS of a new user program: interrupts on, reserved bit 1.
