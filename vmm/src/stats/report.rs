@@ -135,6 +135,25 @@ pub fn json(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> Value {
 }
 
 /// TSC cycles as microseconds at `tsc_khz`.
+/// An upper bound on the `q` quantile (0 < q <= 1) of the fault times the log2
+/// `histogram` counts (bucket `i`: `[2^i, 2^(i+1))` cycles): the end of the bucket it
+/// falls in, or the longest fault `max` if that is less. `None` without faults.
+fn percentile_bound(histogram: &[u64], q: f64, max: u64) -> Option<u64> {
+    let total: u64 = histogram.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    // The rank of the quantile, 1-based: at least 1, at most every fault.
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    let bucket = histogram.iter().position(|&n| {
+        seen += n;
+        seen >= rank
+    })?;
+    let end = 1u64.checked_shl(bucket as u32 + 1).unwrap_or(u64::MAX);
+    Some(end.min(max.max(1)))
+}
+
 fn micros(cycles: u64, tsc_khz: u64) -> f64 {
     cycles as f64 * 1e3 / tsc_khz.max(1) as f64
 }
@@ -220,11 +239,19 @@ pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
             } else {
                 String::new()
             };
+            let max = g.get("fault_cycles_max");
+            let bound = |q| {
+                percentile_bound(&g.histogram, q, max).map_or("-".to_string(), |c| {
+                    format!("{:.1}", micros(c, stats.tsc_khz))
+                })
+            };
             let _ = writeln!(
                 out,
-                "  fault time: mean {:.1} us, max {:.1} us ({} faults{shim_note}, TSC {} kHz)",
+                "  fault time: mean {:.1} us, p50 <= {} us, p99 <= {} us, max {:.1} us ({} faults{shim_note}, TSC {} kHz)",
                 micros(g.get("fault_cycles_sum") / timed.max(1), stats.tsc_khz),
-                micros(g.get("fault_cycles_max"), stats.tsc_khz),
+                bound(0.5),
+                bound(0.99),
+                micros(max, stats.tsc_khz),
                 timed,
                 stats.tsc_khz
             );
@@ -247,4 +274,25 @@ pub fn table(config: &MachineConfig, run: &RunReport, kvm: KvmKind) -> String {
         stats.vcpu_time.as_secs_f64() * 1e3
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile_bound;
+
+    #[test]
+    fn percentile_bounds_come_from_the_histogram() {
+        // 90 faults in [2^10, 2^11), 9 in [2^14, 2^15), 1 in [2^20, 2^21); longest 1.5M.
+        let mut h = vec![0u64; 48];
+        h[10] = 90;
+        h[14] = 9;
+        h[20] = 1;
+        assert_eq!(percentile_bound(&h, 0.5, 1_500_000), Some(2048));
+        assert_eq!(percentile_bound(&h, 0.9, 1_500_000), Some(2048));
+        assert_eq!(percentile_bound(&h, 0.99, 1_500_000), Some(32768));
+        assert_eq!(percentile_bound(&h, 1.0, 1_500_000), Some(1_500_000));
+        // Capped by the longest fault; none without faults.
+        assert_eq!(percentile_bound(&h, 0.5, 1500), Some(1500));
+        assert_eq!(percentile_bound(&[0; 48], 0.5, 0), None);
+    }
 }
