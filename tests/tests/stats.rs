@@ -187,7 +187,8 @@ fn fifo_and_clock_evict_differently_on_a_hot_and_cold_workload() {
         guest(&doc, "evict_swap") + guest(&doc, "evict_drop") + guest(&doc, "evict_writeback")
     };
     let (clock, fifo) = (evictions("clock"), evictions("fifo"));
-    // Measured: clock ~1190, fifo ~2440. The clock keeps the hot pages; FIFO does not.
+    // Measured: clock ~1260 (~1190 before its second chances were bounded), fifo ~2440.
+    // The clock keeps the hot pages; FIFO does not.
     assert!(
         fifo > clock + clock / 2,
         "fifo {fifo} should evict well over clock {clock}"
