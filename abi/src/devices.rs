@@ -46,7 +46,7 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 60;
+pub const SYSCTL_PORT_COUNT: u16 = 68;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
@@ -119,6 +119,34 @@ pub const SYSCTL_SWAP_IN_MAP: u16 = 52;
 pub const SYSCTL_ZERO_LIST: u16 = 56;
 /// Most pages one [`SYSCTL_ZERO_LIST`] clears (a page of `u32`s).
 pub const ZERO_LIST_MAX: u64 = 1024;
+
+/// Eviction and a fault's fill in one exit: write page `a` to a free swap slot, held by
+/// one page (the page it backed, which the kernel evicts), then do
+/// [`SYSCTL_ZERO_MAP`] on page `a` with the map request. Reads [`evicted_slot`]'s
+/// encoding: the slot and the map's result, or [`PAGE_OP_SWAP_FULL`] / [`PAGE_OP_FAILED`]
+/// if the page could not be written out (then nothing was done). Why: where the kernel
+/// runs at CPL 3 (the fast mode) an exit costs ~46 us, and a fault that evicts took two.
+pub const SYSCTL_EVICT_ZERO_MAP: u16 = 60;
+/// As [`SYSCTL_EVICT_ZERO_MAP`], but then [`SYSCTL_SWAP_IN_MAP`] of slot `b` into page `a`.
+pub const SYSCTL_EVICT_SWAP_IN_MAP: u16 = 64;
+/// The low bits of an eviction's result ([`SYSCTL_EVICT_ZERO_MAP`]) when its fill failed
+/// after the page was written out (the slot holds it all the same).
+pub const EVICT_FILL_FAILED: u32 = 3;
+/// Slots an eviction's result can name: with more swap slots than this the VMM refuses
+/// those operations ([`PAGE_OP_FAILED`]) and the kernel uses two exits.
+pub const EVICT_MAX_SLOTS: u64 = (1 << 30) - 1;
+
+/// The slot and the map's result ([`PAGE_OP_DONE`], [`PAGE_OP_MAPPED_NEW`],
+/// [`PAGE_OP_NOT_MAPPED`], or [`EVICT_FILL_FAILED`]) of an eviction's result; `None` if the
+/// page was not written out.
+pub const fn evicted_slot(result: u32) -> Option<(u32, u32)> {
+    // Slots below EVICT_MAX_SLOTS keep every encoding below the two refusals.
+    if result >= PAGE_OP_SWAP_FULL {
+        None
+    } else {
+        Some((result >> 2, result & 3))
+    }
+}
 
 /// Bit 0 of a map request's address: the page is writable.
 pub const MAP_WRITABLE: u64 = 1;
@@ -193,6 +221,8 @@ mod tests {
             SYSCTL_ZERO_MAP,
             SYSCTL_SWAP_IN_MAP,
             SYSCTL_ZERO_LIST,
+            SYSCTL_EVICT_ZERO_MAP,
+            SYSCTL_EVICT_SWAP_IN_MAP,
         ] {
             assert!(r % 4 == 0 && r + 4 <= SYSCTL_PORT_COUNT);
         }

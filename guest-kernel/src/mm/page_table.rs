@@ -17,7 +17,8 @@ use alloc::vec::Vec;
 
 use abi::devices::{
     MAP_WRITABLE, PAGE_OP_DONE, PAGE_OP_MAPPED_NEW, PAGE_OP_NOT_MAPPED, PTE_LISTED,
-    SYSCTL_PAGE_MAP, SYSCTL_SWAP_IN_MAP, SYSCTL_ZERO_MAP,
+    SYSCTL_EVICT_SWAP_IN_MAP, SYSCTL_EVICT_ZERO_MAP, SYSCTL_PAGE_MAP, SYSCTL_SWAP_IN_MAP,
+    SYSCTL_ZERO_MAP, evicted_slot,
 };
 use abi::layout::{KERN_BASE, PAGE_SIZE};
 use spin::Once;
@@ -80,6 +81,16 @@ pub enum Fill {
     Zeros,
     /// The contents of this swap slot (`vm::swap`), which the page lets go of.
     SwapSlot(u32),
+}
+
+/// Why [`AddressSpace::evict_fill_and_map`] did not map its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvictFill {
+    /// The evicted page was not written out (swap full, or the VMM refused): nothing
+    /// changed.
+    NotWrittenOut,
+    /// The evicted page went to this slot, but the frame was not filled or mapped.
+    NotFilled(u32),
 }
 
 /// Permissions of a user page.
@@ -266,6 +277,41 @@ impl AddressSpace {
             }
             PAGE_OP_NOT_MAPPED => self.map_first(va, frame, flags),
             _ => Err(MapError::FillFailed),
+        }
+    }
+
+    /// [`fill_and_map`](Self::fill_and_map) of `frame`, whose page (another, an evicted
+    /// one) the VMM first writes to a free swap slot, in the same exit
+    /// (`SYSCTL_EVICT_ZERO_MAP`, `SYSCTL_EVICT_SWAP_IN_MAP`); `fill` is `Zeros` or
+    /// `SwapSlot`. Returns the slot, or why not: nothing was written out, or the page
+    /// was written out but `frame` not filled or mapped (the caller's then).
+    pub fn evict_fill_and_map(
+        &mut self,
+        va: u64,
+        frame: Frame,
+        flags: PageFlags,
+        fill: Fill,
+    ) -> Result<u32, EvictFill> {
+        let (op, arg) = match fill {
+            Fill::SwapSlot(slot) => (SYSCTL_EVICT_SWAP_IN_MAP, slot),
+            Fill::Zeros | Fill::Nothing => (SYSCTL_EVICT_ZERO_MAP, 0),
+        };
+        let request = MapRequest {
+            page: va | if flags.writable { MAP_WRITABLE } else { 0 },
+            root: self.pml4.number(),
+        };
+        let result = sysctl::page_op_and_map(op, frame.number(), arg, request);
+        let Some((slot, mapped)) = evicted_slot(result) else {
+            return Err(EvictFill::NotWrittenOut);
+        };
+        match mapped {
+            PAGE_OP_DONE => Ok(slot),
+            PAGE_OP_MAPPED_NEW => {
+                self.mapped.push(va);
+                Ok(slot)
+            }
+            PAGE_OP_NOT_MAPPED if self.map_first(va, frame, flags).is_ok() => Ok(slot),
+            _ => Err(EvictFill::NotFilled(slot)),
         }
     }
 

@@ -20,8 +20,8 @@ use spin::Once;
 
 use abi::boot::DeviceKind;
 use abi::devices::{
-    MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_SWAP_FULL, SYSCTL_SWAP_DROP,
-    SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_OUT, SYSCTL_SWAP_SHARE,
+    EVICT_MAX_SLOTS, MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_SWAP_FULL,
+    SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_OUT, SYSCTL_SWAP_SHARE,
 };
 use abi::fs::SECTORS_PER_BLOCK;
 
@@ -61,6 +61,20 @@ pub fn swap_out(frame: Frame, holders: u16) -> Result<u32, SwapError> {
         PAGE_OP_FAILED => Err(SwapError::Io),
         slot => Ok(slot),
     }
+}
+
+/// Whether a page's swap-out may ride on the page operation that fills its frame for a
+/// fault (`abi::devices::SYSCTL_EVICT_ZERO_MAP`): there is a free slot (the VMM keeps the
+/// count on the stats page), and few enough slots that the operation's result can name
+/// any of them.
+#[inline]
+pub fn can_defer_swap_out() -> bool {
+    let p = crate::stats::page();
+    let used = p
+        .swap_slots_used
+        .load(core::sync::atomic::Ordering::Relaxed);
+    let total = slot_count();
+    total <= EVICT_MAX_SLOTS && used < total
 }
 
 /// Fills `frame` from `slot`, which the reading page no longer holds afterwards, also if

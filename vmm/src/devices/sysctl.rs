@@ -4,11 +4,12 @@
 //! memory and the swap disk's file), for the kernel.
 
 use abi::devices::{
-    MAP_WRITABLE, MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED, PAGE_OP_MAPPED_NEW,
-    PAGE_OP_NOT_MAPPED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX, PTE_LISTED, SYSCTL_CONSOLE,
-    SYSCTL_EXIT, SYSCTL_PAGE_COPY, SYSCTL_PAGE_MAP, SYSCTL_PAGE_ZERO, SYSCTL_PANIC,
-    SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_IN_MAP, SYSCTL_SWAP_OUT,
-    SYSCTL_SWAP_SHARE, SYSCTL_ZERO_LIST, SYSCTL_ZERO_MAP, ZERO_LIST_MAX,
+    EVICT_FILL_FAILED, EVICT_MAX_SLOTS, MAP_WRITABLE, MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED,
+    PAGE_OP_MAPPED_NEW, PAGE_OP_NOT_MAPPED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX, PTE_LISTED,
+    SYSCTL_CONSOLE, SYSCTL_EVICT_SWAP_IN_MAP, SYSCTL_EVICT_ZERO_MAP, SYSCTL_EXIT, SYSCTL_PAGE_COPY,
+    SYSCTL_PAGE_MAP, SYSCTL_PAGE_ZERO, SYSCTL_PANIC, SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE,
+    SYSCTL_SWAP_IN, SYSCTL_SWAP_IN_MAP, SYSCTL_SWAP_OUT, SYSCTL_SWAP_SHARE, SYSCTL_ZERO_LIST,
+    SYSCTL_ZERO_MAP, ZERO_LIST_MAX,
 };
 use abi::fs::SECTORS_PER_BLOCK;
 use abi::stats::StatsPage;
@@ -95,6 +96,8 @@ fn is_page_op(register: u16) -> bool {
             | SYSCTL_ZERO_MAP
             | SYSCTL_SWAP_IN_MAP
             | SYSCTL_ZERO_LIST
+            | SYSCTL_EVICT_ZERO_MAP
+            | SYSCTL_EVICT_SWAP_IN_MAP
     )
 }
 
@@ -160,6 +163,9 @@ impl SysCtl {
     /// the guest's: anything but whole RAM pages (distinct, for a copy), a slot in use and a
     /// known operation is refused.
     fn page_op(&mut self, register: u16, ArgRegs { a, b, c, d }: ArgRegs) -> u32 {
+        if matches!(register, SYSCTL_EVICT_ZERO_MAP | SYSCTL_EVICT_SWAP_IN_MAP) {
+            return self.evict_then_fill(register, ArgRegs { a, b, c, d });
+        }
         let (result, counter) = match register {
             SYSCTL_PAGE_ZERO | SYSCTL_ZERO_MAP => (self.zero(a), Some(&self.counters.zero)),
             SYSCTL_PAGE_COPY => (self.copy(a, b), Some(&self.counters.copy)),
@@ -197,6 +203,37 @@ impl SysCtl {
             return self.map(a, c, d);
         }
         result
+    }
+
+    /// `SYSCTL_EVICT_ZERO_MAP` and `SYSCTL_EVICT_SWAP_IN_MAP`: page `a` to a free slot held
+    /// by one page, then the fill and map of the plain operation; the slot and the map's
+    /// result in one value (`abi::devices::evicted_slot`).
+    fn evict_then_fill(&mut self, register: u16, ArgRegs { a, b, c, d }: ArgRegs) -> u32 {
+        let slots = self.swap.as_ref().map_or(0, |s| s.slots.count());
+        let slot = if slots > EVICT_MAX_SLOTS {
+            PAGE_OP_FAILED
+        } else {
+            self.swap_out(a, 1)
+        };
+        match slot {
+            PAGE_OP_FAILED => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                return slot;
+            }
+            PAGE_OP_SWAP_FULL => return slot,
+            _ => self.counters.swap_out.fetch_add(1, Ordering::Relaxed),
+        };
+        let (filled, counter) = if register == SYSCTL_EVICT_ZERO_MAP {
+            (self.zero(a), &self.counters.zero)
+        } else {
+            (self.swap_in(a, b), &self.counters.swap_in)
+        };
+        if filled != PAGE_OP_DONE {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            return slot << 2 | EVICT_FILL_FAILED;
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+        slot << 2 | self.map(a, c, d)
     }
 
     /// Carries out a map request (`abi::devices`): page `page` (RAM, checked by the caller)
@@ -419,6 +456,7 @@ pub fn panic_message(page: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::devices::evicted_slot;
 
     fn page(len: u32, text: &[u8]) -> Vec<u8> {
         let mut p = vec![0u8; 8 + PANIC_MESSAGE_MAX];
@@ -728,6 +766,71 @@ mod tests {
             before
         );
         assert_eq!(dev.counters().map.load(Ordering::Relaxed), 2);
+    }
+
+    /// An eviction and a fill in one operation: the page goes to a free slot, then the
+    /// frame is cleared (or filled from another slot) and mapped; the result carries both.
+    /// With swap full nothing happens.
+    #[test]
+    fn eviction_rides_on_the_fill() {
+        let dir = crate::testutil::TempDir::new("sysctl-evict");
+        let file = dir.sparse_file("swap", 2 * PAGE_SIZE);
+        let path = dir.join("swap");
+        let memory = memory();
+        let mut dev = SysCtl::new(memory.clone(), Box::new(std::io::sink()), Some(file));
+        let byte = |gpa: u64| memory.read_obj::<u8>(GuestAddress(gpa)).unwrap();
+        let table = |gpa: u64, value: u64| memory.write_obj(value, GuestAddress(gpa)).unwrap();
+        let up = PTE_PRESENT | PTE_USER | PTE_WRITABLE;
+        table(0xc000, 0xd000 | up);
+        table(0xd000, 0xe000 | up);
+        table(0xe000, 0xf000 | up);
+        memory
+            .write_slice(&[3u8; 4096], GuestAddress(0x8000))
+            .unwrap();
+        // Page 8 (a victim's) to slot 0, then cleared and mapped at 0x1000.
+        let result = page_op_map(&mut dev, SYSCTL_EVICT_ZERO_MAP, 0x8, 0, 0x1000, 0xc);
+        assert_eq!(evicted_slot(result), Some((0, PAGE_OP_MAPPED_NEW)));
+        assert_eq!((byte(0x8000), byte(0x8fff)), (0, 0));
+        let entry: u64 = memory.read_obj(GuestAddress(0xf008)).unwrap();
+        assert_eq!(entry, 0x8000 | PTE_PRESENT | PTE_USER | PTE_LISTED);
+        assert!(
+            std::fs::read(&path).unwrap()[..4096]
+                .iter()
+                .all(|&b| b == 3)
+        );
+        // Page 9 to slot 1, then slot 0 read into it and mapped at 0x2000 (an evicted
+        // page's entry); slot 0 is free again.
+        memory
+            .write_slice(&[4u8; 4096], GuestAddress(0x9000))
+            .unwrap();
+        table(0xf010, PTE_LISTED);
+        let result = page_op_map(&mut dev, SYSCTL_EVICT_SWAP_IN_MAP, 0x9, 0, 0x2000, 0xc);
+        assert_eq!(evicted_slot(result), Some((1, PAGE_OP_DONE)));
+        assert_eq!((byte(0x9000), byte(0x9fff)), (3, 3));
+        assert!(
+            std::fs::read(&path).unwrap()[4096..]
+                .iter()
+                .all(|&b| b == 4)
+        );
+        assert_eq!(stat(&memory, "swap_slots_used"), 1);
+        // Slot 0 taken again; a fill from a slot that does not exist fails after the
+        // write-out.
+        let result = page_op_map(&mut dev, SYSCTL_EVICT_SWAP_IN_MAP, 0x9, 7, 0x3000, 0xc);
+        assert_eq!(evicted_slot(result), Some((0, EVICT_FILL_FAILED)));
+        // Swap full: nothing written, nothing cleared or mapped.
+        memory
+            .write_slice(&[5u8; 4096], GuestAddress(0xa000))
+            .unwrap();
+        let result = page_op_map(&mut dev, SYSCTL_EVICT_ZERO_MAP, 0xa, 0, 0x4000, 0xc);
+        assert_eq!(result, PAGE_OP_SWAP_FULL);
+        assert_eq!(evicted_slot(result), None);
+        assert_eq!(byte(0xa000), 5);
+        assert_eq!(memory.read_obj::<u64>(GuestAddress(0xf020)).unwrap(), 0);
+        // A page that is not RAM: refused before anything.
+        assert_eq!(
+            page_op_map(&mut dev, SYSCTL_EVICT_ZERO_MAP, 0x100, 0, 0x4000, 0xc),
+            PAGE_OP_FAILED
+        );
     }
 
     #[test]
