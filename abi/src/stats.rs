@@ -22,7 +22,7 @@ use core::sync::atomic::AtomicU64;
 /// set the page up.
 pub const STATS_MAGIC: u64 = u64::from_le_bytes(*b"VMMSTATS");
 /// Bumped whenever the layout of [`StatsPage`] changes.
-pub const STATS_VERSION: u64 = 4;
+pub const STATS_VERSION: u64 = 5;
 /// Buckets of [`StatsPage::fault_cycles_log2`]: bucket `i` counts faults that took
 /// `[2^i, 2^(i+1))` TSC cycles (bucket 0 also counts 0 cycles).
 pub const FAULT_HISTOGRAM_BUCKETS: usize = 48;
@@ -184,6 +184,14 @@ stats_page! {
     Counter pages_mapped_around,
     /// Of all faults, the zero-fill faults the fast kernel mode's ring-0 shim resolved itself with a stashed zeroed frame (counted as faults and as `faults_zero_fill`; not timed: `fault_cycles_*` cover the others).
     Counter faults_in_shim,
+    /// Blocks of files found in the kernel's block cache of the file-system disk (reads and partial writes).
+    Counter fs_cache_hits,
+    /// Blocks of files read into the block cache (each a disk request, or part of one with `fs_cache_readaheads`); whole blocks not cached move between the disk and the caller's memory directly and count as neither.
+    Counter fs_cache_misses,
+    /// Blocks read into the block cache ahead of a sequential read, in the same request as the block before them.
+    Counter fs_cache_readaheads,
+    /// Dirty blocks the block cache wrote to the disk (at close, at power-off, or to make room).
+    Counter fs_cache_writebacks,
 }
 
 /// Offset of histogram bucket `bucket` in the page.

@@ -74,6 +74,7 @@ extern "C" fn kmain(boot_info_gpa: u64) -> ! {
             );
         }
         platform::stop_timer();
+        fs::sync_before_power_off();
         drivers::sysctl::power_off(status);
     }
     let fs_kib = info

@@ -46,7 +46,7 @@ const SELF_TESTS: &[&str] = &[
     "fs_independent_positions",
     "fs_remove_while_open",
     "fs_deny_write",
-    "fs_writes_reach_the_disk",
+    "fs_writes_reach_the_disk_at_close",
     "fs_put_file_is_uppercased",
 ];
 

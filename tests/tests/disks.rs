@@ -1,7 +1,7 @@
 //! End-to-end tests of the disks: files put into the guest and got back, persistent images
 //! with `--disk`, the swap disk options, and the errors caught before boot.
 
-use tests::{TempDir, boot_line, require_kvm, vmm};
+use tests::{TempDir, boot_line, require_kvm, user_program, vmm};
 
 #[test]
 fn put_file_is_changed_by_the_guest_and_got_back() {
@@ -192,5 +192,70 @@ fn bad_put_files_are_refused_before_boot() {
             "{run:?}"
         );
         assert_eq!(run.status, Some(125));
+    }
+}
+
+/// Byte `i` of what `fs-cache write` writes.
+fn fs_cache_pattern(i: u32) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 24) as u8
+}
+
+/// The block cache writes behind, and still nothing a program wrote is lost: 300 KiB (more
+/// than the cache holds) written in 509-byte pieces, read back and written over, then the
+/// file closed, the machine halted with the file open, or the process killed with it
+/// open: `--get` gives every byte of the second pass back each time (the cache still held
+/// the last part of it, dirty), and each of the file's 75 blocks went to the disk exactly
+/// once per pass (its pieces are written in order, so a block is complete before the
+/// cache lets it go).
+#[test]
+fn written_bytes_reach_the_disk_on_close_halt_and_kill() {
+    if !require_kvm() {
+        return;
+    }
+    const BYTES: u32 = 307_200;
+    let expected: Vec<u8> = (0..BYTES).map(fs_cache_pattern).collect();
+    let dir = TempDir::new("fs-cache-ends");
+    let program = user_program("fs-cache").display().to_string();
+    let bytes = BYTES.to_string();
+    for (end, last_lines, status) in [
+        ("close", "fs-cache: exit(0)\n", 0),
+        ("halt", "(fs-cache) halting with the file open\n", 0),
+        (
+            "kill",
+            "(fs-cache) a bad access with the file open\nfs-cache: exit(-1)\n",
+            255,
+        ),
+    ] {
+        let back = dir.path().join(format!("big-{end}"));
+        let json = dir.path().join(format!("{end}.json"));
+        let get = format!("big:{}", back.display());
+        let json_arg = json.display().to_string();
+        let run = vmm(&[
+            "run",
+            "--get",
+            &get,
+            "--stats-json",
+            &json_arg,
+            &program,
+            "write",
+            "big",
+            &bytes,
+            end,
+        ]);
+        assert_eq!(
+            run.stdout,
+            format!(
+                "(fs-cache) create big, {BYTES} bytes\n(fs-cache) open big\n(fs-cache) wrote {BYTES} bytes in pieces of 509\n(fs-cache) read back {BYTES} bytes in pieces of 1021\n(fs-cache) wrote every byte again, changed\n{last_lines}"
+            ),
+            "{end}: {run:?}"
+        );
+        assert_eq!(run.status, Some(status), "{end}: {run:?}");
+        let got = std::fs::read(&back).unwrap();
+        assert_eq!(got.len(), expected.len(), "{end}");
+        let first_bad = got.iter().zip(&expected).position(|(a, b)| a != b);
+        assert_eq!(first_bad, None, "{end}: the first wrong byte");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(doc["guest"]["fs_cache_writebacks"], 150, "{end}");
     }
 }

@@ -5,13 +5,15 @@
 //! handle, writes that never extend a file, and deny-write for running executables.
 //!
 //! The superblock, free map and directory are read once at mount and kept in memory; every
-//! change to them is written through to the disk at once, as is every data write (there is
-//! no data cache). One lock serialises every operation.
+//! change to them is written through to the disk at once. Files' bytes go through a block
+//! cache ([`cache`]: write-behind, with every dirty block on the disk when its file is
+//! closed and at power-off, [`sync`]). One lock serialises every operation.
 //!
 //! Open files are tracked by inode number: an inode is created when a directory entry is
 //! first opened and lives until its last handle closes, so a removed file's blocks are freed
 //! only then.
 
+mod cache;
 mod io;
 
 use alloc::collections::BTreeMap;
@@ -65,6 +67,8 @@ struct FileSystem {
     next_inode: u64,
     /// A run of zero bytes for clearing new files (fresh frames, never written).
     zeros: &'static [u8],
+    /// Files' blocks.
+    cache: cache::Cache,
 }
 
 /// The file system, mounted on first use (see [`mounted`]).
@@ -154,6 +158,7 @@ impl FileSystem {
         // SAFETY: the run is owned by the file system from now on and only ever read.
         let zeros =
             unsafe { core::slice::from_raw_parts(zeros_first.as_ptr(), ZERO_RUN_BYTES as usize) };
+        let cache = cache::Cache::new(disk).ok_or(MountError::NoMemory)?;
         Ok(FileSystem {
             disk,
             sb,
@@ -164,6 +169,7 @@ impl FileSystem {
             slot_inode: BTreeMap::new(),
             next_inode: 1,
             zeros,
+            cache,
         })
     }
 
@@ -241,7 +247,10 @@ impl FileSystem {
         let Ok(entry) = DirEntry::new(name, start, size) else {
             return false;
         };
-        // Clear the extent first: its blocks may hold a removed file's data.
+        // Clear the extent first: its blocks may hold a removed file's data (which the
+        // cache dropped when they were freed; dropped again here, to be sure nothing
+        // cached can land on the new file).
+        self.cache.discard(start, start + blocks);
         let mut done = 0;
         while done < blocks {
             let run = (blocks - done).min(ZERO_RUN_BYTES / BLOCK_SIZE);
@@ -284,9 +293,7 @@ impl FileSystem {
                     inode.dir_slot = None;
                 }
             }
-            None => {
-                let _ = self.mark(entry.start_block, entry.blocks(), false);
-            }
+            None => self.free_extent(entry.start_block, entry.blocks()),
         }
         true
     }
@@ -315,6 +322,8 @@ impl FileSystem {
         Some(ino)
     }
 
+    /// Closes one handle on `ino`; the file's dirty blocks go to the disk (every close,
+    /// so a file's bytes are on the disk once any handle that wrote them is closed).
     fn close(&mut self, ino: u64, denied: bool) {
         let inode = self
             .inodes
@@ -324,7 +333,14 @@ impl FileSystem {
             inode.deny_write_count -= 1;
         }
         inode.open_count -= 1;
-        if inode.open_count > 0 {
+        let (first, blocks) = (inode.start_block, inode.size.div_ceil(BLOCK_SIZE));
+        let (open, named) = (inode.open_count > 0, inode.dir_slot.is_some());
+        if named {
+            // A failed write-back leaves the blocks dirty for the next try (the next
+            // close, power-off); `close` itself cannot fail in the ABI.
+            let _ = self.cache.flush(first, first + blocks);
+        }
+        if open {
             return;
         }
         let inode = self.inodes.remove(&ino).expect("present");
@@ -332,10 +348,14 @@ impl FileSystem {
             Some(slot) => {
                 self.slot_inode.remove(&slot);
             }
-            None => {
-                let _ = self.mark(inode.start_block, inode.size.div_ceil(BLOCK_SIZE), false);
-            }
+            None => self.free_extent(first, blocks),
         }
+    }
+
+    /// Frees a removed file's blocks; their cached copies go too, unwritten.
+    fn free_extent(&mut self, first: u64, blocks: u64) {
+        self.cache.discard(first, first + blocks);
+        let _ = self.mark(first, blocks, false);
     }
 
     fn inode(&self, ino: u64) -> &Inode {
@@ -364,16 +384,17 @@ impl File {
 
     /// Reads up to `buf.len()` bytes at `pos`, leaving the position alone.
     pub fn read_at(&self, buf: &mut [u8], pos: u64) -> usize {
-        let fs = fs().lock();
+        let mut fs = fs().lock();
         let inode = fs.inode(self.ino);
         let n = (buf.len() as u64).min(inode.size.saturating_sub(pos)) as usize;
         if n == 0 {
             return 0;
         }
         let offset = inode.start_block * BLOCK_SIZE + pos;
-        match io::read_bytes(fs.disk, offset, &mut buf[..n]) {
+        let blocks = inode.start_block..inode.start_block + inode.size.div_ceil(BLOCK_SIZE);
+        match fs.cache.read(offset, &mut buf[..n], blocks) {
             Ok(()) => n,
-            Err(()) => 0,
+            Err(cache::IoError) => 0,
         }
     }
 
@@ -387,7 +408,7 @@ impl File {
 
     /// Writes up to `buf.len()` bytes at `pos`, leaving the position alone.
     pub fn write_at(&self, buf: &[u8], pos: u64) -> usize {
-        let fs = fs().lock();
+        let mut fs = fs().lock();
         let inode = fs.inode(self.ino);
         if inode.deny_write_count > 0 {
             return 0;
@@ -397,9 +418,9 @@ impl File {
             return 0;
         }
         let offset = inode.start_block * BLOCK_SIZE + pos;
-        match io::write_bytes(fs.disk, offset, &buf[..n]) {
+        match fs.cache.write(offset, &buf[..n]) {
             Ok(()) => n,
-            Err(()) => 0,
+            Err(cache::IoError) => 0,
         }
     }
 
@@ -457,8 +478,9 @@ impl File {
         }
     }
 
-    /// Where the file's bytes start on the disk, in bytes (for page-sized DMA by the VM
-    /// system), and the file's size.
+    /// Where the file's bytes start on the disk, in bytes, and the file's size. What is
+    /// on the disk there may be older than what the block cache holds until the file is
+    /// closed or [`sync`] runs.
     pub fn extent(&self) -> (u64, u64) {
         let fs = fs().lock();
         let inode = fs.inode(self.ino);
@@ -491,6 +513,24 @@ pub fn open(name: &[u8]) -> Option<File> {
         pos: 0,
         denies_write: false,
     })
+}
+
+/// Writes every dirty cached block to the disk. False if a write failed (those blocks stay
+/// dirty).
+pub fn sync() -> bool {
+    match FS.get() {
+        Some(Ok(fs)) => fs.lock().cache.flush(0, u64::MAX).is_ok(),
+        // Never mounted, or failed to: nothing was written.
+        _ => true,
+    }
+}
+
+/// [`sync`] before the machine powers off; says on the console if the disk refused
+/// writes, since the VMM's `--get` and `--disk` image will then miss them.
+pub fn sync_before_power_off() {
+    if !sync() {
+        crate::println!("fs: the file-system disk refused writes: some file data is not on it");
+    }
 }
 
 /// Free blocks on the disk.

@@ -109,7 +109,7 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
     let process = proc::current().expect("syscall: no process");
     process.syscall_rsp = frame.rsp;
     match frame.rax {
-        nr::HALT => sysctl::power_off(0),
+        nr::HALT => halt(),
         nr::EXIT => proc::exit(int(a0) as i32),
         nr::FORK => {
             let name = usercopy::string(process, a0)?.ok_or(Fault)?;
@@ -186,6 +186,14 @@ fn handle(frame: &mut TrapFrame) -> Outcome {
         n if nr::UNSUPPORTED_INT.contains(&n) => ret(-1),
         _ => ret(-1),
     }
+}
+
+/// `halt()`: the file system's cached writes go to the disk, then the machine powers off.
+#[cold]
+#[inline(never)]
+fn halt() -> ! {
+    fs::sync_before_power_off();
+    sysctl::power_off(0)
 }
 
 /// `read(fd, buf, n)`: bytes read into the user buffer (straight into its frames for whole

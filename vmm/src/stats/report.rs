@@ -159,10 +159,11 @@ fn micros(cycles: u64, tsc_khz: u64) -> f64 {
 }
 
 /// Headings of the table's field groups, in order.
-const GROUPS: [&str; 6] = [
+const GROUPS: [&str; 7] = [
     "page faults",
     "evictions",
     "disks",
+    "file cache",
     "swap",
     "user frames",
     "kernel",
@@ -177,6 +178,7 @@ fn group(name: &str) -> Option<&'static str> {
         n if n.starts_with("faults") || n == "pages_mapped_around" => "page faults",
         n if n.starts_with("evict_") => "evictions",
         n if n.contains("_disk_") => "disks",
+        n if n.starts_with("fs_cache_") => "file cache",
         n if n.starts_with("swap_") => "swap",
         n if n.starts_with("user_frames_") => "user frames",
         _ => "kernel",

@@ -1,5 +1,7 @@
 //! Process benchmarks (`make bench`), in TSC cycles measured in user mode:
 //! - a null system call (`tell` on a bad descriptor: entry, dispatch, exit);
+//! - an empty `write()` to the console, and a one-byte `read()` from a file in the
+//!   kernel's block cache (a 1 KiB file the program makes, read one byte per call);
 //! - an `int 0x42` round trip (the bare cost of entering and leaving the kernel);
 //! - fork + exec of a program that does nothing + wait;
 //! - page faults, one byte touched per page: a zero-fill fault (bss), a lazy load of a
@@ -11,7 +13,9 @@
 #![no_std]
 #![no_main]
 
-use ulib::{cycles, exec, exit, fork, int42, println, tell, wait};
+use ulib::{
+    close, create, cycles, exec, exit, fork, int42, open, println, read, seek, tell, wait, write,
+};
 
 ulib::entry!("bench-proc", main);
 
@@ -58,6 +62,14 @@ fn main(_args: &[&str]) -> i32 {
     let t1 = cycles();
     println!("bench null_syscall: {} cycles", (t1 - t0) / SYSCALLS);
 
+    let t0 = cycles();
+    for _ in 0..SYSCALLS {
+        write(1, &[]);
+    }
+    let t1 = cycles();
+    println!("bench empty_write: {} cycles", (t1 - t0) / SYSCALLS);
+    println!("bench fs_read_1b: {} cycles", cached_read());
+
     let here = main as *const () as u64;
     let t0 = cycles();
     for _ in 0..SYSCALLS {
@@ -94,4 +106,30 @@ fn main(_args: &[&str]) -> i32 {
     let reclaim = touch_pages(&raw mut ZERO, true);
     println!("bench cow_no_copy_fault: {reclaim} cycles");
     0
+}
+
+/// Cycles of a one-byte `read()` from a 1 KiB file the block cache holds: the file is
+/// made and read once (which brings its block in), then read one byte per call, over and
+/// over from the start.
+fn cached_read() -> u64 {
+    const SIZE: u32 = 1024;
+    if !create(c"bench-1k", SIZE) {
+        return 0;
+    }
+    let fd = open(c"bench-1k");
+    if fd < 2 {
+        return 0;
+    }
+    let mut byte = [0u8; 1];
+    read(fd, &mut byte);
+    let t0 = cycles();
+    for i in 0..SYSCALLS {
+        if i % u64::from(SIZE) == 0 {
+            seek(fd, 0);
+        }
+        read(fd, &mut byte);
+    }
+    let t1 = cycles();
+    close(fd);
+    (t1 - t0) / SYSCALLS
 }
