@@ -368,6 +368,10 @@ impl FileSystem {
 /// An open file: a handle with its own position.
 pub struct File {
     ino: u64,
+    /// The inode's extent, fixed for its life (files never move or grow): reads need no
+    /// lookup of the inode.
+    start_block: u64,
+    size: u64,
     pos: u64,
     /// Whether this handle denies writes to the file (see [`File::deny_write`]).
     denies_write: bool,
@@ -384,15 +388,13 @@ impl File {
 
     /// Reads up to `buf.len()` bytes at `pos`, leaving the position alone.
     pub fn read_at(&self, buf: &mut [u8], pos: u64) -> usize {
-        let mut fs = fs().lock();
-        let inode = fs.inode(self.ino);
-        let n = (buf.len() as u64).min(inode.size.saturating_sub(pos)) as usize;
+        let n = (buf.len() as u64).min(self.size.saturating_sub(pos)) as usize;
         if n == 0 {
             return 0;
         }
-        let offset = inode.start_block * BLOCK_SIZE + pos;
-        let blocks = inode.start_block..inode.start_block + inode.size.div_ceil(BLOCK_SIZE);
-        match fs.cache.read(offset, &mut buf[..n], blocks) {
+        let offset = self.start_block * BLOCK_SIZE + pos;
+        let blocks = self.start_block..self.start_block + self.size.div_ceil(BLOCK_SIZE);
+        match fs().lock().cache.read(offset, &mut buf[..n], blocks) {
             Ok(()) => n,
             Err(cache::IoError) => 0,
         }
@@ -436,7 +438,7 @@ impl File {
 
     /// The file's size in bytes.
     pub fn length(&self) -> u64 {
-        fs().lock().inode(self.ino).size
+        self.size
     }
 
     /// Denies writes to the file through any handle until this handle allows them again or
@@ -473,6 +475,8 @@ impl File {
             .open_count += 1;
         File {
             ino: self.ino,
+            start_block: self.start_block,
+            size: self.size,
             pos: self.pos,
             denies_write: false,
         }
@@ -482,9 +486,7 @@ impl File {
     /// on the disk there may be older than what the block cache holds until the file is
     /// closed or [`sync`] runs.
     pub fn extent(&self) -> (u64, u64) {
-        let fs = fs().lock();
-        let inode = fs.inode(self.ino);
-        (inode.start_block * BLOCK_SIZE, inode.size)
+        (self.start_block * BLOCK_SIZE, self.size)
     }
 }
 
@@ -507,9 +509,13 @@ pub fn remove(name: &[u8]) -> bool {
 
 /// Opens a file, with its position at 0.
 pub fn open(name: &[u8]) -> Option<File> {
-    let ino = mounted().ok()?.lock().open(name)?;
+    let mut fs = mounted().ok()?.lock();
+    let ino = fs.open(name)?;
+    let inode = fs.inode(ino);
     Some(File {
         ino,
+        start_block: inode.start_block,
+        size: inode.size,
         pos: 0,
         denies_write: false,
     })

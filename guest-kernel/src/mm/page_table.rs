@@ -407,6 +407,25 @@ impl AddressSpace {
         })
     }
 
+    /// [`translate`](Self::translate) for a write by the kernel through the direct map:
+    /// a writable page is also marked accessed and dirty, in the same walk (the kernel's
+    /// stores do not set the bits the clock and write-back read).
+    pub fn translate_for_write(&mut self, va: u64) -> Option<Mapping> {
+        let entry = self.present_leaf(va & !(PAGE_SIZE - 1))?;
+        let f = entry.flags();
+        let writable = f.contains(Flags::WRITABLE);
+        if writable && !f.contains(Flags::ACCESSED | Flags::DIRTY) {
+            entry.set_flags(f | Flags::ACCESSED | Flags::DIRTY);
+        }
+        Some(Mapping {
+            frame: entry_frame(entry),
+            writable,
+            cow: f.contains(COW),
+            accessed: true,
+            dirty: writable,
+        })
+    }
+
     /// The byte at user address `va`, if a frame backs its page now (read through the
     /// direct map, so it cannot fault).
     #[inline(always)]

@@ -213,6 +213,10 @@ fn read(process: &mut Process, fd: i64, buf: u64, n: u64) -> Outcome {
         }
         _ => return ret(-1),
     };
+    // A buffer within one page (the usual small read) needs no list of chunks.
+    if let Some(mut chunk) = usercopy::in_one_page(process, buf, n as usize, true)? {
+        return ret(file.lock().read(&mut chunk) as i64);
+    }
     let mut chunks = usercopy::slices(process, buf, n as usize, true)?;
     let mut file = file.lock();
     let mut total = 0;
