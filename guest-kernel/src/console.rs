@@ -4,8 +4,8 @@
 //! Output goes through one lock (interrupts off) so that each call's text stays in one
 //! piece. It is gathered in the console page and sent with one VM exit per call (see
 //! `abi::devices::SYSCTL_CONSOLE`); the UART would take one exit per byte where ring 0 is
-//! emulated. The fault dump uses [`emergency_writer`], the bare UART, which skips the lock,
-//! because the fault may have struck while the lock was held.
+//! emulated. The fault dump uses [`emergency_print`], which skips the lock, because the
+//! fault may have struck while the lock was held; it too leaves in one exit.
 
 use abi::devices::SERIAL_PORT;
 
@@ -14,6 +14,7 @@ use alloc::collections::VecDeque;
 use crate::drivers::serial::Serial;
 use crate::drivers::sysctl::ConsolePage;
 use crate::sync::{IrqSpinLock, Semaphore};
+use crate::util::fixed_buf::FixedBuf;
 
 /// The UART (for input) and the console page (for output).
 struct Console {
@@ -92,9 +93,13 @@ pub fn write_all<'a>(parts: impl Iterator<Item = &'a [u8]>) {
     console.out.flush();
 }
 
-/// A writer for use when the lock cannot be trusted (fault and panic paths).
-pub fn emergency_writer() -> Serial {
-    Serial::new(SERIAL_PORT)
+/// Prints without the console's lock, in one exit, on the way to a panic (the kernel's
+/// fault dump): up to 1 KiB of text.
+pub fn emergency_print(args: core::fmt::Arguments<'_>) {
+    // Small: this may run on a stack that is nearly full.
+    let mut text: FixedBuf<1024> = FixedBuf::new();
+    let _ = core::fmt::write(&mut text, args);
+    crate::drivers::sysctl::emergency_console(text.as_bytes());
 }
 
 /// Prints to the console.

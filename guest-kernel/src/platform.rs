@@ -177,12 +177,6 @@ pub fn outb(port: u16, value: u8) {
     cpu::outb(port, value);
 }
 
-/// Writes `bytes` to I/O port `port` with one instruction.
-#[inline(always)]
-pub fn outsb(port: u16, bytes: &[u8]) {
-    cpu::outsb(port, bytes);
-}
-
 /// Reads a 32-bit value from I/O port `port`.
 #[inline(always)]
 pub fn inl(port: u16) -> u32 {

@@ -288,6 +288,36 @@ fn check_kernel_page_fault_report_of(args: &[&str], error: &str, selectors: &str
     run
 }
 
+/// The register dump leaves in one exit, not one per byte through the UART: the run's
+/// only exits are the UART's set-up (four register writes) and the system-control block's
+/// console and panic registers.
+#[test]
+fn kernel_fault_dump_leaves_in_one_exit() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("fault-dump-exits");
+    let json = dir.path().join("stats.json");
+    let json_arg = json.display().to_string();
+    check_kernel_page_fault_report_of(
+        &[
+            "run",
+            "--stats-json",
+            &json_arg,
+            "--test-hook",
+            "page-fault",
+        ],
+        "0x0",
+        " cs 0x8 ss 0x10",
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let exits = &doc["vm_exits"];
+    assert_eq!(exits["by_device"]["serial"], 4, "{exits}");
+    assert_eq!(exits["by_device"]["sysctl"], 2, "{exits}");
+    assert_eq!(exits["total"], 6, "{exits}");
+}
+
 #[test]
 fn kernel_page_fault_dumps_registers_then_panics() {
     if !require_kvm() {

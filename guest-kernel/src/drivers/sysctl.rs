@@ -78,6 +78,21 @@ impl ConsolePage {
     }
 }
 
+/// Sends `text` (up to a page) to the console in one exit, without the console's lock: for
+/// the fault dump on the way to a panic, which cannot trust the lock (the fault may have
+/// struck while it was held). It writes over the console page, whose unsent text, if any,
+/// is a call the fault cut short: its thread never resumes to send it.
+pub fn emergency_console(text: &[u8]) {
+    let n = text.len().min(ConsolePage::CAPACITY);
+    // SAFETY: the console page is reserved for console text (abi::layout) and mapped by the
+    // direct map; `n` is at most a page. Nothing else runs meanwhile: this is the one CPU,
+    // with interrupts off, on its way to a panic.
+    unsafe {
+        core::ptr::copy_nonoverlapping(text.as_ptr(), phys_to_virt(CONSOLE_PAGE_GPA) as *mut u8, n);
+    }
+    platform::outl(SYSCTL_PORT + SYSCTL_CONSOLE, n as u32);
+}
+
 /// Powers the machine off; the VMM exits with the low byte of `status`. Never returns.
 pub fn power_off(status: i32) -> ! {
     platform::outl(SYSCTL_PORT + SYSCTL_EXIT, status as u32);

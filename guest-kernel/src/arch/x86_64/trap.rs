@@ -221,40 +221,36 @@ pub(super) fn kernel_fault(frame: &TrapFrame) -> ! {
     let (mnemonic, name) = exception_name(frame.vector);
     let cr2 = cpu::read_cr2();
     // The dump bypasses the console lock: the fault may have hit while it was held.
-    let mut out = console::emergency_writer();
-    let _ = core::fmt::write(
-        &mut out,
-        format_args!(
-            "kernel fault: {mnemonic} {name} (vector {}), error {:#x}, rip {:#x}, cr2 {cr2:#x}\n\
+    console::emergency_print(format_args!(
+        "kernel fault: {mnemonic} {name} (vector {}), error {:#x}, rip {:#x}, cr2 {cr2:#x}\n\
              rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n\
              rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}\n\
              r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}\n\
              r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}\n\
              rflags {:#x} cs {:#x} ss {:#x}\n",
-            frame.vector,
-            frame.error_code,
-            frame.rip,
-            frame.rax,
-            frame.rbx,
-            frame.rcx,
-            frame.rdx,
-            frame.rsi,
-            frame.rdi,
-            frame.rbp,
-            frame.rsp,
-            frame.r8,
-            frame.r9,
-            frame.r10,
-            frame.r11,
-            frame.r12,
-            frame.r13,
-            frame.r14,
-            frame.r15,
-            frame.rflags,
-            frame.cs,
-            frame.ss,
-        ),
-    );
+        frame.vector,
+        frame.error_code,
+        frame.rip,
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx,
+        frame.rsi,
+        frame.rdi,
+        frame.rbp,
+        frame.rsp,
+        frame.r8,
+        frame.r9,
+        frame.r10,
+        frame.r11,
+        frame.r12,
+        frame.r13,
+        frame.r14,
+        frame.r15,
+        frame.rflags,
+        frame.cs,
+        frame.ss,
+    ));
     panic!(
         "kernel fault: {mnemonic} {name} (vector {}) at rip {:#x}, error {:#x}, cr2 {cr2:#x}",
         frame.vector, frame.rip, frame.error_code
