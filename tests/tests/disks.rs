@@ -1,7 +1,10 @@
 //! End-to-end tests of the disks: files put into the guest and got back, persistent images
 //! with `--disk`, the swap disk options, and the errors caught before boot.
 
-use tests::{TempDir, boot_line, require_kvm, user_program, vmm};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::{TempDir, boot_line, require_kvm, user_program, vmm, vmm_path};
 
 #[test]
 fn put_file_is_changed_by_the_guest_and_got_back() {
@@ -257,5 +260,76 @@ fn written_bytes_reach_the_disk_on_close_halt_and_kill() {
         let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(doc["guest"]["fs_cache_writebacks"], 150, "{end}");
+    }
+}
+
+/// SIGINT and SIGTERM stop the guest instead of killing the VMM: it still copies the
+/// `--get` files out and writes its statistics, says what happened in one line, and exits
+/// 128 + the signal (130, 143), as a shell reports a command the signal ended.
+#[test]
+fn sigint_and_sigterm_stop_the_guest_and_files_still_come_back() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("signals");
+    let kept = dir.file("kept", "kept across the signal\n");
+    let program = user_program("read-stdin").display().to_string();
+    for (signal, name, status) in [("-INT", "SIGINT", 130), ("-TERM", "SIGTERM", 143)] {
+        let back = dir.path().join(format!("back-{name}"));
+        let json = dir.path().join(format!("{name}.json"));
+        let series = dir.path().join(format!("{name}.jsonl"));
+        // read-stdin waits for input that never comes (stdin stays open, empty).
+        let mut child = Command::new(vmm_path())
+            .args(["run", "--timeout", "60", "--put"])
+            .arg(&kept)
+            .arg("--get")
+            .arg(format!("kept:{}", back.display()))
+            .arg("--stats-json")
+            .arg(&json)
+            .arg("--stats-series")
+            .arg(&series)
+            .args(["--stats-interval", "20", &program, "5"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vmm");
+        // The guest runs once the series has a line.
+        let start = Instant::now();
+        while std::fs::read_to_string(&series).map_or(true, |s| s.lines().next().is_none()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name}: the guest never ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let killed = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(killed.success());
+        let stdin = child.stdin.take();
+        let output = child.wait_with_output().expect("wait for vmm");
+        drop(stdin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr,
+            format!(
+                "vmm: stopped the guest on {name}; --get files and statistics are written as usual\n"
+            )
+        );
+        assert_eq!(output.status.code(), Some(status), "{name}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(&back).unwrap(),
+            "kept across the signal\n",
+            "{name}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert!(
+            doc["guest"]["syscalls"].as_u64().unwrap() > 0,
+            "{name}: {doc}"
+        );
     }
 }

@@ -49,6 +49,8 @@ pub enum Outcome {
     GuestPanic(String),
     /// The vCPU could not go on (triple fault, KVM error).
     Fault(VcpuFault),
+    /// The VMM got this signal (SIGINT or SIGTERM) and stopped the guest.
+    Interrupted(i32),
 }
 
 impl Outcome {
@@ -59,6 +61,8 @@ impl Outcome {
             Outcome::PowerOff(status) => *status as u8,
             Outcome::Timeout(_) => EXIT_TIMEOUT,
             Outcome::GuestPanic(_) | Outcome::Fault(_) => EXIT_VMM_FAILURE,
+            // As a shell reports a command killed by the signal.
+            Outcome::Interrupted(signal) => 128u8.wrapping_add(*signal as u8),
         }
     }
 
@@ -69,7 +73,20 @@ impl Outcome {
             Outcome::Timeout(limit) => Some(format!("timeout after {} s", limit.as_secs())),
             Outcome::GuestPanic(message) => Some(format!("guest kernel panic: {message}")),
             Outcome::Fault(fault) => Some(fault.to_string()),
+            Outcome::Interrupted(signal) => Some(format!(
+                "stopped the guest on {}; --get files and statistics are written as usual",
+                signal_name(*signal)
+            )),
         }
+    }
+}
+
+/// `SIGINT`, `SIGTERM`, or `signal N`.
+fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        n => format!("signal {n}"),
     }
 }
 
@@ -84,6 +101,8 @@ mod tests {
         assert_eq!(Outcome::PowerOff(256 + 3).exit_code(), 3);
         assert_eq!(Outcome::Timeout(Duration::from_secs(2)).exit_code(), 124);
         assert_eq!(Outcome::GuestPanic("x".into()).exit_code(), 125);
+        assert_eq!(Outcome::Interrupted(libc::SIGINT).exit_code(), 130);
+        assert_eq!(Outcome::Interrupted(libc::SIGTERM).exit_code(), 143);
         assert_eq!(
             Outcome::Fault(VcpuFault::TripleFault(String::new())).exit_code(),
             125
@@ -100,6 +119,10 @@ mod tests {
         assert_eq!(
             Outcome::GuestPanic("oops".into()).message().unwrap(),
             "guest kernel panic: oops"
+        );
+        assert_eq!(
+            Outcome::Interrupted(libc::SIGTERM).message().unwrap(),
+            "stopped the guest on SIGTERM; --get files and statistics are written as usual"
         );
         let fault = VcpuFault::UnexpectedExit("Hlt".into());
         assert_eq!(

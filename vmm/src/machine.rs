@@ -5,13 +5,14 @@
 //! controller, timer, RAM slots) and vCPU, and put the devices on the buses.
 //!
 //! Running: the vCPU runs on its own thread. The calling thread is the watchdog: when the
-//! timeout passes it sets the stop flag and interrupts `KVM_RUN` with a signal, repeating
-//! until the vCPU thread notices (a signal that lands between two `KVM_RUN`s is lost).
+//! timeout passes, or SIGINT or SIGTERM arrives ([`install_interrupt_handlers`]), it sets
+//! the stop flag and interrupts `KVM_RUN` with a signal, repeating until the vCPU thread
+//! notices (a signal that lands between two `KVM_RUN`s is lost).
 
 use std::os::unix::thread::JoinHandleExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,8 @@ static EMBEDDED_KERNEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest-
 
 /// Interval between signals while waiting for the vCPU thread to stop.
 const KICK_INTERVAL: Duration = Duration::from_millis(10);
+/// How often the watchdog looks for SIGINT or SIGTERM while the guest runs.
+const INTERRUPT_POLL: Duration = Duration::from_millis(20);
 
 /// Everything that defines one run.
 #[derive(Debug, Clone)]
@@ -331,11 +334,21 @@ impl Machine {
             })
             .map_err(MachineError::Thread)?;
 
-        let first = match timeout {
-            Some(limit) => done_rx.recv_timeout(limit),
-            None => done_rx
-                .recv()
-                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        // Wait for the guest to end, the timeout to pass, or a signal to stop it.
+        let deadline = timeout.map(|limit| started + limit);
+        let first = loop {
+            let wait = deadline.map_or(INTERRUPT_POLL, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(INTERRUPT_POLL)
+            });
+            match done_rx.recv_timeout(wait) {
+                Err(mpsc::RecvTimeoutError::Timeout)
+                    if interrupted().is_none() && deadline.is_none_or(|d| Instant::now() < d) =>
+                {
+                    continue;
+                }
+                other => break other,
+            }
         };
         let (result, pio, mmio, vcpu_time) = match first {
             Ok(done) => done,
@@ -365,7 +378,10 @@ impl Machine {
         let outcome = match result? {
             VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
             VcpuStop::Guest(GuestRequest::Panic(message)) => Outcome::GuestPanic(message),
-            VcpuStop::Stopped => Outcome::Timeout(timeout.unwrap_or_default()),
+            VcpuStop::Stopped => match interrupted() {
+                Some(signal) => Outcome::Interrupted(signal),
+                None => Outcome::Timeout(timeout.unwrap_or_default()),
+            },
             VcpuStop::Fault(fault) => Outcome::Fault(fault),
         };
         let devices = pio
@@ -523,6 +539,33 @@ fn attach_disk(
     let metrics = device.metrics();
     mmio.insert(gpa, VIRTIO_MMIO_SIZE, name, Box::new(device))?;
     Ok(metrics)
+}
+
+/// The first SIGINT or SIGTERM the VMM got (0: none).
+static INTERRUPT: AtomicI32 = AtomicI32::new(0);
+
+/// Makes SIGINT and SIGTERM stop the guest instead of killing the VMM: the run then ends
+/// as a timeout would, with `--get`, the statistics and an exit status of 128 + the signal
+/// ([`Outcome::Interrupted`]). Call before the run starts; a signal before the guest runs
+/// stops it at once. A second signal of the same kind while stopping changes nothing:
+/// stopping takes milliseconds.
+pub fn install_interrupt_handlers() {
+    extern "C" fn on_interrupt(signal: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // Async-signal-safe: one atomic store; the first signal wins.
+        let _ = INTERRUPT.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // Failure leaves the default action (the VMM dies at once): worse, but not wrong.
+        let _ = vmm_sys_util::signal::register_signal_handler(signal, on_interrupt);
+    }
+}
+
+/// The signal that asked the VMM to stop, if one did.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPT.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
 }
 
 /// Signal used to interrupt `KVM_RUN` on the vCPU thread.

@@ -1,8 +1,8 @@
 //! `vmm`: parse the command line, run, and map the outcome to an exit status.
 //!
 //! Exit status: the guest's own status when it powers off (low byte: -1 becomes 255), 124
-//! when `--timeout` stops it, 125 when the VMM or the guest kernel fails. Every failure is
-//! one line on stderr starting with `vmm: `.
+//! when `--timeout` stops it, 125 when the VMM or the guest kernel fails, 130 or 143 when
+//! SIGINT or SIGTERM stops it. Every failure is one line on stderr starting with `vmm: `.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -39,7 +39,9 @@ fn main() -> ExitCode {
                 } else {
                     print!("{}", vmm::stats::sweep::table(&rows));
                 }
-                0
+                // Stopped early by SIGINT or SIGTERM: the rows so far, and the signal's status.
+                vmm::machine::interrupted()
+                    .map_or(0, |signal| vmm::Outcome::Interrupted(signal).exit_code())
             }
             Err(error) => {
                 report(&error.to_string());

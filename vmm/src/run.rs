@@ -103,6 +103,7 @@ pub struct RunReport {
 
 /// Runs the machine `config` describes.
 pub fn run(config: &MachineConfig) -> Result<RunReport, RunError> {
+    crate::machine::install_interrupt_handlers();
     if let Some(program) = &config.program {
         check_program(program)?;
     }

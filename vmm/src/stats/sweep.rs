@@ -103,6 +103,10 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
             mem_mib: mem,
             report,
         });
+        // SIGINT or SIGTERM stops the sweep too, after the rows so far.
+        if crate::machine::interrupted().is_some() {
+            break;
+        }
     }
     Ok(rows)
 }
