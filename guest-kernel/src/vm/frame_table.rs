@@ -23,8 +23,6 @@
 //! through a change to the pages it touches. Frames the kernel is reading or writing for a
 //! system call are pinned ([`pin`]) and never chosen.
 
-use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
 use abi::layout::PAGE_SIZE;
@@ -51,20 +49,52 @@ struct Entry {
     va: u64,
     /// First owner; null while the frame backs no user page.
     owner: *mut Memory,
-    /// Further owners (copy-on-write sharing after fork). Boxed so that `None` is all-zero
-    /// bits: the table starts as zeroed memory.
-    #[expect(clippy::box_collection, reason = "None must be all-zero bits")]
-    more: Option<Box<Vec<*mut Memory>>>,
+    /// Further owners (copy-on-write sharing after fork), a list of [`OwnerNode`]s; null
+    /// for none (the table starts as zeroed memory).
+    more: *mut OwnerNode,
+}
+
+/// One owner of a shared frame beyond its first, in a list hanging off its entry. Nodes
+/// are carved from kernel frames, 256 to a frame, and kept on a free list: fork shares a
+/// frame with no heap allocation (it made two per frame, a `Box` and a `Vec`, where each
+/// costs hundreds of emulated instructions).
+struct OwnerNode {
+    owner: *mut Memory,
+    next: *mut OwnerNode,
 }
 
 impl Entry {
     fn owners(&self) -> impl Iterator<Item = *mut Memory> + '_ {
-        core::iter::once(self.owner).chain(self.more.iter().flat_map(|m| m.iter().copied()))
+        let mut node = self.more;
+        core::iter::once(self.owner).chain(core::iter::from_fn(move || {
+            // SAFETY: an entry's list holds live nodes (taken from the free list, not put
+            // back while linked).
+            let n = unsafe { node.as_ref()? };
+            node = n.next;
+            Some(n.owner)
+        }))
     }
 
     fn owner_count(&self) -> usize {
-        1 + self.more.as_ref().map_or(0, |m| m.len())
+        self.owners().count()
     }
+
+    /// Forgets every owner but the first, giving their nodes back.
+    fn clear_more(&mut self, t_free: &mut *mut OwnerNode) {
+        while !self.more.is_null() {
+            let node = self.more;
+            // SAFETY: as in `owners`; the node leaves the list before it goes back.
+            self.more = unsafe { (*node).next };
+            free_node(t_free, node);
+        }
+    }
+}
+
+/// Puts `node` on the free list `free`.
+fn free_node(free: &mut *mut OwnerNode, node: *mut OwnerNode) {
+    // SAFETY: `node` is a node of the pool that nothing links to any more.
+    unsafe { (*node).next = *free };
+    *free = node;
 }
 
 struct Table {
@@ -80,6 +110,8 @@ struct Table {
     random: u64,
     /// The eviction [`evict_one`] just deferred, for its caller.
     deferred: Option<Deferred>,
+    /// Unused [`OwnerNode`]s.
+    free_nodes: *mut OwnerNode,
 }
 
 impl Table {
@@ -90,6 +122,37 @@ impl Table {
         }
         // SAFETY: `entries` holds `len` initialised entries owned by the table (see `init`).
         Some(unsafe { &mut *self.entries.add(index as usize) })
+    }
+
+    /// [`entry`](Self::entry) of `f`, and the free list of owner nodes beside it.
+    fn entry_and_free(&mut self, f: Frame) -> (Option<&mut Entry>, &mut *mut OwnerNode) {
+        let index = f
+            .gpa()
+            .checked_sub(self.base)
+            .map(|offset| offset / PAGE_SIZE)
+            .filter(|&i| i < self.len as u64);
+        // SAFETY: as in `entry`; the entry is not part of `free_nodes`.
+        let entry = index.map(|i| unsafe { &mut *self.entries.add(i as usize) });
+        (entry, &mut self.free_nodes)
+    }
+
+    /// An unused owner node, carving a fresh kernel frame into nodes if none is left;
+    /// `None` if the kernel pool is empty.
+    fn take_node(&mut self) -> Option<*mut OwnerNode> {
+        if self.free_nodes.is_null() {
+            let page = frame::alloc(Pool::Kernel, Zero::No)?;
+            let nodes = page.as_ptr().cast::<OwnerNode>();
+            for i in 0..PAGE_SIZE as usize / size_of::<OwnerNode>() {
+                // SAFETY: the frame is the table's from now on (never freed), covered by
+                // the direct map, and holds this many nodes; `free_node` writes `next`
+                // before anything reads it.
+                free_node(&mut self.free_nodes, unsafe { nodes.add(i) });
+            }
+        }
+        let node = self.free_nodes;
+        // SAFETY: a node on the free list is the table's and initialised by `free_node`.
+        self.free_nodes = unsafe { (*node).next };
+        Some(node)
     }
 }
 
@@ -107,6 +170,7 @@ static TABLE: TableCell = TableCell(UnsafeCell::new(Table {
     policy: EvictPolicy::Clock,
     random: 0x9e37_79b9_7f4a_7c15,
     deferred: None,
+    free_nodes: core::ptr::null_mut(),
 }));
 
 /// The frame table. It takes no lock: every user runs with interrupts off on the one CPU
@@ -147,69 +211,76 @@ pub fn init() -> bool {
 /// Records that `owner` maps `frame` at `va` (a new page: the frame's only owner).
 #[inline]
 pub fn register(frame: Frame, owner: *mut Memory, va: u64) {
-    if let Some(e) = table().entry(frame) {
+    if let (Some(e), free) = table().entry_and_free(frame) {
         e.va = va;
         e.owner = owner;
-        e.more = None;
+        if !e.more.is_null() {
+            e.clear_more(free);
+        }
     }
 }
 
 /// Records one more owner of `frame` (fork shares it copy-on-write). False if the kernel
-/// heap has no room for the record.
+/// pool has no room for the record.
 pub fn share(frame: Frame, owner: *mut Memory) -> bool {
     let t = table();
-    let Some(e) = t.entry(frame) else {
+    if t.entry(frame).is_none_or(|e| e.owner.is_null()) {
+        return false;
+    }
+    let Some(node) = t.take_node() else {
         return false;
     };
-    if e.owner.is_null() {
-        return false;
-    }
-    let more = e.more.get_or_insert_with(Box::default);
-    if more.try_reserve(1).is_err() {
-        return false;
-    }
-    more.push(owner);
+    let e = t.entry(frame).expect("checked above");
+    // SAFETY: the node was just taken from the free list: the table's, linked nowhere.
+    unsafe { node.write(OwnerNode { owner, next: e.more }) };
+    e.more = node;
     true
 }
 
 /// Whether more than one process maps `frame`.
 pub fn is_shared(frame: Frame) -> bool {
-    table()
-        .entry(frame)
-        .is_some_and(|e| e.more.as_ref().is_some_and(|m| !m.is_empty()))
+    table().entry(frame).is_some_and(|e| !e.more.is_null())
 }
 
 /// `owner` no longer maps `frame`; the last owner frees it.
 pub fn release(frame: Frame, owner: *mut Memory) {
-    let last = {
-        let t = table();
-        match t.entry(frame) {
-            Some(e) if !e.owner.is_null() => {
-                let more = e.more.as_mut();
-                if e.owner == owner {
-                    match more.and_then(|m| m.pop()) {
-                        Some(next) => {
-                            e.owner = next;
-                            false
-                        }
-                        None => {
-                            e.owner = core::ptr::null_mut();
-                            e.more = None;
-                            e.va = 0;
-                            true
-                        }
+    let (entry, free) = table().entry_and_free(frame);
+    let last = match entry {
+        Some(e) if !e.owner.is_null() => {
+            if e.owner == owner {
+                // SAFETY: as in `Entry::owners`.
+                match unsafe { e.more.as_ref() } {
+                    Some(&OwnerNode { owner: next, next: rest }) => {
+                        free_node(free, e.more);
+                        e.owner = next;
+                        e.more = rest;
+                        false
                     }
-                } else {
-                    if let Some(m) = more
-                        && let Some(at) = m.iter().position(|&p| p == owner)
-                    {
-                        m.swap_remove(at);
+                    None => {
+                        e.owner = core::ptr::null_mut();
+                        e.va = 0;
+                        true
                     }
-                    false
                 }
+            } else {
+                // Unlink `owner`'s node, if it has one.
+                let mut link: *mut *mut OwnerNode = &raw mut e.more;
+                // SAFETY: `link` points at the entry's head or at a live node's `next`.
+                while let Some(node) = unsafe { (*link).as_mut() } {
+                    if node.owner == owner {
+                        // SAFETY: as above; `*link` is `node`, which leaves the list here.
+                        let unlinked = unsafe { *link };
+                        // SAFETY: as above.
+                        unsafe { *link = node.next };
+                        free_node(free, unlinked);
+                        break;
+                    }
+                    link = &raw mut node.next;
+                }
+                false
             }
-            _ => true,
         }
+        _ => true,
     };
     if last {
         frame::free(frame);
@@ -319,9 +390,9 @@ pub fn finish_eviction(frame: Frame, deferred: Deferred, slot: u32) {
         }
         (*owner).space.evict(va);
     }
-    if let Some(e) = table().entry(frame) {
+    if let (Some(e), free) = table().entry_and_free(frame) {
         e.owner = core::ptr::null_mut();
-        e.more = None;
+        e.clear_more(free);
         e.va = 0;
     }
     crate::stats::bump(&crate::stats::page().evict_swap);
@@ -379,7 +450,7 @@ fn evict_one<const DEFER: bool>() -> Option<Frame> {
         match evict::<DEFER>(e, frame, dirty) {
             Outcome::Evicted => {
                 e.owner = core::ptr::null_mut();
-                e.more = None;
+                e.clear_more(&mut t.free_nodes);
                 e.va = 0;
                 return Some(frame);
             }
@@ -443,7 +514,7 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
         }
         Some(Page::Uninit { .. }) if !dirty => kind = &counters.evict_drop,
         Some(Page::Uninit { writable, .. } | Page::Anon { writable, .. }) => {
-            if DEFER && e.more.is_none() && swap::can_defer_swap_out() {
+            if DEFER && e.more.is_null() && swap::can_defer_swap_out() {
                 return Outcome::Deferred { writable };
             }
             let owners = u16::try_from(e.owner_count()).unwrap_or(u16::MAX);
