@@ -232,7 +232,12 @@ pub fn share(frame: Frame, owner: *mut Memory) -> bool {
     };
     let e = t.entry(frame).expect("checked above");
     // SAFETY: the node was just taken from the free list: the table's, linked nowhere.
-    unsafe { node.write(OwnerNode { owner, next: e.more }) };
+    unsafe {
+        node.write(OwnerNode {
+            owner,
+            next: e.more,
+        })
+    };
     e.more = node;
     true
 }
@@ -250,7 +255,10 @@ pub fn release(frame: Frame, owner: *mut Memory) {
             if e.owner == owner {
                 // SAFETY: as in `Entry::owners`.
                 match unsafe { e.more.as_ref() } {
-                    Some(&OwnerNode { owner: next, next: rest }) => {
+                    Some(&OwnerNode {
+                        owner: next,
+                        next: rest,
+                    }) => {
                         free_node(free, e.more);
                         e.owner = next;
                         e.more = rest;
