@@ -692,3 +692,25 @@ fn programs_the_kernel_would_not_load_are_refused_before_boot() {
         assert_eq!(run.status, Some(125));
     }
 }
+
+/// Each of the VMM's threads runs under a seccomp filter: a call its filter forbids (here
+/// one the vCPU thread makes on purpose) ends the VMM with a line naming the thread and the
+/// call, exit status 125; `--no-seccomp` lets the same run finish.
+#[test]
+fn a_forbidden_system_call_ends_the_vmm_with_a_clear_message() {
+    if !require_kvm() {
+        return;
+    }
+    let program = user_program("bench-true").display().to_string();
+    let run = vmm(&["run", "--test-seccomp-violation", &program]);
+    assert_eq!(
+        run.stderr,
+        "vmm: seccomp: the vcpu0 thread made system call 110, which its filter forbids: a bug in the VMM (please report it); --no-seccomp runs without the filters\n",
+        "{run:?}"
+    );
+    assert_eq!(run.stdout, "", "{run:?}");
+    assert_eq!(run.status, Some(125), "{run:?}");
+    let run = vmm(&["run", "--no-seccomp", "--test-seccomp-violation", &program]);
+    assert_eq!(run.stdout, "bench-true: exit(0)\n", "{run:?}");
+    assert_eq!(run.status, Some(0), "{run:?}");
+}

@@ -1,5 +1,6 @@
 //! The `vmm` command line.
 
+use crate::seccomp::Seccomp;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -238,6 +239,16 @@ pub struct RunArgs {
     #[arg(long, value_enum, env = "VMM_KERNEL_MODE", default_value_t = KernelModeArg::Auto)]
     pub kernel_mode: KernelModeArg,
 
+    /// Run without the seccomp filters that limit each of the VMM's threads to the system
+    /// calls it needs. For debugging only: a forbidden call ends the VMM with a message
+    /// that names it; this option lets the run go on.
+    #[arg(long)]
+    pub no_seccomp: bool,
+
+    /// For the VMM's own tests: the vCPU thread makes a system call its filter forbids.
+    #[arg(long, hide = true)]
+    pub test_seccomp_violation: bool,
+
     /// The KVM device (for the VMM's own tests).
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm", hide = true)]
     pub kvm_path: PathBuf,
@@ -343,6 +354,12 @@ impl RunArgs {
                 interval: Duration::from_millis(self.stats_interval),
             }),
             quiet: false,
+            seccomp: if self.no_seccomp {
+                Seccomp::Off
+            } else {
+                Seccomp::All
+            },
+            seccomp_violation: self.test_seccomp_violation,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! run.rs          one `vmm run`: disks, machine, copying files out
 //! storage.rs      the run's disks: fs image (fresh or --disk), swap file, --put/--get
 //! machine.rs      builds a machine from a config and runs it (vCPU thread + watchdog)
+//! seccomp.rs      the system-call filters of the VMM's threads
 //! loader.rs       kernel ELF checks and loading
 //! boot_info.rs    the BootInfo block handed to the kernel
 //! disk/           host-side tools for the guest's file-system disk image (`vmm disk`)
@@ -23,6 +24,7 @@ pub mod disk;
 pub mod loader;
 pub mod machine;
 pub mod run;
+pub mod seccomp;
 pub mod stats;
 pub mod storage;
 #[cfg(test)]

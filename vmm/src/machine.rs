@@ -34,6 +34,7 @@ use crate::devices::serial::{ConsoleOut, SerialDevice};
 use crate::devices::sysctl::SysCtl;
 use crate::devices::virtio::block::{BlockError, BlockMetrics, VirtioBlock};
 use crate::loader::{self, LoadError};
+use crate::seccomp::{self, Seccomp};
 use crate::stats::series::{Sampler, SeriesConfig};
 use crate::stats::{ExitCounters, GuestStats, PageOpCounters};
 use crate::storage::{Disks, FsDiskSource, GetSpec, SwapSource};
@@ -94,6 +95,10 @@ pub struct MachineConfig {
     pub series: Option<SeriesConfig>,
     /// Discard the guest's console output instead of writing it to stdout (`vmm sweep`).
     pub quiet: bool,
+    /// Which of the run's threads get seccomp filters.
+    pub seccomp: Seccomp,
+    /// A test of the filters: the vCPU thread makes a call its filter forbids.
+    pub seccomp_violation: bool,
 }
 
 /// Why the machine could not be built or run. Each message says what went wrong and, where
@@ -132,6 +137,8 @@ pub enum MachineError {
     Block(BlockError),
     #[error("cannot start the vCPU thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Seccomp(String),
     #[error("the vCPU thread died unexpectedly")]
     VcpuThreadDied,
     #[error("cannot open the swap file a second time (for page operations): {0}")]
@@ -191,6 +198,9 @@ pub struct Machine {
     tsc_khz: u64,
     /// The series file (created at build time, so a bad path fails before boot).
     series: Option<(File, Duration)>,
+    seccomp: Seccomp,
+    /// For the seccomp test: the vCPU thread makes a forbidden call once filtered.
+    seccomp_violation: bool,
 }
 
 impl std::fmt::Debug for Machine {
@@ -277,7 +287,8 @@ impl Machine {
             )),
             None => None,
         };
-        let (pio, mmio, disk_metrics, page_ops) = attach_devices(&mut vm, disks, config.quiet)?;
+        let (pio, mmio, disk_metrics, page_ops) =
+            attach_devices(&mut vm, disks, config.quiet, config.seccomp)?;
         Ok(Machine {
             vcpu,
             pio,
@@ -288,6 +299,8 @@ impl Machine {
             page_ops,
             tsc_khz,
             series,
+            seccomp: config.seccomp,
+            seccomp_violation: config.seccomp_violation,
         })
     }
 
@@ -303,6 +316,8 @@ impl Machine {
             page_ops,
             tsc_khz,
             series,
+            seccomp,
+            seccomp_violation,
         } = self;
         install_kick_handler();
         let stop = Arc::new(AtomicBool::new(false));
@@ -319,6 +334,7 @@ impl Machine {
                     vm.memory.clone(),
                     Arc::clone(&exits),
                     started,
+                    seccomp != Seccomp::Off,
                 )
                 .map_err(MachineError::Thread)?,
             ),
@@ -327,12 +343,22 @@ impl Machine {
         let thread = std::thread::Builder::new()
             .name("vcpu0".into())
             .spawn(move || {
+                if seccomp != Seccomp::Off {
+                    seccomp::install_or_exit(seccomp::Thread::Vcpu);
+                    if seccomp_violation {
+                        // SAFETY: getppid has no effect; the filter forbids it here.
+                        unsafe { libc::getppid() };
+                    }
+                }
                 let result = vcpu.run(&mut pio, &mut mmio, &vcpu_stop, &vcpu_exits);
                 let cpu = crate::stats::thread_cpu_time();
                 // The receiver outlives this thread unless the VMM is already exiting.
                 let _ = done_tx.send((result, pio, mmio, cpu));
             })
             .map_err(MachineError::Thread)?;
+        if seccomp == Seccomp::All {
+            seccomp::install(seccomp::Thread::Main).map_err(MachineError::Seccomp)?;
+        }
 
         // Wait for the guest to end, the timeout to pass, or a signal to stop it.
         let deadline = timeout.map(|limit| started + limit);
@@ -450,6 +476,7 @@ fn attach_devices(
     vm: &mut Vm,
     disks: &Disks,
     quiet: bool,
+    seccomp: Seccomp,
 ) -> Result<
     (
         Bus,
@@ -472,7 +499,12 @@ fn attach_devices(
     // with the process).
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || input.pump(std::io::stdin()))
+        .spawn(move || {
+            if seccomp != Seccomp::Off {
+                seccomp::install_or_exit(seccomp::Thread::Stdin);
+            }
+            input.pump(std::io::stdin());
+        })
         .map_err(MachineError::Thread)?;
     pio.insert(
         u64::from(SERIAL_PORT),

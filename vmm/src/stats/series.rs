@@ -46,11 +46,15 @@ impl Sampler {
         memory: GuestMemoryMmap,
         exits: Arc<ExitCounters>,
         start: Instant,
+        seccomp: bool,
     ) -> std::io::Result<Sampler> {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("stats-series".into())
             .spawn(move || {
+                if seccomp {
+                    crate::seccomp::install_or_exit(crate::seccomp::Thread::Series);
+                }
                 let mut out = BufWriter::new(file);
                 loop {
                     let last = match stopped.recv_timeout(interval) {
