@@ -333,3 +333,51 @@ fn sigint_and_sigterm_stop_the_guest_and_files_still_come_back() {
         );
     }
 }
+
+/// A swap file the host cannot write (here: past the file-size limit, as a full disk
+/// would refuse it) ends the process that needed the page, at once, as out of memory (it
+/// was a livelock that ran into the timeout: every eviction tried every page, one failing
+/// write each), and the VMM names the file and the host's error.
+#[test]
+fn a_swap_file_the_host_cannot_write_ends_the_process_and_is_named() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("swap-efbig");
+    let swap = dir.path().join("swap.img");
+    std::fs::File::create(&swap)
+        .and_then(|f| f.set_len(32 << 20))
+        .unwrap();
+    let image = dir.path().join("fs.img");
+    let made = vmm(&["disk", "create", image.to_str().unwrap(), "--mib", "4"]);
+    assert_eq!(made.status, Some(0), "{made:?}");
+    // Writes past 2 MiB fail with EFBIG (SIGXFSZ ignored): swap slots from 512 on.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 2048; exec {} run --timeout 60 --mem 6 --disk {} --swap-file {} {} touch 2048",
+        vmm_path().display(),
+        image.display(),
+        swap.display(),
+        user_program("paging-stats").display()
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(
+        stdout, "paging-stats: out of memory\npaging-stats: exit(-1)\n",
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "vmm: swap file {}: a write failed: File too large (os error 27); the guest processes that needed swap were ended (give swap room on a disk with space, or --swap-mib 0)\n",
+            swap.display()
+        )
+    );
+    assert_eq!(output.status.code(), Some(255));
+}

@@ -84,6 +84,22 @@ fn run(args: &vmm::cli::RunArgs, config: &vmm::machine::MachineConfig) -> u8 {
             if let Some(message) = run.outcome.message() {
                 report(&message);
             }
+            let swap_error = run
+                .stats
+                .page_ops
+                .swap_error
+                .lock()
+                .ok()
+                .and_then(|e| e.clone());
+            if let Some(error) = swap_error {
+                let file = match &config.swap {
+                    vmm::storage::SwapSource::File { path, .. } => path.display().to_string(),
+                    _ => format!("(a temporary file in {})", std::env::temp_dir().display()),
+                };
+                report(&format!(
+                    "swap file {file}: {error}; the guest processes that needed swap were ended (give swap room on a disk with space, or --swap-mib 0)"
+                ));
+            }
             let stats_written = write_stats(args, config, &run);
             match run
                 .copy_out

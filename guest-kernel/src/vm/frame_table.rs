@@ -528,8 +528,12 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
             let owners = u16::try_from(e.owner_count()).unwrap_or(u16::MAX);
             let slot = match swap::swap_out(frame, owners) {
                 Ok(slot) => slot,
-                Err(swap::SwapError::Full | swap::SwapError::NoSwap) => return Outcome::SwapFull,
-                Err(swap::SwapError::Io) => return Outcome::Kept,
+                // A swap disk that fails a write (the host's disk full, an I/O error)
+                // would fail the next one too: trying every page in turn (an exit each)
+                // only delays the end; the process that needs the page is out of memory.
+                Err(swap::SwapError::Full | swap::SwapError::NoSwap | swap::SwapError::Io) => {
+                    return Outcome::SwapFull;
+                }
             };
             for p in e.owners() {
                 // SAFETY: as above.

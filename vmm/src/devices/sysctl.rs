@@ -359,7 +359,8 @@ impl SysCtl {
         let Some(slot) = swap.slots.find_free() else {
             return PAGE_OP_SWAP_FULL;
         };
-        if swap.file.write_all_at(&bounce, slot * PAGE_SIZE).is_err() {
+        if let Err(error) = swap.file.write_all_at(&bounce, slot * PAGE_SIZE) {
+            self.counters.swap_failed("a write", &error);
             return PAGE_OP_FAILED;
         }
         swap.slots.take(slot, holders);
@@ -379,6 +380,9 @@ impl SysCtl {
         }
         let mut bounce = [0u8; PAGE_SIZE as usize];
         let read = swap.file.read_exact_at(&mut bounce, slot * PAGE_SIZE);
+        if let Err(error) = &read {
+            self.counters.swap_failed("a read", error);
+        }
         let result = match (read, self.page(dst)) {
             (Ok(()), Some(to)) => {
                 to.copy_from(&bounce);

@@ -176,6 +176,17 @@ pub struct PageOpCounters {
     pub map: AtomicU64,
     /// Operations refused or failed.
     pub failed: AtomicU64,
+    /// The first error of the swap file (a full disk, an I/O error), for the VMM's report:
+    /// the kernel ends the processes that needed the page.
+    pub swap_error: std::sync::Mutex<Option<String>>,
+}
+
+impl PageOpCounters {
+    /// Keeps `error` if it is the swap file's first.
+    pub fn swap_failed(&self, what: &str, error: &std::io::Error) {
+        let mut first = self.swap_error.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| format!("{what} failed: {error}"));
+    }
 }
 
 /// The kind of KVM the VMM runs on: measurements mean different things on each.
