@@ -381,3 +381,53 @@ fn a_swap_file_the_host_cannot_write_ends_the_process_and_is_named() {
     );
     assert_eq!(output.status.code(), Some(255));
 }
+
+/// A disk image the host cannot write fails the guest's file operation (here `create`,
+/// whose clearing of the new file's blocks goes past the limit), and the VMM names the
+/// image and the host's error.
+#[test]
+fn a_disk_image_the_host_cannot_write_fails_the_file_operation_and_is_named() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("disk-efbig");
+    let swap = dir.path().join("swap.img");
+    std::fs::File::create(&swap)
+        .and_then(|f| f.set_len(4 << 20))
+        .unwrap();
+    let image = dir.path().join("fs.img");
+    let made = vmm(&["disk", "create", image.to_str().unwrap(), "--mib", "8"]);
+    assert_eq!(made.status, Some(0), "{made:?}");
+    // Writes past 2 MiB fail with EFBIG (SIGXFSZ ignored); the file needs 3 MB.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 2048; exec {} run --timeout 60 --disk {} --swap-file {} {} write big 3000000 close",
+        vmm_path().display(),
+        image.display(),
+        swap.display(),
+        user_program("fs-cache").display()
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(
+        stdout,
+        "(fs-cache) create big, 3000000 bytes\n(fs-cache) create big, 3000000 bytes: FAILED\nfs-cache: exit(1)\n",
+        "{stderr}"
+    );
+    let prefix = format!("vmm: disk image {}: writing ", image.display());
+    assert!(
+        stderr.starts_with(&prefix)
+            && stderr.ends_with(
+                ": File too large (os error 27); the guest's file operations that needed it failed\n"
+            )
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+}

@@ -100,6 +100,23 @@ fn run(args: &vmm::cli::RunArgs, config: &vmm::machine::MachineConfig) -> u8 {
                     "swap file {file}: {error}; the guest processes that needed swap were ended (give swap room on a disk with space, or --swap-mib 0)"
                 ));
             }
+            let fs_error = run
+                .devices
+                .iter()
+                .filter(|d| d.name == "fs-disk")
+                .find_map(|d| d.disk.as_ref()?.first_file_error.lock().ok()?.clone());
+            if let Some(error) = fs_error {
+                let image = match &config.fs_disk {
+                    vmm::storage::FsDiskSource::Existing { path, .. } => path.display().to_string(),
+                    _ => format!(
+                        "(the run's temporary image in {})",
+                        std::env::temp_dir().display()
+                    ),
+                };
+                report(&format!(
+                    "disk image {image}: {error}; the guest's file operations that needed it failed"
+                ));
+            }
             let stats_written = write_stats(args, config, &run);
             match run
                 .copy_out

@@ -35,6 +35,9 @@ pub struct BlockMetrics {
     /// Register reads and writes (each a VM exit) made while the driver had the device
     /// running (`DRIVER_OK` set): the exits that requests cost, without the setup.
     pub accesses_while_live: AtomicU64,
+    /// The first request that failed on the backing file (a full disk, an I/O error), for
+    /// the VMM's report after the run.
+    pub first_file_error: std::sync::Mutex<Option<String>>,
 }
 
 impl BlockMetrics {

@@ -217,8 +217,17 @@ impl VirtioBlock {
         };
         match result {
             Ok(data_bytes) => (VIRTIO_BLK_S_OK as u8, data_bytes),
-            Err(_) => {
+            Err(error) => {
                 BlockMetrics::bump(&m.io_errors);
+                if matches!(
+                    error,
+                    BackendError::ReadFile { .. }
+                        | BackendError::WriteFile { .. }
+                        | BackendError::Flush(_)
+                ) {
+                    let mut first = m.first_file_error.lock().unwrap_or_else(|e| e.into_inner());
+                    first.get_or_insert_with(|| error.to_string());
+                }
                 (VIRTIO_BLK_S_IOERR as u8, 0)
             }
         }
