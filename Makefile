@@ -16,7 +16,7 @@ HOST_PKGS    := -p abi -p vmm -p tests
 GUEST_FLAGS  := --release -p guest-kernel --target $(GUEST_TARGET)
 VMM          := target/release/vmm
 
-.PHONY: all kernel vmm run test check bench clean guest-target user
+.PHONY: stress all kernel vmm run test check bench clean guest-target user
 
 all: vmm user
 
@@ -44,6 +44,14 @@ test: vmm user
 	$(CARGO) test --release -p abi -p vmm
 	VMM_KERNEL_MODE=fast $(CARGO) test --release -p tests
 	VMM_KERNEL_MODE=classic $(CARGO) test --release -p tests
+
+# Longer pressure than the tests: `stress` for 20 rounds under every eviction policy, in
+# both kernel modes (a few minutes on a PVM host).
+stress: vmm user
+	for mode in fast classic; do for policy in clock fifo random; do \
+	  echo "stress: $$mode, $$policy"; \
+	  $(VMM) run --timeout 1200 --kernel-mode $$mode --evict $$policy --mem 8 $(USER_DIR)/stress 20 || exit 1; \
+	done; done
 
 check: kernel
 	$(CARGO) fmt --all -- --check
