@@ -16,7 +16,7 @@ HOST_PKGS    := -p abi -p vmm -p tests
 GUEST_FLAGS  := --release -p guest-kernel --target $(GUEST_TARGET)
 VMM          := target/release/vmm
 
-.PHONY: stress all kernel vmm run test check bench clean guest-target user
+.PHONY: stress fuzz all kernel vmm run test check bench clean guest-target user
 
 all: vmm user
 
@@ -52,6 +52,20 @@ stress: vmm user
 	  echo "stress: $$mode, $$policy"; \
 	  $(VMM) run --timeout 1200 --kernel-mode $$mode --evict $$policy --mem 8 $(USER_DIR)/stress 20 || exit 1; \
 	done; done
+
+# Fuzzing (fuzz/: cargo-fuzz, libFuzzer, nightly Rust; `cargo install cargo-fuzz` once):
+# each target for FUZZ_SECONDS, from the checked-in seeds in fuzz/corpus/TARGET, growing a
+# working corpus under target/fuzz-corpus/. A crash stops it and leaves the input in
+# fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS := elf_check disk_image virtio_blk_chain
+fuzz:
+	cargo +nightly fuzz --version >/dev/null 2>&1 || { echo "make fuzz needs nightly Rust and cargo-fuzz: rustup toolchain install nightly && cargo install cargo-fuzz"; exit 1; }
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  cargo +nightly fuzz run $$t target/fuzz-corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65552 || exit 1; \
+	done
 
 check: kernel
 	$(CARGO) fmt --all -- --check
