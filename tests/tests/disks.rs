@@ -334,6 +334,26 @@ fn sigint_and_sigterm_stop_the_guest_and_files_still_come_back() {
     }
 }
 
+/// Runs `vmm ARGS` where writes past 2 MiB of any file fail with EFBIG (`ulimit -f 2048`,
+/// SIGXFSZ ignored), as a full disk would refuse them; returns its stdout, stderr and
+/// exit status.
+fn vmm_with_file_size_limit(args: &str) -> (String, String, Option<i32>) {
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 2048; exec {} {args}",
+        vmm_path().display()
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.status.code(),
+    )
+}
+
 /// A swap file the host cannot write (here: past the file-size limit, as a full disk
 /// would refuse it) ends the process that needed the page, at once, as out of memory (it
 /// was a livelock that ran into the timeout: every eviction tried every page, one failing
@@ -351,23 +371,13 @@ fn a_swap_file_the_host_cannot_write_ends_the_process_and_is_named() {
     let image = dir.path().join("fs.img");
     let made = vmm(&["disk", "create", image.to_str().unwrap(), "--mib", "4"]);
     assert_eq!(made.status, Some(0), "{made:?}");
-    // Writes past 2 MiB fail with EFBIG (SIGXFSZ ignored): swap slots from 512 on.
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 2048; exec {} run --timeout 60 --mem 6 --disk {} --swap-file {} {} touch 2048",
-        vmm_path().display(),
+    // Swap slots from 512 on lie past 2 MiB.
+    let (stdout, stderr, status) = vmm_with_file_size_limit(&format!(
+        "run --timeout 60 --mem 6 --disk {} --swap-file {} {} touch 2048",
         image.display(),
         swap.display(),
         user_program("paging-stats").display()
-    );
-    let output = Command::new("bash")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run bash");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    ));
     assert_eq!(
         stdout, "paging-stats: out of memory\npaging-stats: exit(-1)\n",
         "{stderr}"
@@ -379,7 +389,7 @@ fn a_swap_file_the_host_cannot_write_ends_the_process_and_is_named() {
             swap.display()
         )
     );
-    assert_eq!(output.status.code(), Some(255));
+    assert_eq!(status, Some(255));
 }
 
 /// A disk image the host cannot write fails the guest's file operation (here `create`,
@@ -398,23 +408,13 @@ fn a_disk_image_the_host_cannot_write_fails_the_file_operation_and_is_named() {
     let image = dir.path().join("fs.img");
     let made = vmm(&["disk", "create", image.to_str().unwrap(), "--mib", "8"]);
     assert_eq!(made.status, Some(0), "{made:?}");
-    // Writes past 2 MiB fail with EFBIG (SIGXFSZ ignored); the file needs 3 MB.
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 2048; exec {} run --timeout 60 --disk {} --swap-file {} {} write big 3000000 close",
-        vmm_path().display(),
+    // The file needs 3 MB: its blocks past 2 MiB cannot be cleared.
+    let (stdout, stderr, status) = vmm_with_file_size_limit(&format!(
+        "run --timeout 60 --disk {} --swap-file {} {} write big 3000000 close",
         image.display(),
         swap.display(),
         user_program("fs-cache").display()
-    );
-    let output = Command::new("bash")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run bash");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    ));
     assert_eq!(
         stdout,
         "(fs-cache) create big, 3000000 bytes\n(fs-cache) create big, 3000000 bytes: FAILED\nfs-cache: exit(1)\n",
@@ -429,5 +429,5 @@ fn a_disk_image_the_host_cannot_write_fails_the_file_operation_and_is_named() {
             && stderr.lines().count() == 1,
         "{stderr}"
     );
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(status, Some(1));
 }

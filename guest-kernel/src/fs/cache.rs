@@ -261,10 +261,7 @@ impl Cache {
         }
         let mut done = 0;
         while done < buf.len() {
-            let at = offset + done as u64;
-            let block = at / BLOCK_SIZE;
-            let within = (at % BLOCK_SIZE) as usize;
-            let n = (BS - within).min(buf.len() - done);
+            let (block, within, n) = piece(offset, done, buf.len());
             if n == BS
                 && let Some(run) = self.uncached_run(block, (buf.len() - done) / BS)
             {
@@ -287,10 +284,7 @@ impl Cache {
     pub fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
         let mut done = 0;
         while done < buf.len() {
-            let at = offset + done as u64;
-            let block = at / BLOCK_SIZE;
-            let within = (at % BLOCK_SIZE) as usize;
-            let n = (BS - within).min(buf.len() - done);
+            let (block, within, n) = piece(offset, done, buf.len());
             if n == BS {
                 // Whole blocks replace what the disk and the cache hold: the cached copies
                 // go (dirty or not), the bytes go to the disk in one request.
@@ -345,4 +339,12 @@ impl Cache {
             }
         }
     }
+}
+
+/// The next piece of a span of `len` bytes at disk byte `offset`, `done` bytes in: its
+/// block, where in the block it starts, and its length (to the block's end at most).
+fn piece(offset: u64, done: usize, len: usize) -> (u64, usize, usize) {
+    let at = offset + done as u64;
+    let within = (at % BLOCK_SIZE) as usize;
+    (at / BLOCK_SIZE, within, (BS - within).min(len - done))
 }
