@@ -451,6 +451,54 @@ fn sweep_runs_once_per_size() {
     assert!(row["swap_writes"].as_u64() >= Some(1500 - frames), "{row}");
 }
 
+/// `vmm sweep -j N` runs N guests at once and gives the same rows, in the order of the
+/// sizes, as one at a time: every column but the wall time.
+#[test]
+fn a_parallel_sweep_gives_the_same_rows() {
+    if !require_kvm() {
+        return;
+    }
+    let prog = program("paging-stats");
+    let rows = |jobs: &str| {
+        let run = vmm(&[
+            "sweep",
+            "--mem",
+            "8,16,12,6",
+            "-j",
+            jobs,
+            "--swap-mib",
+            "8",
+            &prog,
+            "touch",
+            "1500",
+        ]);
+        assert_eq!(run.status, Some(0), "{}", run.stderr);
+        assert_eq!(
+            run.stderr.matches("vmm sweep: [").count(),
+            4,
+            "{}",
+            run.stderr
+        );
+        // Every column but wall_ms (the second to last).
+        run.stdout
+            .lines()
+            .map(|row| {
+                let mut cells: Vec<String> = row.split_whitespace().map(String::from).collect();
+                let wall = cells.len() - 2;
+                cells.remove(wall);
+                cells
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = rows("1");
+    assert_eq!(one.len(), 5);
+    assert_eq!(
+        one[1..].iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["8", "16", "12", "6"]
+    );
+    assert_eq!(rows("3"), one);
+}
+
 #[test]
 fn stats_errors_say_what_to_do() {
     if !require_kvm() {

@@ -56,6 +56,10 @@ pub struct SweepArgs {
     /// Print the results as one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Guests to run at once (default: the host's processor count). Fault counts do not
+    /// depend on it; wall times of runs that share the processors do.
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
     /// Any `vmm run` options (but --mem), then the program and its arguments. The guest's
     /// console output is discarded; progress goes to stderr.
     #[arg(

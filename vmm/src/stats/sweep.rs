@@ -1,8 +1,11 @@
-//! `vmm sweep --mem 8,16,32,64 [RUN OPTIONS] PROGRAM [ARGS]`: the same run once per RAM
-//! size, each on fresh disks, with the guest's console discarded; then one table (or JSON
-//! document) of what paging did at each size. Progress goes to stderr as each run ends.
+//! `vmm sweep --mem 8,16,32,64 [-j N] [RUN OPTIONS] PROGRAM [ARGS]`: the same run once per
+//! RAM size, each on fresh disks, with the guest's console discarded, N guests at a time
+//! (default: one per processor); then one table (or JSON document) of what paging did at
+//! each size, in the order of the sizes. Progress goes to stderr as each run ends.
 
 use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -79,41 +82,66 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
             "give the program to run (a user program, e.g. target/user/NAME)".into(),
         ));
     }
-    let mut rows = Vec::new();
     let total = args.mem.len();
-    for (i, &mem) in args.mem.iter().enumerate() {
-        let run_args = args
-            .run_args(mem)
-            .map_err(|e| SweepError::Options(e.to_string()))?;
-        let mut config = run_args.machine_config();
-        config.quiet = true;
-        config.series = None;
-        // This thread goes on to build the next machine: only the machine's threads are
-        // filtered.
-        if config.seccomp == crate::seccomp::Seccomp::All {
-            config.seccomp = crate::seccomp::Seccomp::Threads;
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |j| j as usize,
+    );
+    // Each worker takes the next size until none is left (or SIGINT/SIGTERM stops the
+    // sweep); rows keep the order of the sizes.
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Row>>> = args.mem.iter().map(|_| Mutex::new(None)).collect();
+    let work = || -> Result<(), SweepError> {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= total || crate::machine::interrupted().is_some() {
+                return Ok(());
+            }
+            let mem = args.mem[i];
+            let run_args = args
+                .run_args(mem)
+                .map_err(|e| SweepError::Options(e.to_string()))?;
+            let mut config = run_args.machine_config();
+            config.quiet = true;
+            config.series = None;
+            // This thread goes on to build the next machine: only the machine's threads
+            // are filtered.
+            if config.seccomp == crate::seccomp::Seccomp::All {
+                config.seccomp = crate::seccomp::Seccomp::Threads;
+            }
+            let started = Instant::now();
+            let report = run::run(&config).map_err(|e| e.to_string());
+            let status = match &report {
+                Err(error) => format!("not run: {error}"),
+                Ok(r) => match r.outcome.message() {
+                    Some(message) => format!("{message} (exit {})", r.outcome.exit_code()),
+                    None => format!("exit {}", r.outcome.exit_code()),
+                },
+            };
+            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+            eprintln!(
+                "vmm sweep: [{finished}/{total}] --mem {mem} ... {status}, {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(Row {
+                mem_mib: mem,
+                report,
+            });
         }
-        eprint!("vmm sweep: [{}/{total}] --mem {mem} ... ", i + 1);
-        let started = Instant::now();
-        let report = run::run(&config).map_err(|e| e.to_string());
-        let status = match &report {
-            Err(error) => format!("not run: {error}"),
-            Ok(r) => match r.outcome.message() {
-                Some(message) => format!("{message} (exit {})", r.outcome.exit_code()),
-                None => format!("exit {}", r.outcome.exit_code()),
-            },
-        };
-        eprintln!("{status}, {:.1} s", started.elapsed().as_secs_f64());
-        rows.push(Row {
-            mem_mib: mem,
-            report,
-        });
-        // SIGINT or SIGTERM stops the sweep too, after the rows so far.
-        if crate::machine::interrupted().is_some() {
-            break;
-        }
-    }
-    Ok(rows)
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.min(total)).map(|_| scope.spawn(work)).collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })?;
+    // SIGINT or SIGTERM: the rows of the runs that ended.
+    Ok(slots
+        .into_iter()
+        .filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect())
 }
 
 /// The rows as a table.
