@@ -406,13 +406,13 @@ fn sweep_runs_once_per_size() {
         "header and one row per size:\n{}",
         run.stdout
     );
-    let header = "mem_mib exit user_frames faults zero_fill elf_load swap_in evictions \
+    let header = "mem_mib evict exit user_frames faults zero_fill elf_load swap_in evictions \
                   swap_writes swap_reads oom_kills wall_ms mode";
     assert!(rows[0].split_whitespace().eq(header.split_whitespace()));
     // A size too small for the kernel is a row of its own, not the end of the sweep.
     let too_small: Vec<&str> = rows[1].split_whitespace().collect();
-    assert_eq!(too_small[..2], ["2", "125"], "{}", rows[1]);
-    assert!(too_small[2..].iter().all(|c| *c == "-"), "{}", rows[1]);
+    assert_eq!(too_small[..3], ["2", "clock", "125"], "{}", rows[1]);
+    assert!(too_small[3..].iter().all(|c| *c == "-"), "{}", rows[1]);
     for row in &rows[2..] {
         assert_eq!(
             row.split_whitespace().last(),
@@ -428,7 +428,7 @@ fn sweep_runs_once_per_size() {
     );
     for (row, mem) in rows[2..].iter().zip(["8", "16"]) {
         let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!((cells[0], cells[1]), (mem, "0"), "{row}");
+        assert_eq!((cells[0], cells[1], cells[2]), (mem, "clock", "0"), "{row}");
     }
     // Progress: one line per run on stderr.
     assert_eq!(
@@ -497,6 +497,44 @@ fn a_parallel_sweep_gives_the_same_rows() {
         ["8", "16", "12", "6"]
     );
     assert_eq!(rows("3"), one);
+}
+
+/// `vmm sweep --evict LIST` gives the memory x policy grid: one row per size and policy,
+/// sizes first, each naming its policy.
+#[test]
+fn a_sweep_over_policies_gives_the_grid() {
+    if !require_kvm() {
+        return;
+    }
+    let prog = program("paging-stats");
+    let run = vmm(&[
+        "sweep",
+        "--mem",
+        "8,12",
+        "--evict",
+        "clock,random",
+        "--json",
+        &prog,
+        "touch",
+        "1500",
+    ]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let cells: Vec<(u64, &str)> = doc["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r["mem_mib"].as_u64().unwrap(), r["evict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cells,
+        [(8, "clock"), (8, "random"), (12, "clock"), (12, "random")]
+    );
+    assert!(
+        run.stderr.contains("--mem 12 --evict random ... exit 0"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

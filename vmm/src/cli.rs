@@ -60,6 +60,10 @@ pub struct SweepArgs {
     /// depend on it; wall times of runs that share the processors do.
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
+    /// Eviction policies to run each size with, comma-separated (e.g. clock,fifo,random):
+    /// one row per size and policy. Without it, the run options' --evict (or clock).
+    #[arg(long, value_enum, value_name = "POLICY,...", value_delimiter = ',')]
+    pub evict: Vec<EvictArg>,
     /// Any `vmm run` options (but --mem), then the program and its arguments. The guest's
     /// console output is discarded; progress goes to stderr.
     #[arg(
@@ -72,11 +76,13 @@ pub struct SweepArgs {
 }
 
 impl SweepArgs {
-    /// The `vmm run` options for one size.
-    pub fn run_args(&self, mem: u64) -> Result<RunArgs, clap::Error> {
+    /// The `vmm run` options for one size, and one policy of `--evict` if given.
+    pub fn run_args(&self, mem: u64, evict: Option<EvictArg>) -> Result<RunArgs, clap::Error> {
         let mem = mem.to_string();
+        let policy = evict.map(|e| EvictPolicy::from(e).name());
         let argv = ["vmm", "run", "--mem", &mem]
             .into_iter()
+            .chain(policy.into_iter().flat_map(|p| ["--evict", p]))
             .chain(self.run.iter().map(String::as_str));
         match Cli::try_parse_from(argv)?.command {
             Command::Run(args) => Ok(*args),
@@ -475,7 +481,7 @@ mod tests {
         };
         assert_eq!(sweep.mem, [8, 16]);
         assert!(sweep.json);
-        let run = sweep.run_args(16).expect("run options");
+        let run = sweep.run_args(16, None).expect("run options");
         assert_eq!(run.mem, 16);
         assert_eq!(run.swap_mib, 4);
         assert_eq!(run.evict, EvictArg::Fifo);
@@ -492,7 +498,27 @@ mod tests {
         else {
             panic!("unknown run options are checked per run, not by sweep");
         };
-        assert!(bad.run_args(8).is_err());
+        assert!(bad.run_args(8, None).is_err());
+        // A list of policies before the run options: one run per policy.
+        let cli = Cli::try_parse_from([
+            "vmm",
+            "sweep",
+            "--mem",
+            "8",
+            "--evict",
+            "clock,random",
+            "prog",
+        ])
+        .expect("parses");
+        let Command::Sweep(grid) = cli.command else {
+            panic!("not a sweep");
+        };
+        assert_eq!(grid.evict, [EvictArg::Clock, EvictArg::Random]);
+        let run = grid
+            .run_args(8, Some(EvictArg::Random))
+            .expect("run options");
+        assert_eq!(run.evict, EvictArg::Random);
+        assert_eq!(run.program, Some(PathBuf::from("prog")));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `vmm sweep --mem 8,16,32,64 [-j N] [RUN OPTIONS] PROGRAM [ARGS]`: the same run once per
-//! RAM size, each on fresh disks, with the guest's console discarded, N guests at a time
+//! `vmm sweep --mem 8,16,32,64 [--evict clock,fifo,...] [-j N] [RUN OPTIONS] PROGRAM
+//! [ARGS]`: the same run once per RAM size (and eviction policy), each on fresh disks, with the guest's console discarded, N guests at a time
 //! (default: one per processor); then one table (or JSON document) of what paging did at
 //! each size, in the order of the sizes. Progress goes to stderr as each run ends.
 
@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::KvmKind;
-use crate::cli::SweepArgs;
+use crate::cli::{EvictArg, SweepArgs};
 use crate::run::{self, RunReport};
 
 /// Why a sweep could not run.
@@ -26,6 +26,8 @@ pub enum SweepError {
 #[derive(Debug)]
 pub struct Row {
     pub mem_mib: u64,
+    /// The eviction policy of the run.
+    pub evict: &'static str,
     pub report: Result<RunReport, String>,
 }
 
@@ -74,15 +76,26 @@ const COLUMNS: [(&str, &[&str]); 9] = [
 /// Runs the sweep, reporting progress on stderr; returns one row per size, in order.
 pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
     // Check the options once, before the first run.
+    let policies: Vec<Option<EvictArg>> = if args.evict.is_empty() {
+        vec![None]
+    } else {
+        args.evict.iter().copied().map(Some).collect()
+    };
+    // The grid: every size with every policy, sizes first.
+    let cells: Vec<(u64, Option<EvictArg>)> = args
+        .mem
+        .iter()
+        .flat_map(|&mem| policies.iter().map(move |&p| (mem, p)))
+        .collect();
     let first = args
-        .run_args(args.mem[0])
+        .run_args(cells[0].0, cells[0].1)
         .map_err(|e| SweepError::Options(e.to_string()))?;
     if first.program.is_none() {
         return Err(SweepError::Options(
             "give the program to run (a user program, e.g. target/user/NAME)".into(),
         ));
     }
-    let total = args.mem.len();
+    let total = cells.len();
     let jobs = args.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, usize::from),
         |j| j as usize,
@@ -91,18 +104,19 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
     // sweep); rows keep the order of the sizes.
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Row>>> = args.mem.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<Row>>> = cells.iter().map(|_| Mutex::new(None)).collect();
     let work = || -> Result<(), SweepError> {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= total || crate::machine::interrupted().is_some() {
                 return Ok(());
             }
-            let mem = args.mem[i];
+            let (mem, policy) = cells[i];
             let run_args = args
-                .run_args(mem)
+                .run_args(mem, policy)
                 .map_err(|e| SweepError::Options(e.to_string()))?;
             let mut config = run_args.machine_config();
+            let evict = config.evict.name();
             config.quiet = true;
             config.series = None;
             // This thread goes on to build the next machine: only the machine's threads
@@ -120,12 +134,17 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
                 },
             };
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+            let cell = match policy {
+                Some(_) => format!("--mem {mem} --evict {evict}"),
+                None => format!("--mem {mem}"),
+            };
             eprintln!(
-                "vmm sweep: [{finished}/{total}] --mem {mem} ... {status}, {:.1} s",
+                "vmm sweep: [{finished}/{total}] {cell} ... {status}, {:.1} s",
                 started.elapsed().as_secs_f64()
             );
             *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(Row {
                 mem_mib: mem,
+                evict,
                 report,
             });
         }
@@ -147,14 +166,20 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
 /// The rows as a table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    let _ = write!(out, "{:>8} {:>6}", "mem_mib", "exit");
+    let _ = write!(out, "{:>8} {:>7} {:>6}", "mem_mib", "evict", "exit");
     for (name, _) in COLUMNS {
         let _ = write!(out, " {name:>12}");
     }
     let _ = writeln!(out, " {:>10} {:>8}", "wall_ms", "mode");
     let dash = || "-".to_string();
     for row in rows {
-        let _ = write!(out, "{:>8} {:>6}", row.mem_mib, row.exit_code());
+        let _ = write!(
+            out,
+            "{:>8} {:>7} {:>6}",
+            row.mem_mib,
+            row.evict,
+            row.exit_code()
+        );
         for (_, stat) in COLUMNS {
             let cell = row.column(stat).map_or_else(dash, |v| v.to_string());
             let _ = write!(out, " {cell:>12}");
@@ -173,6 +198,7 @@ pub fn json(args: &SweepArgs, rows: &[Row], kvm: KvmKind) -> Value {
         .map(|row| {
             let mut map = serde_json::Map::new();
             map.insert("mem_mib".into(), row.mem_mib.into());
+            map.insert("evict".into(), row.evict.into());
             map.insert("exit_status".into(), row.exit_code().into());
             let error = row.report.as_ref().err().cloned();
             map.insert("error".into(), error.into());
