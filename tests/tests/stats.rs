@@ -537,6 +537,81 @@ fn a_sweep_over_policies_gives_the_grid() {
     );
 }
 
+/// Fan-out beyond one machine: `vmm sweep --matrix` lists the grid as jobs, each the
+/// arguments of a one-cell sweep with --json; `vmm sweep --merge` joins the documents
+/// those write into one, rows by size then policy, each naming its host and mode.
+#[test]
+fn a_sweep_matrix_fans_out_and_merge_joins_it() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("sweep-matrix");
+    let prog = program("paging-stats");
+    let matrix = vmm(&[
+        "sweep",
+        "--mem",
+        "8,12",
+        "--evict",
+        "clock,fifo",
+        "--matrix",
+        &prog,
+        "touch",
+        "1500",
+    ]);
+    assert_eq!(matrix.status, Some(0), "{}", matrix.stderr);
+    let doc: Value = serde_json::from_str(&matrix.stdout).expect("JSON");
+    assert_eq!(doc["format"], "vmm-sweep-matrix");
+    let jobs = doc["jobs"].as_array().expect("jobs");
+    let cells: Vec<(u64, &str)> = jobs
+        .iter()
+        .map(|j| (j["mem_mib"].as_u64().unwrap(), j["evict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cells,
+        [(8, "clock"), (8, "fifo"), (12, "clock"), (12, "fifo")]
+    );
+    // Two of the jobs, run as a scheduler would, merged in the other order.
+    let mut files = Vec::new();
+    for job in [&jobs[3], &jobs[0]] {
+        let args: Vec<&str> = job["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let run = vmm(&args);
+        assert_eq!(run.status, Some(0), "{}", run.stderr);
+        let file = dir.file(&format!("cell-{}.json", files.len()), run.stdout.as_bytes());
+        files.push(file.display().to_string());
+    }
+    let merged = vmm(&["sweep", "--merge", "--json", &files[0], &files[1]]);
+    assert_eq!(merged.status, Some(0), "{}", merged.stderr);
+    let doc: Value = serde_json::from_str(&merged.stdout).expect("JSON");
+    let rows = doc["rows"].as_array().expect("rows");
+    let cells: Vec<(u64, &str)> = rows
+        .iter()
+        .map(|r| (r["mem_mib"].as_u64().unwrap(), r["evict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(cells, [(8, "clock"), (12, "fifo")]);
+    for row in rows {
+        assert_eq!(row["exit_status"], 0, "{row}");
+        assert_eq!(row["kernel_mode"], tests::expected_kernel_mode(), "{row}");
+        assert!(row["host"].is_string(), "{row}");
+    }
+    let table = vmm(&["sweep", "--merge", &files[0], &files[1]]);
+    assert_eq!(table.stdout_lines().len(), 3, "{}", table.stdout);
+    let not_a_sweep = dir.file("other.json", "{}");
+    let bad = vmm(&["sweep", "--merge", not_a_sweep.to_str().unwrap()]);
+    assert_eq!(bad.status, Some(125));
+    assert_eq!(
+        bad.stderr,
+        format!(
+            "vmm: sweep --merge: {} is not the JSON document of a vmm sweep (--json): no \"format\": \"vmm-sweep\", \"version\": 1\n",
+            not_a_sweep.display()
+        )
+    );
+}
+
 #[test]
 fn stats_errors_say_what_to_do() {
     if !require_kvm() {

@@ -50,7 +50,7 @@ pub struct PlotArgs {
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// The RAM sizes to run with, in MiB, comma-separated (e.g. 8,16,32,64).
-    #[arg(long, value_name = "MIB,...", value_delimiter = ',', required = true,
+    #[arg(long, value_name = "MIB,...", value_delimiter = ',', required_unless_present = "merge",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub mem: Vec<u64>,
     /// Print the results as one JSON document instead of a table.
@@ -64,8 +64,18 @@ pub struct SweepArgs {
     /// one row per size and policy. Without it, the run options' --evict (or clock).
     #[arg(long, value_enum, value_name = "POLICY,...", value_delimiter = ',')]
     pub evict: Vec<EvictArg>,
+    /// Print the grid as a JSON list of jobs instead of running it: each job's `args` are
+    /// the `vmm` arguments of a one-cell sweep with --json, for a CI matrix or a batch
+    /// scheduler; `vmm sweep --merge` joins their documents.
+    #[arg(long)]
+    pub matrix: bool,
+    /// Join sweeps' --json documents (the files given instead of a program) into one:
+    /// rows by size and policy, each keeping its host and kernel mode. A table, or JSON
+    /// with --json.
+    #[arg(long, conflicts_with_all = ["mem", "evict", "matrix", "jobs"])]
+    pub merge: bool,
     /// Any `vmm run` options (but --mem), then the program and its arguments. The guest's
-    /// console output is discarded; progress goes to stderr.
+    /// console output is discarded; progress goes to stderr. With --merge: the JSON files.
     #[arg(
         value_name = "[RUN OPTIONS] PROGRAM [ARGS]",
         required = true,

@@ -31,13 +31,31 @@ fn main() -> ExitCode {
                 vmm::EXIT_VMM_FAILURE
             }
         },
+        Command::Sweep(args) if args.matrix => {
+            println!("{:#}", vmm::stats::sweep::matrix(&args));
+            0
+        }
+        Command::Sweep(args) if args.merge => match vmm::stats::sweep::merge(&args.run) {
+            Ok(doc) if args.json => {
+                println!("{doc:#}");
+                0
+            }
+            Ok(doc) => {
+                print!("{}", vmm::stats::sweep::merged_table(&doc));
+                0
+            }
+            Err(error) => {
+                report(&error.to_string());
+                vmm::EXIT_VMM_FAILURE
+            }
+        },
         Command::Sweep(args) => match vmm::stats::sweep::run(&args) {
             Ok(rows) => {
+                let kvm = vmm::stats::KvmKind::detect();
                 if args.json {
-                    let kvm = vmm::stats::KvmKind::detect();
                     println!("{:#}", vmm::stats::sweep::json(&args, &rows, kvm));
                 } else {
-                    print!("{}", vmm::stats::sweep::table(&rows));
+                    print!("{}", vmm::stats::sweep::table(&rows, kvm));
                 }
                 // Stopped early by SIGINT or SIGTERM: the rows so far, and the signal's status.
                 vmm::machine::interrupted()

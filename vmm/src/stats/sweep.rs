@@ -163,53 +163,72 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
         .collect())
 }
 
+/// One row as JSON: the size, policy and exit status, the error if it did not run, the
+/// columns, the wall time, the kernel mode and the host's kind of KVM (so rows merged
+/// from several machines keep theirs).
+fn row_value(row: &Row, kvm: KvmKind) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("mem_mib".into(), row.mem_mib.into());
+    map.insert("evict".into(), row.evict.into());
+    map.insert("exit_status".into(), row.exit_code().into());
+    let error = row.report.as_ref().err().cloned();
+    map.insert("error".into(), error.into());
+    for (name, stat) in COLUMNS {
+        map.insert(name.into(), row.column(stat).into());
+    }
+    map.insert("wall_ms".into(), row.wall_ms().into());
+    map.insert("kernel_mode".into(), row.kernel_mode().into());
+    map.insert("host".into(), kvm.name.into());
+    Value::Object(map)
+}
+
 /// The rows as a table.
-pub fn table(rows: &[Row]) -> String {
+pub fn table(rows: &[Row], kvm: KvmKind) -> String {
+    let rows: Vec<Value> = rows.iter().map(|row| row_value(row, kvm)).collect();
+    table_of(&rows)
+}
+
+/// JSON rows ([`row_value`]) as a table.
+fn table_of(rows: &[Value]) -> String {
     let mut out = String::new();
     let _ = write!(out, "{:>8} {:>7} {:>6}", "mem_mib", "evict", "exit");
     for (name, _) in COLUMNS {
         let _ = write!(out, " {name:>12}");
     }
     let _ = writeln!(out, " {:>10} {:>8}", "wall_ms", "mode");
-    let dash = || "-".to_string();
+    let cell = |row: &Value, name: &str| match &row[name] {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(ms) if name == "wall_ms" => format!("{ms:.1}"),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    };
     for row in rows {
         let _ = write!(
             out,
             "{:>8} {:>7} {:>6}",
-            row.mem_mib,
-            row.evict,
-            row.exit_code()
+            cell(row, "mem_mib"),
+            cell(row, "evict"),
+            cell(row, "exit_status")
         );
-        for (_, stat) in COLUMNS {
-            let cell = row.column(stat).map_or_else(dash, |v| v.to_string());
-            let _ = write!(out, " {cell:>12}");
+        for (name, _) in COLUMNS {
+            let _ = write!(out, " {:>12}", cell(row, name));
         }
-        let wall = row.wall_ms().map_or_else(dash, |ms| format!("{ms:.1}"));
-        let mode = row.kernel_mode().unwrap_or("-");
-        let _ = writeln!(out, " {wall:>10} {mode:>8}");
+        let _ = writeln!(
+            out,
+            " {:>10} {:>8}",
+            cell(row, "wall_ms"),
+            cell(row, "kernel_mode")
+        );
     }
     out
 }
 
 /// The rows as one JSON document.
 pub fn json(args: &SweepArgs, rows: &[Row], kvm: KvmKind) -> Value {
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            let mut map = serde_json::Map::new();
-            map.insert("mem_mib".into(), row.mem_mib.into());
-            map.insert("evict".into(), row.evict.into());
-            map.insert("exit_status".into(), row.exit_code().into());
-            let error = row.report.as_ref().err().cloned();
-            map.insert("error".into(), error.into());
-            for (name, stat) in COLUMNS {
-                map.insert(name.into(), row.column(stat).into());
-            }
-            map.insert("wall_ms".into(), row.wall_ms().into());
-            map.insert("kernel_mode".into(), row.kernel_mode().into());
-            Value::Object(map)
-        })
-        .collect();
+    let rows: Vec<Value> = rows.iter().map(|row| row_value(row, kvm)).collect();
     json!({
         "format": "vmm-sweep",
         "version": 1,
@@ -217,4 +236,80 @@ pub fn json(args: &SweepArgs, rows: &[Row], kvm: KvmKind) -> Value {
         "host": { "kvm": kvm.name, "hardware_assisted": kvm.hardware_assisted },
         "rows": rows,
     })
+}
+
+/// `vmm sweep --matrix`: the grid as a list of jobs, one per size and policy, each the
+/// `vmm` arguments of a one-cell sweep whose `--json` document `vmm sweep --merge` joins:
+/// for a CI matrix or a batch scheduler to fan out beyond one machine.
+pub fn matrix(args: &SweepArgs) -> Value {
+    let policies: Vec<Option<&'static str>> = if args.evict.is_empty() {
+        vec![None]
+    } else {
+        args.evict
+            .iter()
+            .map(|&e| Some(abi::stats::EvictPolicy::from(e).name()))
+            .collect()
+    };
+    let jobs: Vec<Value> = args
+        .mem
+        .iter()
+        .flat_map(|&mem| {
+            policies.iter().map(move |&policy| {
+                let mem_arg = mem.to_string();
+                let mut argv = vec!["sweep".to_string(), "--mem".into(), mem_arg];
+                if let Some(p) = policy {
+                    argv.extend(["--evict".to_string(), p.to_string()]);
+                }
+                argv.push("--json".into());
+                argv.extend(args.run.iter().cloned());
+                json!({ "mem_mib": mem, "evict": policy, "args": argv })
+            })
+        })
+        .collect();
+    json!({ "format": "vmm-sweep-matrix", "version": 1, "jobs": jobs })
+}
+
+/// Why `--merge` could not join its documents.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("sweep --merge: cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("sweep --merge: {0} is not the JSON document of a vmm sweep (--json): {1}")]
+    Format(String, String),
+}
+
+/// `vmm sweep --merge FILE...`: the rows of several sweeps' `--json` documents in one
+/// document, ordered by size then policy (each row keeps its host and kernel mode); the
+/// `run` of the first.
+pub fn merge(files: &[String]) -> Result<Value, MergeError> {
+    let mut rows = Vec::new();
+    let mut run = Value::Null;
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| MergeError::Read(file.clone(), e))?;
+        let doc: Value = serde_json::from_str(&text)
+            .map_err(|e| MergeError::Format(file.clone(), e.to_string()))?;
+        if doc["format"] != "vmm-sweep" || doc["version"] != 1 {
+            return Err(MergeError::Format(
+                file.clone(),
+                "no \"format\": \"vmm-sweep\", \"version\": 1".into(),
+            ));
+        }
+        let Some(found) = doc["rows"].as_array() else {
+            return Err(MergeError::Format(file.clone(), "no \"rows\" list".into()));
+        };
+        if run.is_null() {
+            run = doc["run"].clone();
+        }
+        rows.extend(found.iter().cloned());
+    }
+    rows.sort_by(|a, b| {
+        (a["mem_mib"].as_u64(), a["evict"].as_str())
+            .cmp(&(b["mem_mib"].as_u64(), b["evict"].as_str()))
+    });
+    Ok(json!({ "format": "vmm-sweep", "version": 1, "run": run, "rows": rows }))
+}
+
+/// The rows of a merged document as a table.
+pub fn merged_table(doc: &Value) -> String {
+    table_of(doc["rows"].as_array().map_or(&[][..], Vec::as_slice))
 }
