@@ -500,13 +500,16 @@ fn a_parallel_sweep_gives_the_same_rows() {
 }
 
 /// `vmm sweep --evict LIST` gives the memory x policy grid: one row per size and policy,
-/// sizes first, each naming its policy.
+/// sizes first, each naming its policy; `--plot` draws it.
 #[test]
 fn a_sweep_over_policies_gives_the_grid() {
     if !require_kvm() {
         return;
     }
     let prog = program("paging-stats");
+    let dir = TempDir::new("sweep-grid");
+    let plot = dir.path().join("curve.svg");
+    let plot_arg = plot.display().to_string();
     let run = vmm(&[
         "sweep",
         "--mem",
@@ -514,6 +517,8 @@ fn a_sweep_over_policies_gives_the_grid() {
         "--evict",
         "clock,random",
         "--json",
+        "--plot",
+        &plot_arg,
         &prog,
         "touch",
         "1500",
@@ -535,6 +540,11 @@ fn a_sweep_over_policies_gives_the_grid() {
         "{}",
         run.stderr
     );
+    // --plot: the miss-ratio curve, a line per policy through a point per size.
+    let svg = std::fs::read_to_string(&plot).expect("the plot was written");
+    assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+    assert_eq!(svg.matches("<circle").count(), 4, "{svg}");
+    assert!(svg.contains(">clock</text>") && svg.contains(">random</text>"));
 }
 
 /// Fan-out beyond one machine: `vmm sweep --matrix` lists the grid as jobs, each the

@@ -69,6 +69,10 @@ pub struct SweepArgs {
     /// scheduler; `vmm sweep --merge` joins their documents.
     #[arg(long)]
     pub matrix: bool,
+    /// Also draw the miss-ratio curve as an SVG chart: page faults against RAM, one line
+    /// per eviction policy.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Join sweeps' --json documents (the files given instead of a program) into one:
     /// rows by size and policy, each keeping its host and kernel mode. A table, or JSON
     /// with --json.

@@ -51,6 +51,15 @@ fn main() -> ExitCode {
         },
         Command::Sweep(args) => match vmm::stats::sweep::run(&args) {
             Ok(rows) => {
+                if let Some(path) = &args.plot
+                    && let Err(error) = std::fs::write(path, vmm::stats::sweep::curves_svg(&rows))
+                {
+                    report(&format!(
+                        "sweep --plot: cannot write {}: {error}",
+                        path.display()
+                    ));
+                    return ExitCode::from(vmm::EXIT_VMM_FAILURE);
+                }
                 let kvm = vmm::stats::KvmKind::detect();
                 if args.json {
                     println!("{:#}", vmm::stats::sweep::json(&args, &rows, kvm));

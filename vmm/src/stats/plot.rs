@@ -101,6 +101,77 @@ pub fn render_svg(series: &str) -> Result<String, PlotError> {
     Ok(svg.0)
 }
 
+/// Colours of the lines of [`render_curves_svg`], in order (repeating).
+const CURVE_COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
+
+/// One chart of named lines through points (x, y), each point marked: for `vmm sweep
+/// --plot` (faults against RAM, a line per eviction policy). Points of a line are drawn
+/// in order of x. The same bytes for the same input.
+pub fn render_curves_svg(
+    title: &str,
+    x_label: &str,
+    lines: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    let height = MARGIN_TOP + PANEL_H + 45.0;
+    let mut svg = Svg(format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">
+<rect width="{WIDTH}" height="{height}" fill="white"/>
+<g font-family="sans-serif" font-size="12" fill="#333333">
+"##
+    ));
+    let points = || lines.iter().flat_map(|(_, p)| p.iter());
+    let xs = Axis::nice(
+        points().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0),
+        points().map(|p| p.0).fold(0.0, f64::max),
+    );
+    let ys = Axis::nice(0.0, points().map(|p| p.1).fold(0.0, f64::max));
+    let (plot_top, plot_bottom) = (MARGIN_TOP + PLOT_TOP, MARGIN_TOP + PLOT_BOTTOM);
+    let x = |v: f64| xs.map(v, PLOT_LEFT, PLOT_RIGHT);
+    let y = |v: f64| ys.map(v, plot_bottom, plot_top);
+    svg.text((PLOT_LEFT, MARGIN_TOP + 18.0), BOLD, title);
+    for v in ys.ticks() {
+        svg.line((PLOT_LEFT, y(v)), (PLOT_RIGHT, y(v)), GRID);
+        svg.text((PLOT_LEFT - 6.0, y(v) + 4.0), END, &tick_label(v, ys.step));
+    }
+    for v in xs.ticks() {
+        svg.line((x(v), plot_top), (x(v), plot_bottom), GRID);
+        svg.text((x(v), plot_bottom + 16.0), MIDDLE, &tick_label(v, xs.step));
+    }
+    svg.line((PLOT_LEFT, plot_top), (PLOT_LEFT, plot_bottom), AXIS);
+    svg.line((PLOT_LEFT, plot_bottom), (PLOT_RIGHT, plot_bottom), AXIS);
+    for (n, (name, line)) in lines.iter().enumerate() {
+        let colour = CURVE_COLOURS[n % CURVE_COLOURS.len()];
+        let mut sorted = line.clone();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let pts: Vec<String> = sorted
+            .iter()
+            .map(|&(px, py)| format!("{:.1},{:.1}", x(px), y(py)))
+            .collect();
+        let _ = writeln!(
+            svg.0,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
+            pts.join(" ")
+        );
+        for &(px, py) in &sorted {
+            let _ = writeln!(
+                svg.0,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
+                x(px),
+                y(py)
+            );
+        }
+        let ly = plot_top + 8.0 + 18.0 * n as f64;
+        let stroke = format!(r#"stroke="{colour}" stroke-width="3""#);
+        svg.line((LEGEND_X, ly), (LEGEND_X + 20.0, ly), &stroke);
+        svg.text((LEGEND_X + 26.0, ly + 4.0), "", name);
+    }
+    svg.text((CENTRE_X, plot_bottom + 36.0), MIDDLE, x_label);
+    svg.0.push_str("</g>\n</svg>\n");
+    svg.0
+}
+
 /// Parses every non-blank line into a sample; `Empty` if there are none.
 fn parse(series: &str) -> Result<Vec<Sample>, PlotError> {
     let mut samples = Vec::new();
@@ -295,6 +366,21 @@ mod tests {
             sample(1500.0, [400, 30, 4, 12, 6, 20]),
         ];
         lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn curves_have_a_line_and_points_per_series() {
+        let lines = vec![
+            ("clock".to_string(), vec![(16.0, 1500.0), (8.0, 3000.0)]),
+            ("fifo".to_string(), vec![(8.0, 3100.0), (16.0, 1500.0)]),
+        ];
+        let svg = render_curves_svg("Faults", "RAM (MiB)", &lines);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(">clock</text>") && svg.contains(">fifo</text>"));
+        assert!(svg.contains(">RAM (MiB)</text>"));
+        assert_eq!(svg, render_curves_svg("Faults", "RAM (MiB)", &lines));
     }
 
     #[test]

@@ -313,3 +313,20 @@ pub fn merge(files: &[String]) -> Result<Value, MergeError> {
 pub fn merged_table(doc: &Value) -> String {
     table_of(doc["rows"].as_array().map_or(&[][..], Vec::as_slice))
 }
+
+/// The sweep's miss-ratio curve (`--plot`): page faults against RAM in MiB, one line per
+/// eviction policy, from the runs that ended with counters.
+pub fn curves_svg(rows: &[Row]) -> String {
+    let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for row in rows {
+        let Some(faults) = row.column(&["faults"]) else {
+            continue;
+        };
+        let point = (row.mem_mib as f64, faults as f64);
+        match lines.iter_mut().find(|(name, _)| name == row.evict) {
+            Some((_, points)) => points.push(point),
+            None => lines.push((row.evict.to_string(), vec![point])),
+        }
+    }
+    super::plot::render_curves_svg("Page faults against RAM", "RAM (MiB)", &lines)
+}
