@@ -47,6 +47,12 @@ pub fn kvm_kind() -> &'static str {
     vmm::stats::KvmKind::detect().description
 }
 
+/// The short name of this host's kind of KVM (`pvm`, `vmx`, `svm` or `unknown`), as
+/// reports name it in tables.
+pub fn kvm_kind_name() -> &'static str {
+    vmm::stats::KvmKind::detect().name
+}
+
 /// The kernel mode `vmm run` picks here without `--kernel-mode`: the one `VMM_KERNEL_MODE`
 /// names (`make test` runs the end-to-end tests once per mode), or the host's best.
 pub fn expected_kernel_mode() -> &'static str {

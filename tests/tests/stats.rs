@@ -407,16 +407,19 @@ fn sweep_runs_once_per_size() {
         run.stdout
     );
     let header = "mem_mib evict exit user_frames faults zero_fill elf_load swap_in evictions \
-                  swap_writes swap_reads oom_kills wall_ms mode";
+                  swap_writes swap_reads oom_kills wall_ms mode host";
     assert!(rows[0].split_whitespace().eq(header.split_whitespace()));
     // A size too small for the kernel is a row of its own, not the end of the sweep.
     let too_small: Vec<&str> = rows[1].split_whitespace().collect();
     assert_eq!(too_small[..3], ["2", "clock", "125"], "{}", rows[1]);
-    assert!(too_small[3..].iter().all(|c| *c == "-"), "{}", rows[1]);
+    let last = too_small.len() - 1;
+    assert!(too_small[3..last].iter().all(|c| *c == "-"), "{}", rows[1]);
+    assert_eq!(too_small[last], tests::kvm_kind_name(), "{}", rows[1]);
     for row in &rows[2..] {
+        let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
-            row.split_whitespace().last(),
-            Some(tests::expected_kernel_mode()),
+            cells[cells.len() - 2..],
+            [tests::expected_kernel_mode(), tests::kvm_kind_name()],
             "{row}"
         );
     }
@@ -479,12 +482,12 @@ fn a_parallel_sweep_gives_the_same_rows() {
             "{}",
             run.stderr
         );
-        // Every column but wall_ms (the second to last).
+        // Every column but wall_ms (the third to last).
         run.stdout
             .lines()
             .map(|row| {
                 let mut cells: Vec<String> = row.split_whitespace().map(String::from).collect();
-                let wall = cells.len() - 2;
+                let wall = cells.len() - 3;
                 cells.remove(wall);
                 cells
             })

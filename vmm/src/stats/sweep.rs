@@ -195,7 +195,7 @@ fn table_of(rows: &[Value]) -> String {
     for (name, _) in COLUMNS {
         let _ = write!(out, " {name:>12}");
     }
-    let _ = writeln!(out, " {:>10} {:>8}", "wall_ms", "mode");
+    let _ = writeln!(out, " {:>10} {:>8} {:>8}", "wall_ms", "mode", "host");
     let cell = |row: &Value, name: &str| match &row[name] {
         Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),
@@ -218,9 +218,10 @@ fn table_of(rows: &[Value]) -> String {
         }
         let _ = writeln!(
             out,
-            " {:>10} {:>8}",
+            " {:>10} {:>8} {:>8}",
             cell(row, "wall_ms"),
-            cell(row, "kernel_mode")
+            cell(row, "kernel_mode"),
+            cell(row, "host")
         );
     }
     out
