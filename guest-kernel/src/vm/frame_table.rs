@@ -79,6 +79,13 @@ impl Entry {
         self.owners().count()
     }
 
+    /// Makes the frame nobody's (its page left memory), giving the owner nodes back.
+    fn disown(&mut self, free: &mut *mut OwnerNode) {
+        self.owner = core::ptr::null_mut();
+        self.clear_more(free);
+        self.va = 0;
+    }
+
     /// Forgets every owner but the first, giving their nodes back.
     fn clear_more(&mut self, t_free: &mut *mut OwnerNode) {
         while !self.more.is_null() {
@@ -116,12 +123,7 @@ struct Table {
 
 impl Table {
     fn entry(&mut self, f: Frame) -> Option<&mut Entry> {
-        let index = f.gpa().checked_sub(self.base)? / PAGE_SIZE;
-        if index >= self.len as u64 {
-            return None;
-        }
-        // SAFETY: `entries` holds `len` initialised entries owned by the table (see `init`).
-        Some(unsafe { &mut *self.entries.add(index as usize) })
+        self.entry_and_free(f).0
     }
 
     /// [`entry`](Self::entry) of `f`, and the free list of owner nodes beside it.
@@ -131,7 +133,8 @@ impl Table {
             .checked_sub(self.base)
             .map(|offset| offset / PAGE_SIZE)
             .filter(|&i| i < self.len as u64);
-        // SAFETY: as in `entry`; the entry is not part of `free_nodes`.
+        // SAFETY: `entries` holds `len` initialised entries owned by the table (see
+        // `init`); the entry is not part of `free_nodes`.
         let entry = index.map(|i| unsafe { &mut *self.entries.add(i as usize) });
         (entry, &mut self.free_nodes)
     }
@@ -390,18 +393,11 @@ pub fn finish_eviction(frame: Frame, deferred: Deferred, slot: u32) {
     // SAFETY: as in `evict_one`: the owner is alive (it maps the frame) and not using its
     // tables now.
     unsafe {
-        if let Some(state) = (*owner).spt.get_mut(va) {
-            *state = Page::Anon {
-                writable,
-                slot: Some(slot),
-            };
-        }
+        now_in_slot(owner, va, writable, slot);
         (*owner).space.evict(va);
     }
     if let (Some(e), free) = table().entry_and_free(frame) {
-        e.owner = core::ptr::null_mut();
-        e.clear_more(free);
-        e.va = 0;
+        e.disown(free);
     }
     crate::stats::bump(&crate::stats::page().evict_swap);
 }
@@ -457,9 +453,7 @@ fn evict_one<const DEFER: bool>() -> Option<Frame> {
         }
         match evict::<DEFER>(e, frame, dirty) {
             Outcome::Evicted => {
-                e.owner = core::ptr::null_mut();
-                e.clear_more(&mut t.free_nodes);
-                e.va = 0;
+                e.disown(&mut t.free_nodes);
                 return Some(frame);
             }
             Outcome::Deferred { writable } => {
@@ -491,6 +485,20 @@ enum Outcome {
     /// Its swap-out rides on the fault's page operation ([`Deferred`], which the caller
     /// leaves in `Table::deferred`); nothing changed yet.
     Deferred { writable: bool },
+}
+
+/// Records in `owner`'s SPT that its page `va` is in swap `slot` now.
+///
+/// # Safety
+/// `owner` is alive and not using its SPT (see `evict_one`).
+unsafe fn now_in_slot(owner: *mut Memory, va: u64, writable: bool, slot: u32) {
+    // SAFETY: the caller's promise.
+    if let Some(state) = unsafe { (*owner).spt.get_mut(va) } {
+        *state = Page::Anon {
+            writable,
+            slot: Some(slot),
+        };
+    }
 }
 
 /// Takes page `e.va` out of every owner: saved first where its contents must survive
@@ -537,12 +545,7 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
             };
             for p in e.owners() {
                 // SAFETY: as above.
-                if let Some(state) = unsafe { (*p).spt.get_mut(va) } {
-                    *state = Page::Anon {
-                        writable,
-                        slot: Some(slot),
-                    };
-                }
+                unsafe { now_in_slot(p, va, writable, slot) };
             }
             kind = &counters.evict_swap;
         }
