@@ -171,9 +171,7 @@ impl Cache {
             return Ok(());
         }
         let sector = self.slots[i].block * SECTORS_PER_BLOCK;
-        self.disk
-            .write(sector, &self.bufs[i * BS..(i + 1) * BS])
-            .map_err(|_| IoError)?;
+        self.disk.write(sector, self.buf(i)).map_err(|_| IoError)?;
         self.slots[i].dirty = false;
         stats::bump(&stats::page().fs_cache_writebacks);
         Ok(())
@@ -200,6 +198,12 @@ impl Cache {
         unreachable!("fs cache: the clock found no buffer in two turns")
     }
 
+    /// Buffer `i` was found by a lookup: it gets its second chance, and a hit is counted.
+    fn hit(&mut self, i: usize) {
+        self.slots[i].referenced = true;
+        stats::bump(&stats::page().fs_cache_hits);
+    }
+
     /// Whether buffer `i` may take a block read ahead: free, or clean and unused lately.
     fn spare(&self, i: usize) -> bool {
         let slot = &self.slots[i];
@@ -209,12 +213,11 @@ impl Cache {
     /// The buffer of `block`, read in on a miss; for a read (`file`: the blocks of the
     /// file it reads) a sequential one brings the file's next block in too.
     fn get(&mut self, block: u64, file: Option<Range<u64>>) -> Result<usize, IoError> {
-        let counters = stats::page();
         if let Some(i) = self.find(block) {
-            self.slots[i].referenced = true;
-            stats::bump(&counters.fs_cache_hits);
+            self.hit(i);
             return Ok(i);
         }
+        let counters = stats::page();
         let i = self.victim()?;
         let pair = file.is_some_and(|file| {
             (block == file.start || block == self.last_read.wrapping_add(1)) && block + 1 < file.end
@@ -253,9 +256,8 @@ impl Cache {
         if within + buf.len() <= BS
             && let Some(i) = self.find(block)
         {
-            self.slots[i].referenced = true;
-            stats::bump(&stats::page().fs_cache_hits);
-            buf.copy_from_slice(&self.bufs[i * BS + within..i * BS + within + buf.len()]);
+            self.hit(i);
+            buf.copy_from_slice(&self.buf(i)[within..within + buf.len()]);
             self.last_read = block;
             return Ok(());
         }

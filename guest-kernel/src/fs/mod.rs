@@ -248,9 +248,7 @@ impl FileSystem {
             return false;
         };
         // Clear the extent first: its blocks may hold a removed file's data (which the
-        // cache dropped when they were freed; dropped again here, to be sure nothing
-        // cached can land on the new file).
-        self.cache.discard(start, start + blocks);
+        // cache dropped when they were freed: `free_extent`).
         let mut done = 0;
         while done < blocks {
             let run = (blocks - done).min(ZERO_RUN_BYTES / BLOCK_SIZE);
