@@ -502,6 +502,15 @@ fn a_parallel_sweep_gives_the_same_rows() {
     assert_eq!(rows("3"), one);
 }
 
+/// The `(mem_mib, evict)` of each object in `list` (a sweep's rows or a matrix's jobs).
+fn sizes_and_policies(list: &Value) -> Vec<(u64, &str)> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| (r["mem_mib"].as_u64().unwrap(), r["evict"].as_str().unwrap()))
+        .collect()
+}
+
 /// `vmm sweep --evict LIST` gives the memory x policy grid: one row per size and policy,
 /// sizes first, each naming its policy; `--plot` draws it.
 #[test]
@@ -528,12 +537,7 @@ fn a_sweep_over_policies_gives_the_grid() {
     ]);
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     let doc: Value = serde_json::from_str(&run.stdout).expect("JSON");
-    let cells: Vec<(u64, &str)> = doc["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| (r["mem_mib"].as_u64().unwrap(), r["evict"].as_str().unwrap()))
-        .collect();
+    let cells = sizes_and_policies(&doc["rows"]);
     assert_eq!(
         cells,
         [(8, "clock"), (8, "random"), (12, "clock"), (12, "random")]
@@ -575,10 +579,7 @@ fn a_sweep_matrix_fans_out_and_merge_joins_it() {
     let doc: Value = serde_json::from_str(&matrix.stdout).expect("JSON");
     assert_eq!(doc["format"], "vmm-sweep-matrix");
     let jobs = doc["jobs"].as_array().expect("jobs");
-    let cells: Vec<(u64, &str)> = jobs
-        .iter()
-        .map(|j| (j["mem_mib"].as_u64().unwrap(), j["evict"].as_str().unwrap()))
-        .collect();
+    let cells = sizes_and_policies(&doc["jobs"]);
     assert_eq!(
         cells,
         [(8, "clock"), (8, "fifo"), (12, "clock"), (12, "fifo")]
@@ -601,11 +602,10 @@ fn a_sweep_matrix_fans_out_and_merge_joins_it() {
     assert_eq!(merged.status, Some(0), "{}", merged.stderr);
     let doc: Value = serde_json::from_str(&merged.stdout).expect("JSON");
     let rows = doc["rows"].as_array().expect("rows");
-    let cells: Vec<(u64, &str)> = rows
-        .iter()
-        .map(|r| (r["mem_mib"].as_u64().unwrap(), r["evict"].as_str().unwrap()))
-        .collect();
-    assert_eq!(cells, [(8, "clock"), (12, "fifo")]);
+    assert_eq!(
+        sizes_and_policies(&doc["rows"]),
+        [(8, "clock"), (12, "fifo")]
+    );
     for row in rows {
         assert_eq!(row["exit_status"], 0, "{row}");
         assert_eq!(row["kernel_mode"], tests::expected_kernel_mode(), "{row}");

@@ -111,39 +111,7 @@ fn run(args: &vmm::cli::RunArgs, config: &vmm::machine::MachineConfig) -> u8 {
             if let Some(message) = run.outcome.message() {
                 report(&message);
             }
-            let swap_error = run
-                .stats
-                .page_ops
-                .swap_error
-                .lock()
-                .ok()
-                .and_then(|e| e.clone());
-            if let Some(error) = swap_error {
-                let file = match &config.swap {
-                    vmm::storage::SwapSource::File { path, .. } => path.display().to_string(),
-                    _ => format!("(a temporary file in {})", std::env::temp_dir().display()),
-                };
-                report(&format!(
-                    "swap file {file}: {error}; the guest processes that needed swap were ended (give swap room on a disk with space, or --swap-mib 0)"
-                ));
-            }
-            let fs_error = run
-                .devices
-                .iter()
-                .filter(|d| d.name == "fs-disk")
-                .find_map(|d| d.disk.as_ref()?.first_file_error.lock().ok()?.clone());
-            if let Some(error) = fs_error {
-                let image = match &config.fs_disk {
-                    vmm::storage::FsDiskSource::Existing { path, .. } => path.display().to_string(),
-                    _ => format!(
-                        "(the run's temporary image in {})",
-                        std::env::temp_dir().display()
-                    ),
-                };
-                report(&format!(
-                    "disk image {image}: {error}; the guest's file operations that needed it failed"
-                ));
-            }
+            report_host_file_errors(config, &run);
             let stats_written = write_stats(args, config, &run);
             match run
                 .copy_out
@@ -166,6 +134,42 @@ fn run(args: &vmm::cli::RunArgs, config: &vmm::machine::MachineConfig) -> u8 {
             report(&error.to_string());
             vmm::EXIT_VMM_FAILURE
         }
+    }
+}
+
+/// After a run: the first error of the swap file and of the disk image, if the host
+/// refused them a write or a read, each naming its file.
+fn report_host_file_errors(config: &vmm::machine::MachineConfig, run: &vmm::run::RunReport) {
+    let temporary = |what: &str| format!("({what} in {})", std::env::temp_dir().display());
+    let swap_error = run
+        .stats
+        .page_ops
+        .swap_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone());
+    if let Some(error) = swap_error {
+        let file = match &config.swap {
+            vmm::storage::SwapSource::File { path, .. } => path.display().to_string(),
+            _ => temporary("a temporary file"),
+        };
+        report(&format!(
+            "swap file {file}: {error}; the guest processes that needed swap were ended (give swap room on a disk with space, or --swap-mib 0)"
+        ));
+    }
+    let fs_error = run
+        .devices
+        .iter()
+        .filter(|d| d.name == "fs-disk")
+        .find_map(|d| d.disk.as_ref()?.first_file_error.lock().ok()?.clone());
+    if let Some(error) = fs_error {
+        let image = match &config.fs_disk {
+            vmm::storage::FsDiskSource::Existing { path, .. } => path.display().to_string(),
+            _ => temporary("the run's temporary image"),
+        };
+        report(&format!(
+            "disk image {image}: {error}; the guest's file operations that needed it failed"
+        ));
     }
 }
 

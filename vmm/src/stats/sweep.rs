@@ -1,7 +1,9 @@
 //! `vmm sweep --mem 8,16,32,64 [--evict clock,fifo,...] [-j N] [RUN OPTIONS] PROGRAM
-//! [ARGS]`: the same run once per RAM size (and eviction policy), each on fresh disks, with the guest's console discarded, N guests at a time
-//! (default: one per processor); then one table (or JSON document) of what paging did at
-//! each size, in the order of the sizes. Progress goes to stderr as each run ends.
+//! [ARGS]`: the same run once per RAM size (and eviction policy), each on fresh disks,
+//! with the guest's console discarded, N guests at a time (default: one per processor);
+//! then one table (or JSON document) of what paging did in each run, in the order of the
+//! sizes. Progress goes to stderr as each run ends. `--matrix` and `--merge` split the
+//! grid across machines.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -73,20 +75,24 @@ const COLUMNS: [(&str, &[&str]); 9] = [
     ("oom_kills", &["faults_out_of_memory"]),
 ];
 
-/// Runs the sweep, reporting progress on stderr; returns one row per size, in order.
-pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
-    // Check the options once, before the first run.
+/// The sweep's cells: every size with every policy of `--evict` (or the run options'
+/// one: `None`), sizes first.
+fn grid(args: &SweepArgs) -> Vec<(u64, Option<EvictArg>)> {
     let policies: Vec<Option<EvictArg>> = if args.evict.is_empty() {
         vec![None]
     } else {
         args.evict.iter().copied().map(Some).collect()
     };
-    // The grid: every size with every policy, sizes first.
-    let cells: Vec<(u64, Option<EvictArg>)> = args
-        .mem
+    args.mem
         .iter()
         .flat_map(|&mem| policies.iter().map(move |&p| (mem, p)))
-        .collect();
+        .collect()
+}
+
+/// Runs the sweep, reporting progress on stderr; returns one row per size, in order.
+pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
+    // Check the options once, before the first run.
+    let cells = grid(args);
     let first = args
         .run_args(cells[0].0, cells[0].1)
         .map_err(|e| SweepError::Options(e.to_string()))?;
@@ -243,28 +249,17 @@ pub fn json(args: &SweepArgs, rows: &[Row], kvm: KvmKind) -> Value {
 /// `vmm` arguments of a one-cell sweep whose `--json` document `vmm sweep --merge` joins:
 /// for a CI matrix or a batch scheduler to fan out beyond one machine.
 pub fn matrix(args: &SweepArgs) -> Value {
-    let policies: Vec<Option<&'static str>> = if args.evict.is_empty() {
-        vec![None]
-    } else {
-        args.evict
-            .iter()
-            .map(|&e| Some(abi::stats::EvictPolicy::from(e).name()))
-            .collect()
-    };
-    let jobs: Vec<Value> = args
-        .mem
-        .iter()
-        .flat_map(|&mem| {
-            policies.iter().map(move |&policy| {
-                let mem_arg = mem.to_string();
-                let mut argv = vec!["sweep".to_string(), "--mem".into(), mem_arg];
-                if let Some(p) = policy {
-                    argv.extend(["--evict".to_string(), p.to_string()]);
-                }
-                argv.push("--json".into());
-                argv.extend(args.run.iter().cloned());
-                json!({ "mem_mib": mem, "evict": policy, "args": argv })
-            })
+    let jobs: Vec<Value> = grid(args)
+        .into_iter()
+        .map(|(mem, evict)| {
+            let policy = evict.map(|e| abi::stats::EvictPolicy::from(e).name());
+            let mut argv = vec!["sweep".to_string(), "--mem".into(), mem.to_string()];
+            if let Some(p) = policy {
+                argv.extend(["--evict".to_string(), p.to_string()]);
+            }
+            argv.push("--json".into());
+            argv.extend(args.run.iter().cloned());
+            json!({ "mem_mib": mem, "evict": policy, "args": argv })
         })
         .collect();
     json!({ "format": "vmm-sweep-matrix", "version": 1, "jobs": jobs })
