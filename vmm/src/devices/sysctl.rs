@@ -205,35 +205,29 @@ impl SysCtl {
         result
     }
 
-    /// `SYSCTL_EVICT_ZERO_MAP` and `SYSCTL_EVICT_SWAP_IN_MAP`: page `a` to a free slot held
-    /// by one page, then the fill and map of the plain operation; the slot and the map's
-    /// result in one value (`abi::devices::evicted_slot`).
-    fn evict_then_fill(&mut self, register: u16, ArgRegs { a, b, c, d }: ArgRegs) -> u32 {
-        let slots = self.swap.as_ref().map_or(0, |s| s.slots.count());
-        let slot = if slots > EVICT_MAX_SLOTS {
-            PAGE_OP_FAILED
-        } else {
-            self.swap_out(a, 1)
-        };
-        match slot {
-            PAGE_OP_FAILED => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                return slot;
-            }
-            PAGE_OP_SWAP_FULL => return slot,
-            _ => self.counters.swap_out.fetch_add(1, Ordering::Relaxed),
-        };
-        let (filled, counter) = if register == SYSCTL_EVICT_ZERO_MAP {
-            (self.zero(a), &self.counters.zero)
-        } else {
-            (self.swap_in(a, b), &self.counters.swap_in)
-        };
-        if filled != PAGE_OP_DONE {
+    /// `SYSCTL_EVICT_ZERO_MAP` and `SYSCTL_EVICT_SWAP_IN_MAP`: `SYSCTL_SWAP_OUT` of page `a`
+    /// (one holder), then `SYSCTL_ZERO_MAP` or `SYSCTL_SWAP_IN_MAP` with the same
+    /// arguments, each counted as on its own; the slot and the map's result in one value
+    /// (`abi::devices::evicted_slot`).
+    fn evict_then_fill(&mut self, register: u16, args: ArgRegs) -> u32 {
+        if self.swap.as_ref().map_or(0, |s| s.slots.count()) > EVICT_MAX_SLOTS {
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
-            return slot << 2 | EVICT_FILL_FAILED;
+            return PAGE_OP_FAILED;
         }
-        counter.fetch_add(1, Ordering::Relaxed);
-        slot << 2 | self.map(a, c, d)
+        let out = ArgRegs { b: 1, ..args };
+        let slot = self.page_op(SYSCTL_SWAP_OUT, out);
+        if slot == PAGE_OP_FAILED || slot == PAGE_OP_SWAP_FULL {
+            return slot;
+        }
+        let fill = if register == SYSCTL_EVICT_ZERO_MAP {
+            SYSCTL_ZERO_MAP
+        } else {
+            SYSCTL_SWAP_IN_MAP
+        };
+        match self.page_op(fill, args) {
+            PAGE_OP_FAILED => slot << 2 | EVICT_FILL_FAILED,
+            mapped => slot << 2 | mapped,
+        }
     }
 
     /// Carries out a map request (`abi::devices`): page `page` (RAM, checked by the caller)
