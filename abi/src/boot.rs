@@ -21,6 +21,10 @@ pub const FLAG_BENCH: u32 = 1 << 1;
 /// [`BootInfo::flags`] bit: keep the fault-path counters of the stats page still (to
 /// measure what they cost); the page still gets its header and constants.
 pub const FLAG_NO_FAULT_COUNTERS: u32 = 1 << 2;
+/// [`BootInfo::flags`] bit: write a record of every fault, eviction and release into the
+/// fault trace ring ([`crate::trace`]). Needs the fault counters (it is ignored with
+/// [`FLAG_NO_FAULT_COUNTERS`]).
+pub const FLAG_TRACE_FAULTS: u32 = 1 << 3;
 
 /// A half-open guest-physical range `[start, end)`.
 #[repr(C)]

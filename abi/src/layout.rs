@@ -8,7 +8,9 @@
 //! 0x0000_3000                  command line, 1 page   (CMDLINE_GPA)
 //! 0x0000_4000                  stats page             (STATS_PAGE_GPA)
 //! 0x0000_5000                  panic report page      (PANIC_PAGE_GPA)
+//! 0x0000_6000                  fault trace header     (TRACE_HEADER_GPA)
 //! 0x0000_7000                  console output page    (CONSOLE_PAGE_GPA)
+//! 0x0000_8000 .. 0x0001_0000   fault trace ring       (TRACE_RING_GPA)
 //! 0x0001_0000 .. 0x0010_0000   boot page tables       (BOOT_PT_START..BOOT_PT_END, kept by the kernel)
 //! 0x0010_0000 .. 0x0020_0000   usable RAM
 //! 0x0020_0000 .. kernel end    kernel image           (KERNEL_PHYS_BASE)
@@ -54,6 +56,10 @@ pub const STATS_PAGE_GPA: u64 = 0x4000;
 pub const PANIC_PAGE_GPA: u64 = 0x5000;
 /// The console output page (see [`crate::devices::SYSCTL_CONSOLE`]).
 pub const CONSOLE_PAGE_GPA: u64 = 0x7000;
+/// The fault trace ring's header (see [`crate::trace`]).
+pub const TRACE_HEADER_GPA: u64 = 0x6000;
+/// The fault trace ring's records, up to [`BOOT_PT_START`] (see [`crate::trace`]).
+pub const TRACE_RING_GPA: u64 = 0x8000;
 /// First page of the boot page tables the VMM builds.
 pub const BOOT_PT_START: u64 = 0x1_0000;
 /// End (exclusive) of the boot page-table area.
@@ -129,6 +135,7 @@ mod tests {
             CMDLINE_GPA,
             STATS_PAGE_GPA,
             PANIC_PAGE_GPA,
+            TRACE_HEADER_GPA,
             CONSOLE_PAGE_GPA,
         ];
         for (i, a) in pages.iter().enumerate() {

@@ -28,6 +28,7 @@ mod stats;
 mod sync;
 mod syscall;
 mod thread;
+mod trace;
 mod util;
 mod vm;
 
@@ -40,6 +41,7 @@ use boot::BootInfoExt;
 extern "C" fn kmain(boot_info_gpa: u64) -> ! {
     let info = boot::init(boot_info_gpa);
     stats::init(info);
+    trace::init(info);
     arch::x86_64::init(info);
     stats::set_kernel_mode(platform::init(info));
     console::init();

@@ -125,10 +125,11 @@ pub fn shim_zero_fills(n: u64) {
     }
 }
 
-/// Records a fault that began at `start` (from [`fault_start`]; 0, with counters off,
-/// records nothing: the TSC is never 0 once the kernel runs).
+/// Records a fault of process `pid` at `addr` that began at `start` (from
+/// [`fault_start`]; 0, with counters off, records nothing: the TSC is never 0 once the
+/// kernel runs), and traces it if a trace is on (`crate::trace`).
 #[inline]
-pub fn fault_end(start: u64, outcome: FaultOutcome, in_syscall: bool) {
+pub fn fault_end(start: u64, outcome: FaultOutcome, in_syscall: bool, pid: u32, addr: u64) {
     if start == 0 {
         return;
     }
@@ -144,4 +145,7 @@ pub fn fault_end(start: u64, outcome: FaultOutcome, in_syscall: bool) {
         p.fault_cycles_max.store(cycles, Relaxed);
     }
     bump(&p.fault_cycles_log2[histogram_bucket(cycles)]);
+    if crate::trace::on() {
+        crate::trace::fault(pid, addr, outcome, start, cycles);
+    }
 }

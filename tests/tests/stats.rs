@@ -838,3 +838,266 @@ fn stress_keeps_every_page_under_every_policy() {
         check_outcomes_add_up(&doc);
     }
 }
+
+/// A `--trace-faults` file: its first line, the records, and its last line.
+fn read_trace(path: &std::path::Path) -> (Value, Vec<Value>, Value) {
+    let text = std::fs::read_to_string(path).expect("the trace was written");
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(lines.len() >= 2, "{text}");
+    let end = lines.pop().expect("last line");
+    let header = lines.remove(0);
+    (header, lines, end)
+}
+
+/// How many records have `key` equal to `value`.
+fn count(records: &[Value], key: &str, value: &str) -> u64 {
+    records.iter().filter(|r| r[key] == value).count() as u64
+}
+
+#[test]
+fn a_fault_trace_has_a_line_for_every_counted_fault_and_eviction() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-trace");
+    let trace = dir.path().join("trace.jsonl");
+    let trace_arg = trace.display().to_string();
+    // The demo's workload: lazy loading, a file mapping written back, swap in and out.
+    let (_, doc) = program_stats(
+        &dir,
+        "pressure-mix",
+        &["--mem", "10", "--trace-faults", &trace_arg],
+        &[],
+    );
+    let (header, records, end) = read_trace(&trace);
+    assert_eq!(header["trace"], "faults");
+    assert_eq!(header["program"], "pressure-mix");
+    assert_eq!(header["mem_mib"], 10);
+    assert_eq!(header["evict"], "clock");
+    assert_eq!(header["kernel_mode"], doc["host"]["kernel_mode"]);
+
+    assert_eq!(end["records"], records.len() as u64);
+    assert_eq!(end["dropped"], 0, "{end}");
+    assert_eq!(end["invalid"], 0);
+    assert_eq!(end["faults"], guest(&doc, "faults"));
+    assert_eq!(end["user_frames"], guest(&doc, "user_frames_total"));
+
+    let faults: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.get("cause").is_some())
+        .collect();
+    assert_eq!(faults.len() as u64, guest(&doc, "faults"));
+    for (cause, fields) in [
+        ("zero", &["faults_zero_fill"][..]),
+        ("file", &["faults_elf_load"]),
+        ("mmap", &["faults_mmap_load"]),
+        ("swap", &["faults_swap_in"]),
+        ("stack", &["faults_stack_growth"]),
+        ("cow", &["faults_cow_copy", "faults_cow_reuse"]),
+        ("kill", &["faults_killed", "faults_out_of_memory"]),
+    ] {
+        let counted: u64 = fields.iter().map(|f| guest(&doc, f)).sum();
+        assert_eq!(count(&records, "cause", cause), counted, "cause {cause}");
+    }
+    for (to, field) in [
+        ("swap", "evict_swap"),
+        ("file", "evict_writeback"),
+        ("drop", "evict_drop"),
+    ] {
+        let evictions = records.iter().filter(|r| r.get("evict").is_some());
+        let n = evictions.filter(|r| r["to"] == to).count() as u64;
+        assert_eq!(n, guest(&doc, field), "evictions to {to}");
+    }
+    // This workload needs every kind of fault and eviction it was chosen for.
+    for cause in ["zero", "file", "mmap", "swap"] {
+        assert!(count(&records, "cause", cause) > 0, "no {cause} fault");
+    }
+    assert!(guest(&doc, "evict_writeback") > 0 && guest(&doc, "evict_swap") > 0);
+
+    // Faults are in the order they started; an eviction a fault made comes just before
+    // it, at a time inside it.
+    let mut last_fault = 0;
+    let mut evicted_at = None;
+    for r in &records {
+        let t = r["t_ns"].as_u64().expect("t_ns");
+        if r.get("evict").is_some() {
+            evicted_at = Some(t);
+        } else if let Some(ns) = r["ns"].as_u64() {
+            assert!(t >= last_fault, "time went back at {r}");
+            last_fault = t;
+            if let Some(e) = evicted_at.take() {
+                // +1: each time is rounded down to a nanosecond on its own.
+                assert!((t..=t + ns + 1).contains(&e), "eviction at {e} outside {r}");
+            }
+        }
+        assert_eq!(r["pid"], 1, "{r}");
+        for key in ["page", "evict"] {
+            if let Some(page) = r.get(key) {
+                assert_eq!(page.as_u64().expect("a number") % 4096, 0, "{r}");
+            }
+        }
+    }
+    let timed = faults.iter().filter(|f| f["ns"].is_u64()).count() as u64;
+    assert_eq!(
+        timed,
+        guest(&doc, "faults") - guest(&doc, "faults_in_shim"),
+        "the shim's faults, and only they, are untimed"
+    );
+    assert_eq!(
+        records.last().map(|r| (&r["release"], &r["pid"])),
+        Some((&Value::from("exit"), &Value::from(1)))
+    );
+
+    // Tracing takes no frame from the guest: the same run untraced faults the same.
+    let (_, untraced) = program_stats(&dir, "pressure-mix", &["--mem", "10"], &[]);
+    assert_eq!(guest(&untraced, "faults"), guest(&doc, "faults"));
+    assert_eq!(
+        guest(&untraced, "user_frames_total"),
+        guest(&doc, "user_frames_total")
+    );
+}
+
+#[test]
+fn a_fault_trace_follows_a_forked_child() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-trace-fork");
+    let trace = dir.path().join("trace.jsonl");
+    let trace_arg = trace.display().to_string();
+    let doc = stats_run(&dir, &["--trace-faults", &trace_arg], &["cow", "9"]);
+    let (_, records, end) = read_trace(&trace);
+    assert_eq!(end["dropped"], 0);
+    assert_eq!(
+        count(&records, "cause", "cow"),
+        guest(&doc, "faults_cow_copy") + guest(&doc, "faults_cow_reuse")
+    );
+    let child_cow = records
+        .iter()
+        .filter(|r| r["pid"] == 2 && r["cause"] == "cow")
+        .count();
+    assert!(child_cow >= 9, "the child's 9 writes are its own faults");
+    let releases: Vec<(&Value, &Value)> = records
+        .iter()
+        .filter(|r| r.get("release").is_some())
+        .map(|r| (&r["pid"], &r["release"]))
+        .collect();
+    assert_eq!(
+        releases,
+        [
+            (&Value::from(2), &Value::from("exit")),
+            (&Value::from(1), &Value::from("exit"))
+        ]
+    );
+}
+
+#[test]
+fn a_fault_trace_needs_the_fault_counters_and_a_writable_file() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&[
+        "run",
+        "--trace-faults",
+        "/tmp/x.jsonl",
+        "--no-fault-counters",
+        &program("paging-stats"),
+    ]);
+    assert_eq!(run.status, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--no-fault-counters"), "{}", run.stderr);
+    let run = vmm(&[
+        "run",
+        "--trace-faults",
+        "/nonexistent/dir/trace.jsonl",
+        &program("paging-stats"),
+    ]);
+    assert_eq!(run.status, Some(125), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "cannot create the fault trace file /nonexistent/dir/trace.jsonl: No such file or directory"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn replay_compares_policies_on_a_traced_run() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-replay");
+    let trace = dir.path().join("trace.jsonl");
+    let trace_arg = trace.display().to_string();
+    let doc = stats_run(
+        &dir,
+        &["--user-pages", "48", "--trace-faults", &trace_arg],
+        &["hot-cold", "24", "200", "300"],
+    );
+    let frames = guest(&doc, "user_frames_total");
+    assert_eq!(frames, 48);
+    let run = vmm(&["replay", &trace_arg, "--frames", "16,48,100000", "--json"]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let rows: Vec<Value> = serde_json::from_str(&run.stdout).expect("a JSON array");
+    let faults = |policy: &str, n: u64| {
+        rows.iter()
+            .find(|r| r["policy"] == policy && r["frames"] == n)
+            .and_then(|r| r["faults"].as_u64())
+            .unwrap_or_else(|| panic!("no {policy} row at {n} frames in {rows:?}"))
+    };
+    // The kernel's own row: its faults (none killed here) at its own frame count.
+    assert_eq!(faults("kernel", 48), guest(&doc, "faults"));
+    assert_eq!(
+        rows.last().map(|r| &r["evict"]),
+        Some(&Value::from("clock"))
+    );
+    // Every page referenced once fits in 100000 frames: only first references fault,
+    // under every policy; OPT beats or ties every policy everywhere; OPT and LRU never
+    // fault more with more frames.
+    let distinct = faults("opt", 100_000);
+    assert!(distinct >= 200 + 24, "{distinct}");
+    for n in [16, 48, 100_000] {
+        for policy in ["lru", "clock", "fifo", "random"] {
+            assert!(faults("opt", n) <= faults(policy, n), "{policy} at {n}");
+            if n == 100_000 {
+                assert_eq!(faults(policy, n), distinct, "{policy}");
+            }
+        }
+    }
+    for policy in ["opt", "lru"] {
+        assert!(faults(policy, 16) >= faults(policy, 48), "{policy}");
+    }
+    // The traced run faulted on every reference of its string: no policy can do worse at
+    // its frame count, and OPT, knowing the future, does better.
+    assert!(faults("opt", 48) < faults("kernel", 48));
+    for policy in ["lru", "clock", "fifo", "random"] {
+        assert!(faults(policy, 48) <= faults("kernel", 48), "{policy}");
+    }
+
+    let table = vmm(&["replay", &trace_arg, "--frames", "48"]);
+    assert_eq!(table.status, Some(0), "{}", table.stderr);
+    let header = "  frames      opt      lru    clock     fifo   random   kernel";
+    assert!(table.stdout.contains(header), "{}", table.stdout);
+    let kernel = guest(&doc, "faults");
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("      48 ") && l.ends_with(&format!(" {kernel}"))),
+        "{}",
+        table.stdout
+    );
+
+    let missing = vmm(&["replay", "/nonexistent/trace.jsonl"]);
+    assert_eq!(missing.status, Some(125));
+    assert!(
+        missing
+            .stderr
+            .contains("record one with `vmm run --trace-faults FILE`"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -1,8 +1,9 @@
 //! Filling in the `BootInfo` block the kernel starts from.
 
 use abi::boot::{
-    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_NO_FAULT_COUNTERS, FLAG_SELF_TEST, HostKind,
-    KernelMode, MAX_DEVICES, MAX_USABLE_RANGES, MemRange, NO_IRQ, SPACE_MMIO, SPACE_PIO, TestHook,
+    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_NO_FAULT_COUNTERS, FLAG_SELF_TEST,
+    FLAG_TRACE_FAULTS, HostKind, KernelMode, MAX_DEVICES, MAX_USABLE_RANGES, MemRange, NO_IRQ,
+    SPACE_MMIO, SPACE_PIO, TestHook,
 };
 use abi::devices::{
     FS_DISK_GPA, FS_DISK_IRQ, SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SWAP_DISK_GPA,
@@ -51,6 +52,8 @@ pub struct BootParams {
     pub kview_pml4_gpa: u64,
     /// Pages after a faulting one the kernel also brings in (0: none).
     pub fault_around: u32,
+    /// Whether the kernel writes the fault trace ring (`abi::trace`).
+    pub trace_faults: bool,
 }
 
 /// Builds the boot block for `params`.
@@ -63,6 +66,11 @@ pub fn build(params: &BootParams) -> BootInfo {
             0
         } else {
             FLAG_NO_FAULT_COUNTERS
+        }
+        | if params.trace_faults {
+            FLAG_TRACE_FAULTS
+        } else {
+            0
         };
     info.evict_policy = params.evict as u32;
     info.host_kind = params.host_kind.map_or(0, |k| k as u32);
@@ -230,10 +238,14 @@ mod tests {
             kernel_mode: KernelMode::Classic,
             kview_pml4_gpa: 0x5000,
             fault_around: 8,
+            trace_faults: true,
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);
-        assert_eq!(info.flags, FLAG_SELF_TEST | FLAG_NO_FAULT_COUNTERS);
+        assert_eq!(
+            info.flags,
+            FLAG_SELF_TEST | FLAG_NO_FAULT_COUNTERS | FLAG_TRACE_FAULTS
+        );
         assert_eq!(info.evict_policy, EvictPolicy::Fifo as u32);
         assert_eq!(info.ram_top, 64 * MIB);
         assert_eq!(info.test_hook, TestHook::Spin as u32);

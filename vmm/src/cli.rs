@@ -33,6 +33,23 @@ pub enum Command {
     /// Run a program once per RAM size and print a table of faults, evictions, swap traffic
     /// and time per size.
     Sweep(SweepArgs),
+    /// Replay a fault trace (`vmm run --trace-faults`) against OPT, LRU, clock, FIFO and
+    /// random replacement at each frame count, beside the kernel's own faults.
+    Replay(ReplayArgs),
+}
+
+/// Options of `vmm replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A trace written by `vmm run --trace-faults FILE`.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+    /// Frame counts to simulate, comma-separated (default: the traced run's user frames).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub frames: Vec<u64>,
+    /// Print one JSON array of rows (`policy`, `frames`, `faults`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `vmm plot`.
@@ -239,6 +256,13 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub stats_interval: u64,
 
+    /// Write one JSON line per page fault, eviction and process exit to FILE, in the order
+    /// they happened: the reference string of the run's faults, for `vmm replay`. The
+    /// kernel fills a ring in shared memory that the VMM drains while the guest runs (no VM
+    /// exit per fault); records lost to a full ring are counted and reported.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_fault_counters")]
+    pub trace_faults: Option<PathBuf>,
+
     /// How the kernel chooses a page to evict when memory is full.
     #[arg(long, value_enum, default_value_t = EvictArg::Clock)]
     pub evict: EvictArg,
@@ -377,6 +401,7 @@ impl RunArgs {
                 path: path.clone(),
                 interval: Duration::from_millis(self.stats_interval),
             }),
+            trace_faults: self.trace_faults.clone(),
             quiet: false,
             seccomp: if self.no_seccomp {
                 Seccomp::Off

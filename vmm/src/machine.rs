@@ -36,6 +36,7 @@ use crate::devices::virtio::block::{BlockError, BlockMetrics, VirtioBlock};
 use crate::loader::{self, LoadError};
 use crate::seccomp::{self, Seccomp};
 use crate::stats::series::{Sampler, SeriesConfig};
+use crate::stats::trace::{Drainer, TraceTotals};
 use crate::stats::{ExitCounters, GuestStats, PageOpCounters};
 use crate::storage::{Disks, FsDiskSource, GetSpec, SwapSource};
 use crate::vstate::kvm::{KvmContext, KvmError};
@@ -93,6 +94,8 @@ pub struct MachineConfig {
     pub kernel_mode: Option<abi::boot::KernelMode>,
     /// Sample the stats page into a file while the guest runs.
     pub series: Option<SeriesConfig>,
+    /// Write the kernel's fault trace to this file (`stats::trace`).
+    pub trace_faults: Option<PathBuf>,
     /// Discard the guest's console output instead of writing it to stdout (`vmm sweep`).
     pub quiet: bool,
     /// Which of the run's threads get seccomp filters.
@@ -144,6 +147,10 @@ pub enum MachineError {
     #[error("cannot open the swap file a second time (for page operations): {0}")]
     SwapFile(std::io::Error),
     #[error(
+        "cannot create the fault trace file {0}: {1}; check that its directory exists and is writable"
+    )]
+    TraceFile(PathBuf, std::io::Error),
+    #[error(
         "cannot create the stats series file {0}: {1}; check that its directory exists and is writable"
     )]
     SeriesFile(PathBuf, std::io::Error),
@@ -174,6 +181,8 @@ pub struct RunStats {
     pub tsc_khz: u64,
     /// Why the series file could not be completed, if it could not.
     pub series_error: Option<String>,
+    /// With `--trace-faults`: what the trace holds, or why it could not be completed.
+    pub trace: Option<Result<TraceTotals, String>>,
 }
 
 /// VM exits that reached one device, and the disk counters if it is a disk.
@@ -198,6 +207,8 @@ pub struct Machine {
     tsc_khz: u64,
     /// The series file (created at build time, so a bad path fails before boot).
     series: Option<(File, Duration)>,
+    /// The fault trace file (created at build time) and its first line.
+    trace: Option<(File, serde_json::Value)>,
     seccomp: Seccomp,
     /// For the seccomp test: the vCPU thread makes a forbidden call once filtered.
     seccomp_violation: bool,
@@ -264,6 +275,7 @@ impl Machine {
             fault_counters: config.fault_counters,
             fault_around: config.fault_around,
             tsc_khz,
+            trace_faults: config.trace_faults.is_some() && config.fault_counters,
             fs_disk_sectors: sectors(&disks.fs)?,
             swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,
             host_kind,
@@ -287,6 +299,13 @@ impl Machine {
             )),
             None => None,
         };
+        let trace = match &config.trace_faults {
+            Some(path) => Some((
+                File::create(path).map_err(|e| MachineError::TraceFile(path.clone(), e))?,
+                trace_header(config, params.kernel_mode, tsc_khz),
+            )),
+            None => None,
+        };
         let (pio, mmio, disk_metrics, page_ops) =
             attach_devices(&mut vm, disks, config.quiet, config.seccomp)?;
         Ok(Machine {
@@ -299,6 +318,7 @@ impl Machine {
             page_ops,
             tsc_khz,
             series,
+            trace,
             seccomp: config.seccomp,
             seccomp_violation: config.seccomp_violation,
         })
@@ -316,6 +336,7 @@ impl Machine {
             page_ops,
             tsc_khz,
             series,
+            trace,
             seccomp,
             seccomp_violation,
         } = self;
@@ -334,6 +355,19 @@ impl Machine {
                     vm.memory.clone(),
                     Arc::clone(&exits),
                     started,
+                    seccomp != Seccomp::Off,
+                )
+                .map_err(MachineError::Thread)?,
+            ),
+            None => None,
+        };
+        let drainer = match trace {
+            Some((file, header)) => Some(
+                Drainer::start(
+                    file,
+                    &header,
+                    vm.memory.clone(),
+                    tsc_khz,
                     seccomp != Seccomp::Off,
                 )
                 .map_err(MachineError::Thread)?,
@@ -400,6 +434,7 @@ impl Machine {
             .and_then(Result::err)
             .map(|e| e.to_string());
         let guest = GuestStats::read(&vm.memory);
+        let trace = drainer.map(|d| d.finish(guest.as_ref()).map_err(|e| e.to_string()));
         drop(vm);
         let outcome = match result? {
             VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
@@ -430,6 +465,7 @@ impl Machine {
             vcpu_time,
             tsc_khz,
             series_error,
+            trace,
         };
         Ok(RunResult {
             outcome,
@@ -437,6 +473,27 @@ impl Machine {
             stats,
         })
     }
+}
+
+/// The first line of a fault trace: what the run is (`stats::trace`).
+fn trace_header(
+    config: &MachineConfig,
+    mode: abi::boot::KernelMode,
+    tsc_khz: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "trace": "faults",
+        "version": abi::trace::TRACE_VERSION,
+        "program": config.cmdline.split(' ').next().filter(|p| !p.is_empty()),
+        "cmdline": config.cmdline,
+        "mem_mib": config.mem_mib,
+        "evict": config.evict.name(),
+        "fault_around": config.fault_around,
+        "kernel_mode": mode.name(),
+        "host": crate::stats::KvmKind::detect().name,
+        "tsc_khz": tsc_khz,
+        "ring_records": abi::trace::TRACE_CAPACITY,
+    })
 }
 
 /// Capacity of a disk file in 512-byte sectors.

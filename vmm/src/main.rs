@@ -24,6 +24,13 @@ fn main() -> ExitCode {
                 vmm::EXIT_VMM_FAILURE
             }
         },
+        Command::Replay(args) => match replay(&args) {
+            Ok(()) => 0,
+            Err(error) => {
+                report(&error);
+                vmm::EXIT_VMM_FAILURE
+            }
+        },
         Command::Plot(args) => match plot(&args) {
             Ok(()) => 0,
             Err(error) => {
@@ -189,6 +196,25 @@ fn write_stats(
     if let Some(error) = &run.stats.series_error {
         return Err(format!("writing the stats series failed: {error}"));
     }
+    if let (Some(trace), Some(path)) = (&run.stats.trace, &args.trace_faults) {
+        let totals = trace
+            .as_ref()
+            .map_err(|e| format!("writing the fault trace {} failed: {e}", path.display()))?;
+        if totals.dropped > 0 {
+            report(&format!(
+                "fault trace {}: {} records were lost because the kernel's ring was full (the VMM drained it too slowly); the trace is incomplete",
+                path.display(),
+                totals.dropped
+            ));
+        }
+        if totals.invalid > 0 {
+            report(&format!(
+                "fault trace {}: {} records from the guest did not decode and were left out",
+                path.display(),
+                totals.invalid
+            ));
+        }
+    }
     if let Some(path) = &args.stats_json {
         let doc = format!("{:#}\n", report::json(config, run, kvm));
         std::fs::write(path, doc).map_err(|e| {
@@ -197,6 +223,41 @@ fn write_stats(
                 path.display()
             )
         })?;
+    }
+    Ok(())
+}
+
+/// `vmm replay TRACE [--frames N,...] [--json]`.
+fn replay(args: &vmm::cli::ReplayArgs) -> Result<(), String> {
+    use vmm::stats::replay::{Trace, json, rows, table};
+    let name = args.trace.display();
+    let text = std::fs::read_to_string(&args.trace).map_err(|e| {
+        format!("cannot read the trace {name}: {e}; record one with `vmm run --trace-faults FILE`")
+    })?;
+    let trace = Trace::parse(&text).map_err(|e| format!("{name}: {e}"))?;
+    let frames = if args.frames.is_empty() {
+        vec![trace.user_frames.ok_or_else(|| {
+            format!("{name} does not say how many frames its run had (it has no last line): give --frames")
+        })?]
+    } else {
+        args.frames.clone()
+    };
+    if !trace.complete {
+        report(&format!(
+            "{name} has no last line (its run did not finish writing it); replaying what it has"
+        ));
+    }
+    if trace.dropped > 0 {
+        report(&format!(
+            "{name} lost {} records to a full ring: its reference string is incomplete",
+            trace.dropped
+        ));
+    }
+    let rows = rows(&trace, &frames);
+    if args.json {
+        println!("{:#}", json(&trace, &rows));
+    } else {
+        print!("{}", table(&trace, &rows));
     }
     Ok(())
 }

@@ -112,9 +112,10 @@ pub fn start_first(cmdline: &[u8]) -> i32 {
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed) as Pid;
     stats::bump(&stats::page().processes);
     let state = new_state(pid);
-    let Some(mem) = Memory::new() else {
+    let Some(mut mem) = Memory::new() else {
         return KILLED;
     };
+    mem.pid = pid as u32;
     let process = Box::new(Process {
         pid,
         name: String::from_utf8_lossy(name).into_owned(),
@@ -262,10 +263,11 @@ pub fn fork(name: &[u8], frame: &TrapFrame) -> i32 {
     if available < KERNEL_RESERVE_PAGES {
         return KILLED;
     }
-    let Some(mem) = Memory::fork(&mut parent.mem) else {
+    let Some(mut mem) = Memory::fork(&mut parent.mem) else {
         return KILLED;
     };
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed) as Pid;
+    mem.pid = pid as u32;
     stats::bump(&stats::page().processes);
     let state = new_state(pid);
     let child = Box::new(Process {

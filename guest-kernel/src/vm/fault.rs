@@ -89,7 +89,7 @@ fn resolve_as<const NATIVE_MAP: bool>(
         None if mem.out_of_memory => FaultOutcome::OutOfMemory,
         None => FaultOutcome::Killed,
     };
-    stats::fault_end(start, outcome, in_syscall);
+    stats::fault_end(start, outcome, in_syscall, mem.pid, addr);
     resolved.is_some()
 }
 
@@ -436,8 +436,10 @@ fn swap_in<const NATIVE_MAP: bool>(
 #[inline]
 pub fn settle_shim_faults(mem: &mut Memory) {
     let owner: *mut Memory = mem;
+    let pid = mem.pid;
     let space = &mut mem.space;
     let taken = fast::drain_shim_faults(|page, gpa| {
+        crate::trace::shim_fault(pid, page);
         space.note_mapped(page);
         frame_table::register(Frame::from_gpa(gpa), owner, page);
     });

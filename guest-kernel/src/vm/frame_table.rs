@@ -27,6 +27,7 @@ use core::cell::UnsafeCell;
 
 use abi::layout::PAGE_SIZE;
 use abi::stats::EvictPolicy;
+use abi::trace::EvictTo;
 
 use super::spt::Page;
 use super::{Memory, mmap, swap};
@@ -395,6 +396,7 @@ pub fn finish_eviction(frame: Frame, deferred: Deferred, slot: u32) {
     unsafe {
         now_in_slot(owner, va, writable, slot);
         (*owner).space.evict(va);
+        crate::trace::evict((*owner).pid, va, EvictTo::Swap);
     }
     if let (Some(e), free) = table().entry_and_free(frame) {
         e.disown(free);
@@ -506,7 +508,7 @@ unsafe fn now_in_slot(owner: *mut Memory, va: u64, writable: bool, slot: u32) {
 fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
     let va = e.va;
     let counters = crate::stats::page();
-    let kind;
+    let (kind, to);
     // SAFETY: as in `evict_one`; owners of one frame hold the same kind of page there.
     let page = unsafe { (*e.owner).spt.get_mut(va).copied() };
     match page {
@@ -523,12 +525,12 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
                 if mapping.file.write_at(bytes, range.file_offset) != bytes.len() {
                     return Outcome::Kept;
                 }
-                kind = &counters.evict_writeback;
+                (kind, to) = (&counters.evict_writeback, EvictTo::File);
             } else {
-                kind = &counters.evict_drop;
+                (kind, to) = (&counters.evict_drop, EvictTo::Drop);
             }
         }
-        Some(Page::Uninit { .. }) if !dirty => kind = &counters.evict_drop,
+        Some(Page::Uninit { .. }) if !dirty => (kind, to) = (&counters.evict_drop, EvictTo::Drop),
         Some(Page::Uninit { writable, .. } | Page::Anon { writable, .. }) => {
             if DEFER && e.more.is_null() && swap::can_defer_swap_out() {
                 return Outcome::Deferred { writable };
@@ -547,13 +549,16 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
                 // SAFETY: as above.
                 unsafe { now_in_slot(p, va, writable, slot) };
             }
-            kind = &counters.evict_swap;
+            (kind, to) = (&counters.evict_swap, EvictTo::Swap);
         }
         None => return Outcome::Kept,
     }
     for p in e.owners() {
         // SAFETY: as above.
-        unsafe { (*p).space.evict(va) };
+        unsafe {
+            (*p).space.evict(va);
+            crate::trace::evict((*p).pid, va, to);
+        }
     }
     crate::stats::bump(kind);
     Outcome::Evicted

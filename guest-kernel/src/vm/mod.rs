@@ -93,6 +93,9 @@ pub struct Memory {
     /// (`fault::settle_shim_faults`). Set by exec; `(0, 0)` for none, and for a forked
     /// child (whose entries are zero for the parent's evicted pages too).
     pub zero_run: (u64, u64),
+    /// The process's id, for the fault trace (`crate::trace`); set by `proc` once the
+    /// process has one.
+    pub pid: u32,
 }
 
 impl Memory {
@@ -106,6 +109,7 @@ impl Memory {
             exe: None,
             out_of_memory: false,
             zero_run: (0, 0),
+            pid: 0,
         }))
     }
 
@@ -129,6 +133,7 @@ impl Memory {
             }),
             out_of_memory: false,
             zero_run: (0, 0),
+            pid: 0,
         });
         // Pages in swap: the child's entries name the same slots.
         for slot in child.spt.slots() {
@@ -175,6 +180,7 @@ impl Memory {
         mmap::unmap_all(self);
         self.exe = None;
         self.release_pages();
+        crate::trace::release(self.pid, abi::trace::Release::Exit);
     }
 
     /// Replaces the program: `space` and `spt` (loaded by exec, with `exe` its executable)
@@ -188,6 +194,7 @@ impl Memory {
         self.space.activate();
         let owner: *mut Memory = self;
         release_space(owner, &mut old_space, &old_spt);
+        crate::trace::release(self.pid, abi::trace::Release::Exec);
         drop(old_space);
         self.exe = Some(exe);
     }

@@ -7,12 +7,16 @@
 //! series.rs   the `--stats-series` sampler thread (JSON lines while the guest runs)
 //! plot.rs     `vmm plot`: a series drawn as SVG
 //! sweep.rs    `vmm sweep`: one run per RAM size, one table
+//! trace.rs    `--trace-faults`: the fault trace ring drained into JSON lines
+//! replay.rs   `vmm replay`: a fault trace replayed against OPT, LRU, clock, FIFO, random
 //! ```
 
 pub mod plot;
+pub mod replay;
 pub mod report;
 pub mod series;
 pub mod sweep;
+pub mod trace;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
