@@ -240,6 +240,7 @@ fn main() {
     }
     demo_wall_time(&mut missed);
     counter_cost();
+    trace_cost();
     if !missed.is_empty() {
         println!("  MISSED: {}", missed.join("; "));
         std::process::exit(1);
@@ -440,4 +441,38 @@ fn counter_cost() {
             (with / without - 1.0) * 100.0
         );
     }
+}
+
+/// The cost of `--trace-faults` on the fault path: `bench-proc`'s faults with a trace and
+/// without, in each kernel mode, runs interleaved; medians of each. (Off, the fault path
+/// pays one load and branch; the A/B in the commit that added it measured that.)
+fn trace_cost() {
+    const RUNS: usize = 3;
+    let trace = std::env::temp_dir().join(format!("bench-trace-{}.jsonl", std::process::id()));
+    let trace_arg = trace.display().to_string();
+    for mode in [CLASSIC, FAST] {
+        let mut on: Vec<Vec<(String, f64)>> = Vec::new();
+        let mut off: Vec<Vec<(String, f64)>> = Vec::new();
+        for _ in 0..RUNS {
+            let mut traced = mode.to_vec();
+            traced.extend(["--trace-faults", &trace_arg]);
+            on.push(guest_results("bench-proc", 64, &traced));
+            off.push(guest_results("bench-proc", 64, &mode));
+        }
+        let median = |runs: &[Vec<(String, f64)>], name: &str| {
+            median(runs.iter().map(|r| cycles_of(r, name)).collect())
+        };
+        println!(
+            "  fault trace (bench-proc, 64 MiB, kernel mode {}, median of {RUNS} interleaved runs each):",
+            mode[1]
+        );
+        for name in ["zero_fill_fault", "lazy_load_fault", "cow_copy_fault"] {
+            let (with, without) = (median(&on, name), median(&off, name));
+            println!(
+                "    {name}: {with:.0} cycles traced, {without:.0} untraced: {:+.1}%",
+                (with / without - 1.0) * 100.0
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&trace);
 }
