@@ -263,6 +263,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "no_fault_counters")]
     pub trace_faults: Option<PathBuf>,
 
+    /// Serve a GDB remote stub on 127.0.0.1:PORT (0: a free port, printed) and wait for
+    /// GDB before the first guest instruction: registers, memory, up to four breakpoints,
+    /// single step, continue and Ctrl-C, in kernel and user code. Load the kernel's
+    /// symbols from target/x86_64-unknown-none/release/guest-kernel. No --timeout applies
+    /// and the vCPU thread runs without its seccomp filter.
+    #[arg(long, value_name = "PORT")]
+    pub gdb: Option<u16>,
+
     /// How the kernel chooses a page to evict when memory is full.
     #[arg(long, value_enum, default_value_t = EvictArg::Clock)]
     pub evict: EvictArg,
@@ -402,6 +410,7 @@ impl RunArgs {
                 interval: Duration::from_millis(self.stats_interval),
             }),
             trace_faults: self.trace_faults.clone(),
+            gdb: self.gdb,
             quiet: false,
             seccomp: if self.no_seccomp {
                 Seccomp::Off

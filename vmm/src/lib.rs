@@ -21,6 +21,7 @@ pub mod boot_info;
 pub mod cli;
 pub mod devices;
 pub mod disk;
+pub mod gdb;
 pub mod loader;
 pub mod machine;
 pub mod run;

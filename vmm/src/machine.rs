@@ -41,7 +41,7 @@ use crate::stats::{ExitCounters, GuestStats, PageOpCounters};
 use crate::storage::{Disks, FsDiskSource, GetSpec, SwapSource};
 use crate::vstate::kvm::{KvmContext, KvmError};
 use crate::vstate::memory::{self, MemoryError};
-use crate::vstate::vcpu::{Vcpu, VcpuError, VcpuStop};
+use crate::vstate::vcpu::{Vcpu, VcpuError, VcpuFault, VcpuStop};
 use crate::vstate::vm::{Vm, VmError};
 use crate::{Outcome, devices::GuestRequest};
 
@@ -96,6 +96,9 @@ pub struct MachineConfig {
     pub series: Option<SeriesConfig>,
     /// Write the kernel's fault trace to this file (`stats::trace`).
     pub trace_faults: Option<PathBuf>,
+    /// Serve GDB on this TCP port of 127.0.0.1 (0: any free port) before the guest starts
+    /// (`crate::gdb`).
+    pub gdb: Option<u16>,
     /// Discard the guest's console output instead of writing it to stdout (`vmm sweep`).
     pub quiet: bool,
     /// Which of the run's threads get seccomp filters.
@@ -150,6 +153,8 @@ pub enum MachineError {
         "cannot create the fault trace file {0}: {1}; check that its directory exists and is writable"
     )]
     TraceFile(PathBuf, std::io::Error),
+    #[error("--gdb: cannot listen on 127.0.0.1:{0}: {1}; choose another port (0 picks a free one)")]
+    GdbListen(u16, std::io::Error),
     #[error(
         "cannot create the stats series file {0}: {1}; check that its directory exists and is writable"
     )]
@@ -209,6 +214,8 @@ pub struct Machine {
     series: Option<(File, Duration)>,
     /// The fault trace file (created at build time) and its first line.
     trace: Option<(File, serde_json::Value)>,
+    /// The debugger's listening socket (`--gdb`) and the guest's RAM size.
+    gdb: Option<(std::net::TcpListener, u64)>,
     seccomp: Seccomp,
     /// For the seccomp test: the vCPU thread makes a forbidden call once filtered.
     seccomp_violation: bool,
@@ -279,9 +286,16 @@ impl Machine {
             fs_disk_sectors: sectors(&disks.fs)?,
             swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,
             host_kind,
-            kernel_mode: config
-                .kernel_mode
-                .unwrap_or(abi::boot::KernelMode::best_for(host_kind)),
+            kernel_mode: config.kernel_mode.unwrap_or_else(|| {
+                // PVM runs CPL-3 code natively and does not report its breakpoints and
+                // steps to the VMM (`crate::gdb`): under a debugger, the kernel stays in
+                // ring 0 unless the user asks otherwise.
+                if config.gdb.is_some() && host_kind == Some(abi::boot::HostKind::Pvm) {
+                    abi::boot::KernelMode::Classic
+                } else {
+                    abi::boot::KernelMode::best_for(host_kind)
+                }
+            }),
             kview_pml4_gpa: tables.kview_pml4_gpa,
         };
         let info = BootInfoBytes(boot_info::build(&params));
@@ -306,6 +320,27 @@ impl Machine {
             )),
             None => None,
         };
+        let gdb = match config.gdb {
+            Some(port) => {
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+                    .map_err(|e| MachineError::GdbListen(port, e))?;
+                let port = listener.local_addr().map_or(port, |a| a.port());
+                eprintln!(
+                    "vmm: gdb: waiting for a debugger on 127.0.0.1:{port} (gdb {} -ex 'target remote 127.0.0.1:{port}')",
+                    config.kernel.as_ref().map_or_else(
+                        || "target/x86_64-unknown-none/release/guest-kernel".to_string(),
+                        |k| k.display().to_string()
+                    )
+                );
+                if host_kind == Some(abi::boot::HostKind::Pvm) {
+                    eprintln!(
+                        "vmm: gdb: on PVM, breakpoints and single steps stop ring-0 code only: the kernel in classic mode (the default under --gdb here); user programs, and the kernel in fast mode, run through them"
+                    );
+                }
+                Some((listener, config.mem_mib << 20))
+            }
+            None => None,
+        };
         let (pio, mmio, disk_metrics, page_ops) =
             attach_devices(&mut vm, disks, config.quiet, config.seccomp)?;
         Ok(Machine {
@@ -313,12 +348,14 @@ impl Machine {
             pio,
             mmio,
             vm,
-            timeout: config.timeout,
+            // A run stopped in the debugger has no time limit.
+            timeout: config.timeout.filter(|_| config.gdb.is_none()),
             disk_metrics,
             page_ops,
             tsc_khz,
             series,
             trace,
+            gdb,
             seccomp: config.seccomp,
             seccomp_violation: config.seccomp_violation,
         })
@@ -337,6 +374,7 @@ impl Machine {
             tsc_khz,
             series,
             trace,
+            gdb,
             seccomp,
             seccomp_violation,
         } = self;
@@ -374,17 +412,31 @@ impl Machine {
             ),
             None => None,
         };
+        let gdb_memory = vm.memory.clone();
         let thread = std::thread::Builder::new()
             .name("vcpu0".into())
             .spawn(move || {
-                if seccomp != Seccomp::Off {
+                // Serving a debugger takes network calls the vCPU filter does not allow.
+                if seccomp != Seccomp::Off && gdb.is_none() {
                     seccomp::install_or_exit(seccomp::Thread::Vcpu);
                     if seccomp_violation {
                         // SAFETY: getppid has no effect; the filter forbids it here.
                         unsafe { libc::getppid() };
                     }
                 }
-                let result = vcpu.run(&mut pio, &mut mmio, &vcpu_stop, &vcpu_exits);
+                let result = match gdb {
+                    Some((listener, mem_bytes)) => crate::gdb::serve(
+                        listener,
+                        &mut vcpu,
+                        &mut pio,
+                        &mut mmio,
+                        gdb_memory,
+                        mem_bytes,
+                        &vcpu_stop,
+                        &vcpu_exits,
+                    ),
+                    None => vcpu.run(&mut pio, &mut mmio, &vcpu_stop, &vcpu_exits),
+                };
                 let cpu = crate::stats::thread_cpu_time();
                 // The receiver outlives this thread unless the VMM is already exiting.
                 let _ = done_tx.send((result, pio, mmio, cpu));
@@ -444,6 +496,10 @@ impl Machine {
                 None => Outcome::Timeout(timeout.unwrap_or_default()),
             },
             VcpuStop::Fault(fault) => Outcome::Fault(fault),
+            // Only a debugger sets breakpoints, and it handles their stops.
+            VcpuStop::Debug { dr6 } => Outcome::Fault(VcpuFault::UnexpectedExit(format!(
+                "debug exit (DR6 {dr6:#x}) with no debugger"
+            ))),
         };
         let devices = pio
             .accesses()
@@ -672,7 +728,13 @@ fn install_kick_handler() {
 }
 
 fn kick(thread: &std::thread::JoinHandle<()>) {
-    // SAFETY: the pthread id comes from a JoinHandle that has not been joined, so the thread
+    kick_thread(thread.as_pthread_t());
+}
+
+/// Interrupts `KVM_RUN` on `thread` (a running thread of this process, such as the vCPU
+/// thread while a debugger is attached).
+pub fn kick_thread(thread: libc::pthread_t) {
+    // SAFETY: the caller names a thread of this process that has not been joined, so it
     // exists (or has exited but not been reaped, which pthread_kill tolerates).
-    unsafe { libc::pthread_kill(thread.as_pthread_t(), kick_signal()) };
+    unsafe { libc::pthread_kill(thread, kick_signal()) };
 }

@@ -38,6 +38,10 @@ pub enum VcpuError {
     TscKhz(kvm_ioctls::Error),
     #[error("KVM_RUN failed: {0}")]
     Run(kvm_ioctls::Error),
+    #[error("setting the vCPU's debug state (breakpoints, single step) failed: {0}")]
+    SetGuestDebug(kvm_ioctls::Error),
+    #[error("reading or writing the vCPU's registers failed: {0}")]
+    Registers(kvm_ioctls::Error),
 }
 
 /// Why the vCPU stopped running.
@@ -49,6 +53,9 @@ pub enum VcpuStop {
     Stopped,
     /// The vCPU cannot go on.
     Fault(VcpuFault),
+    /// A breakpoint or a single step (only while a debugger set them: `vmm run --gdb`);
+    /// `dr6` says which.
+    Debug { dr6: u64 },
 }
 
 /// A state the vCPU cannot continue from. The `Display` text is the report line.
@@ -76,6 +83,9 @@ pub enum VcpuFault {
     /// An exit this VMM does not handle (the text names it).
     #[error("unexpected vCPU exit: {0}")]
     UnexpectedExit(String),
+    /// The debugger (`vmm run --gdb`) killed the guest.
+    #[error("the debugger killed the guest")]
+    KilledByDebugger,
 }
 
 /// Names of `KVM_INTERNAL_ERROR_*` suberrors.
@@ -122,6 +132,58 @@ impl Vcpu {
         // ioctl to read them costs more than the exit.
         fd.set_sync_valid_reg(SyncReg::Register);
         Ok(Vcpu { fd })
+    }
+
+    /// Arms the debugger's breakpoints (instruction breakpoints in the debug registers,
+    /// up to four linear addresses) and single stepping; with neither, the vCPU runs as
+    /// without a debugger.
+    pub fn set_debug(
+        &self,
+        breakpoints: &[Option<u64>; 4],
+        single_step: bool,
+    ) -> Result<(), VcpuError> {
+        use kvm_bindings::{
+            KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP, kvm_guest_debug,
+        };
+        let mut debug = kvm_guest_debug::default();
+        let mut dr7 = 0;
+        for (i, addr) in breakpoints.iter().enumerate() {
+            if let Some(addr) = addr {
+                debug.arch.debugreg[i] = *addr;
+                // Local enable; condition 00 (execution) and length 00 (one byte).
+                dr7 |= 1 << (2 * i);
+            }
+        }
+        debug.arch.debugreg[7] = dr7;
+        if dr7 != 0 || single_step {
+            debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+            if single_step {
+                debug.control |= KVM_GUESTDBG_SINGLESTEP;
+            }
+        }
+        self.fd
+            .set_guest_debug(&debug)
+            .map_err(VcpuError::SetGuestDebug)
+    }
+
+    /// The general registers.
+    pub fn regs(&self) -> Result<kvm_regs, VcpuError> {
+        self.fd.get_regs().map_err(VcpuError::Registers)
+    }
+
+    /// Sets the general registers.
+    pub fn set_regs(&self, regs: &kvm_regs) -> Result<(), VcpuError> {
+        self.fd.set_regs(regs).map_err(VcpuError::Registers)
+    }
+
+    /// The special registers (segments, control registers).
+    pub fn sregs(&self) -> Result<kvm_sregs, VcpuError> {
+        self.fd.get_sregs().map_err(VcpuError::Registers)
+    }
+
+    /// The FPU and SSE state.
+    pub fn fpu(&self) -> Result<kvm_bindings::kvm_fpu, VcpuError> {
+        self.fd.get_fpu().map_err(VcpuError::Registers)
     }
 
     /// The guest's TSC frequency in kHz.
@@ -189,6 +251,9 @@ impl Vcpu {
                         reason,
                         rip: self.rip(),
                     }));
+                }
+                Ok(VcpuExit::Debug(debug)) => {
+                    return Ok(VcpuStop::Debug { dr6: debug.dr6 });
                 }
                 Ok(VcpuExit::Hlt) => {
                     let what = "hlt (no interrupt controller to wake the vCPU)".to_string();

@@ -1,0 +1,178 @@
+//! End-to-end test of `vmm run --gdb`: real GDB in batch mode drives the guest kernel
+//! through the stub: a breakpoint at a kernel function, registers, a kernel variable,
+//! a memory write the guest then sees, a single step, user memory read through the
+//! process's page tables, and the run to power-off.
+//!
+//! The kernel runs in classic mode here: on PVM, breakpoints and steps stop only ring-0
+//! code (see `vmm/src/gdb/mod.rs`).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use abi::layout::{CMDLINE_GPA, KERN_BASE};
+use tests::{TempDir, repo_root, require_kvm, user_program, vmm_path};
+
+/// The address of the one kernel symbol matching `pattern` (GDB's `info functions` or
+/// `info variables`), from the kernel ELF's symbol table.
+fn symbol(kernel: &str, kind: &str, pattern: &str) -> u64 {
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", &format!("file {kernel}")])
+        .args(["-ex", &format!("info {kind} {pattern}")])
+        .output()
+        .expect("gdb runs (install it: apt-get install gdb)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let addresses: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("0x")?.split_whitespace().next())
+        .filter_map(|hex| u64::from_str_radix(hex, 16).ok())
+        .collect();
+    assert_eq!(addresses.len(), 1, "{pattern}: {text}");
+    addresses[0]
+}
+
+/// The 8 bytes of the ELF file `path` at virtual address `vaddr` (in a loaded segment).
+fn elf_bytes_at(path: &std::path::Path, vaddr: u64) -> u64 {
+    let d = std::fs::read(path).expect("read ELF");
+    let u16_at = |o: usize| u16::from_le_bytes([d[o], d[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(d[o..o + 8].try_into().expect("8 bytes"));
+    let (phoff, phnum) = (u64_at(32) as usize, u16_at(56));
+    for i in 0..phnum {
+        let ph = phoff + i * 56;
+        let (offset, start, filesz) = (u64_at(ph + 8), u64_at(ph + 16), u64_at(ph + 32));
+        if u32::from_le_bytes(d[ph..ph + 4].try_into().expect("4 bytes")) == 1
+            && (start..start + filesz).contains(&vaddr)
+        {
+            return u64_at((offset + vaddr - start) as usize);
+        }
+    }
+    panic!("{vaddr:#x} is in no segment of {}", path.display());
+}
+
+/// The value GDB printed after `label=`.
+fn printed(out: &str, label: &str) -> u64 {
+    let at = out
+        .find(&format!("{label}="))
+        .unwrap_or_else(|| panic!("no {label}= in GDB's output:\n{out}"));
+    let value = out[at + label.len() + 1..]
+        .split_whitespace()
+        .next()
+        .expect("a value");
+    match value.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => value.parse(),
+    }
+    .unwrap_or_else(|e| panic!("{label}={value}: {e}"))
+}
+
+#[test]
+fn gdb_breaks_in_the_kernel_reads_and_writes_and_runs_to_power_off() {
+    if !require_kvm() {
+        return;
+    }
+    let kernel = repo_root().join("target/x86_64-unknown-none/release/guest-kernel");
+    let kernel = kernel.display().to_string();
+    let kmain = symbol(&kernel, "functions", "^guest_kernel::kmain::");
+    let dispatch = symbol(&kernel, "functions", "^guest_kernel::syscall::dispatch::");
+    let next_pid = symbol(&kernel, "variables", "^guest_kernel::proc::NEXT_PID::");
+    let program = user_program("args");
+    let entry = u64::from_le_bytes(
+        std::fs::read(&program).expect("read args")[24..32]
+            .try_into()
+            .expect("e_entry"),
+    );
+
+    let mut child = Command::new(vmm_path())
+        .args(["run", "--gdb", "0", "--kernel-mode", "classic"])
+        .arg(&program)
+        .args(["hello", "world"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vmm");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("vmm's first line");
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    assert!(
+        first.starts_with(&format!(
+            "vmm: gdb: waiting for a debugger on 127.0.0.1:{port}"
+        )),
+        "{first}"
+    );
+
+    let dir = TempDir::new("gdb");
+    let script = dir.path().join("script.gdb");
+    let cmdline_h = KERN_BASE + CMDLINE_GPA + "args ".len() as u64;
+    std::fs::write(
+        &script,
+        format!(
+            "set pagination off
+file {kernel}
+target remote 127.0.0.1:{port}
+break *{kmain:#x}
+continue
+printf \"kmain rip=%#lx rdi=%#lx\\n\", $rip, $rdi
+printf \"next_pid=%lu\\n\", *(unsigned long *){next_pid:#x}
+set {{char}}{cmdline_h:#x} = 'J'
+stepi
+printf \"stepped=%#lx\\n\", $rip
+delete
+break *{dispatch:#x}
+continue
+printf \"dispatch rip=%#lx cs=%#lx\\n\", $rip, $cs
+printf \"user_code=%#lx\\n\", *(unsigned long *){entry:#x}
+delete
+continue
+"
+        ),
+    )
+    .expect("write the script");
+    let gdb = Command::new("timeout")
+        .args(["-s", "KILL", "120", "gdb", "-batch", "-nx", "-x"])
+        .arg(&script)
+        .output()
+        .expect("gdb runs (install it: apt-get install gdb)");
+    let out =
+        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
+    let status = child.wait().expect("vmm ends");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("read stderr");
+
+    assert_eq!(printed(&out, "kmain rip"), kmain, "{out}");
+    assert_eq!(
+        printed(&out, "rdi"),
+        abi::layout::BOOT_INFO_GPA,
+        "kmain's argument"
+    );
+    assert_eq!(printed(&out, "next_pid"), 1, "no process yet");
+    let stepped = printed(&out, "stepped");
+    assert!(stepped > kmain && stepped < kmain + 16, "{out}");
+    assert_eq!(printed(&out, "dispatch rip"), dispatch, "{out}");
+    assert_eq!(printed(&out, "cs"), u64::from(abi::gdt::KERNEL_CS), "{out}");
+    assert_eq!(
+        printed(&out, "user_code"),
+        elf_bytes_at(&program, entry),
+        "the program's first bytes, through its page tables"
+    );
+    assert!(
+        out.contains("[Inferior 1 (process 1) exited normally]"),
+        "{out}"
+    );
+    assert_eq!(status.code(), Some(0), "{stdout}{rest}");
+    // The guest saw the debugger's write to its command line.
+    assert!(stdout.contains("(args) argv[1] = 'Jello'"), "{stdout}");
+    assert!(stdout.contains("(args) argv[2] = 'world'"), "{stdout}");
+}
