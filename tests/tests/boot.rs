@@ -28,6 +28,7 @@ const SELF_TESTS: &[&str] = &[
     "map_translate_unmap",
     "user_window_below_kern_base",
     "accessed_and_dirty_bits",
+    "a_fault_maps_its_page_when_the_kernel_pool_is_dry",
     "irq_guards_nest",
     "timer_ticks_while_sleeping",
     "sleepers_wake_in_order",

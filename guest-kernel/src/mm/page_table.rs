@@ -14,6 +14,7 @@
 //! Nothing here allocates from the heap, so the fault path may use it.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::devices::{
     MAP_WRITABLE, PAGE_OP_DONE, PAGE_OP_MAPPED_NEW, PAGE_OP_NOT_MAPPED, PTE_LISTED,
@@ -91,6 +92,9 @@ pub enum EvictFill {
     NotWrittenOut,
     /// The evicted page went to this slot, but the frame was not filled or mapped.
     NotFilled(u32),
+    /// The evicted page went to this slot and the frame was filled, but not mapped: a
+    /// page-table page was missing and the kernel pool had none.
+    NoTable(u32),
 }
 
 /// Permissions of a user page.
@@ -120,7 +124,15 @@ pub struct AddressSpace {
     tables: Vec<Frame>,
     /// Every user page mapped, for the same reason (fork, exit).
     mapped: Vec<u64>,
+    /// A zeroed frame the next new page-table page is taken from before the kernel pool
+    /// ([`give_table_frame`](Self::give_table_frame)).
+    spare_table: Option<Frame>,
 }
+
+/// For a self-test: new page-table pages find the kernel pool empty (only the spare frame
+/// serves them), as when the kernel heap holds every kernel frame. Draining the pool for
+/// real would use up its never-used frames, which kernel stacks need.
+pub static TEST_DRY_KERNEL_POOL: AtomicBool = AtomicBool::new(false);
 
 fn table(frame: Frame) -> &'static mut PageTable {
     // SAFETY: page-table frames are owned by their address space (or are the kernel's,
@@ -159,6 +171,7 @@ impl AddressSpace {
             pml4,
             tables: Vec::new(),
             mapped: Vec::new(),
+            spare_table: None,
         })
     }
 
@@ -182,7 +195,13 @@ impl AddressSpace {
                 if !create {
                     return Ok(None);
                 }
-                let new = frame::alloc(Pool::Kernel, Zero::Yes).ok_or(MapError::OutOfMemory)?;
+                let new = match self.spare_table.take() {
+                    Some(spare) => spare,
+                    None if TEST_DRY_KERNEL_POOL.load(Ordering::Relaxed) => {
+                        return Err(MapError::OutOfMemory);
+                    }
+                    None => frame::alloc(Pool::Kernel, Zero::Yes).ok_or(MapError::OutOfMemory)?,
+                };
                 self.tables.push(new);
                 set_table(entry, new);
             }
@@ -310,7 +329,11 @@ impl AddressSpace {
                 self.mapped.push(va);
                 Ok(slot)
             }
-            PAGE_OP_NOT_MAPPED if self.map_first(va, frame, flags).is_ok() => Ok(slot),
+            PAGE_OP_NOT_MAPPED => match self.map_first(va, frame, flags) {
+                Ok(()) => Ok(slot),
+                Err(MapError::OutOfMemory) => Err(EvictFill::NoTable(slot)),
+                Err(_) => Err(EvictFill::NotFilled(slot)),
+            },
             _ => Err(EvictFill::NotFilled(slot)),
         }
     }
@@ -321,6 +344,15 @@ impl AddressSpace {
     #[inline(never)]
     fn map_first(&mut self, va: u64, frame: Frame, flags: PageFlags) -> Result<(), MapError> {
         self.map(va, frame, flags)
+    }
+
+    /// Gives this space zeroed frame `f` for its next new page-table page: the fault path's
+    /// way out when the kernel pool has none (`vm::fault` takes one from the user pool).
+    /// The space frees it with its tables.
+    pub fn give_table_frame(&mut self, f: Frame) {
+        if let Some(old) = self.spare_table.replace(f) {
+            frame::free(old);
+        }
     }
 
     /// Lists user page `va`, which the fast mode's shim mapped with an entry from
@@ -576,7 +608,7 @@ impl Drop for AddressSpace {
             !self.is_active(),
             "page_table: dropping the active address space"
         );
-        for table_frame in self.tables.drain(..) {
+        for table_frame in self.tables.drain(..).chain(self.spare_table.take()) {
             frame::free(table_frame);
         }
         frame::free(self.pml4);

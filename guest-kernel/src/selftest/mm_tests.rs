@@ -3,6 +3,7 @@
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 use abi::layout::PAGE_SIZE;
 
@@ -45,6 +46,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "accessed_and_dirty_bits",
         run: accessed_and_dirty_bits,
+    },
+    Test {
+        name: "a_fault_maps_its_page_when_the_kernel_pool_is_dry",
+        run: a_fault_maps_its_page_when_the_kernel_pool_is_dry,
     },
 ];
 
@@ -349,4 +354,31 @@ fn accessed_and_dirty_bits() -> TestResult {
     })();
     frame::free(f);
     result
+}
+
+/// A fault whose page needs a new page-table page while the kernel pool is empty (the
+/// kernel heap can hold every kernel frame) still maps it: the table comes from the user
+/// pool, and goes back there with the address space. It used to kill the process.
+fn a_fault_maps_its_page_when_the_kernel_pool_is_dry() -> TestResult {
+    use crate::vm::{Access, Memory, fault};
+    // A 2 MiB region no table covers yet.
+    const VA: u64 = 0x1000_0000;
+    let user_free = frame::stats(Pool::User).free;
+    let mut mem = Memory::new().ok_or_else(super::Failure::new)?;
+    check!(mem.spt.make_room(1, 16), "no room in the SPT");
+    mem.spt.add_anon(VA, true);
+    check!(mem.reserve_mappings(), "no room for the mappings");
+    let kernel_free = frame::stats(Pool::Kernel).free;
+    page_table::TEST_DRY_KERNEL_POOL.store(true, Ordering::Relaxed);
+    let resolved = fault::resolve(&mut mem, VA + 8, 0, Access::Missing, false);
+    page_table::TEST_DRY_KERNEL_POOL.store(false, Ordering::Relaxed);
+    let kernel_taken = kernel_free - frame::stats(Pool::Kernel).free;
+    let mapped = mem.space.translate(VA).is_some();
+    mem.release();
+    drop(mem);
+    check_eq!(kernel_taken, 0);
+    check!(resolved, "the fault failed with the kernel pool empty");
+    check!(mapped, "the page is not mapped");
+    check_eq!(frame::stats(Pool::User).free, user_free);
+    Ok(())
 }

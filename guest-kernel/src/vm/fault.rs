@@ -25,7 +25,7 @@ use super::{Access, Memory, STACK_LIMIT, USER_STACK, cow, frame_table, mmap, swa
 use crate::arch::x86_64::fast;
 use crate::fs;
 use crate::mm::frame::{self, Frame, Pool, Zero};
-use crate::mm::page_table::{self, AddressSpace, EvictFill, Fill, PageFlags};
+use crate::mm::page_table::{self, AddressSpace, EvictFill, Fill, MapError, PageFlags};
 use crate::stats::{self, FaultOutcome};
 
 /// Fault-around: how many pages after a faulting one come in with it
@@ -202,7 +202,7 @@ fn map_around<const NATIVE_MAP: bool>(mem: &mut Memory, page: u64, outcome: Faul
                     return;
                 };
                 let fill = if is_zero { Fill::Nothing } else { Fill::Zeros };
-                map_or_free::<NATIVE_MAP>(&mut mem.space, next, f, writable, fill)
+                map_or_free::<NATIVE_MAP>(&mut mem.space, &mut false, next, f, writable, fill)
             }
             Page::Uninit { writable, ranges } => {
                 let Some(exe) = mem.exe.as_ref() else {
@@ -211,7 +211,15 @@ fn map_around<const NATIVE_MAP: bool>(mem: &mut Memory, page: u64, outcome: Faul
                 let Some(f) = frame::alloc(Pool::User, zero_for(&ranges)) else {
                     return;
                 };
-                fill_frame_and_map::<NATIVE_MAP>(&mut mem.space, f, next, writable, exe, &ranges)
+                fill_frame_and_map::<NATIVE_MAP>(
+                    &mut mem.space,
+                    &mut false,
+                    f,
+                    next,
+                    writable,
+                    exe,
+                    &ranges,
+                )
             }
             Page::Mapped { writable, range } => {
                 let Some(m) = mmap::find(&mem.mappings, next) else {
@@ -223,6 +231,7 @@ fn map_around<const NATIVE_MAP: bool>(mem: &mut Memory, page: u64, outcome: Faul
                 };
                 fill_frame_and_map::<NATIVE_MAP>(
                     &mut mem.space,
+                    &mut false,
                     f,
                     next,
                     writable,
@@ -262,7 +271,7 @@ fn map_zeroed<const NATIVE_MAP: bool>(
         fault_frame(oom, frame_table::alloc_as_is(Zero::Yes))?
     };
     let fill = if is_zero { Fill::Nothing } else { Fill::Zeros };
-    map_or_free::<NATIVE_MAP>(space, page, f, writable, fill)
+    map_or_free::<NATIVE_MAP>(space, oom, page, f, writable, fill)
 }
 
 /// For a fault whose frame `f` comes from an eviction [`Deferred`](frame_table::Deferred)
@@ -290,6 +299,10 @@ fn evict_and_fill<const NATIVE_MAP: bool>(
             frame::free(f);
             None
         }
+        Err(EvictFill::NoTable(slot)) => {
+            frame_table::finish_eviction(f, deferred, slot);
+            map_with_user_tables(space, oom, page, f, writable)
+        }
         Err(EvictFill::NotWrittenOut) => {
             let zero = if fill == Fill::Zeros {
                 Zero::Yes
@@ -308,7 +321,7 @@ fn evict_and_fill<const NATIVE_MAP: bool>(
             } else {
                 fill
             };
-            map_or_free::<NATIVE_MAP>(space, page, f, writable, fill)
+            map_or_free::<NATIVE_MAP>(space, oom, page, f, writable, fill)
         }
     }
 }
@@ -318,6 +331,7 @@ fn evict_and_fill<const NATIVE_MAP: bool>(
 #[inline(always)]
 fn map_or_free<const NATIVE_MAP: bool>(
     space: &mut AddressSpace,
+    oom: &mut bool,
     page: u64,
     f: Frame,
     writable: bool,
@@ -330,11 +344,43 @@ fn map_or_free<const NATIVE_MAP: bool>(
     };
     match mapped {
         Ok(()) => Some(f),
+        // Filled (a missing table is found after the fill), not mapped.
+        Err(MapError::OutOfMemory) => map_with_user_tables(space, oom, page, f, writable),
         Err(_) => {
             frame::free(f);
             None
         }
     }
+}
+
+/// Maps frame `f`, filled already, at `page` after mapping it failed for want of a
+/// page-table page (the kernel pool was empty: the kernel heap may hold its frames): each
+/// missing table comes from the user pool instead, evicting a page if it must, as the
+/// fault's own frame did. Without one the process is out of memory. Returns the frame, or
+/// frees it.
+#[cold]
+#[inline(never)]
+fn map_with_user_tables(
+    space: &mut AddressSpace,
+    oom: &mut bool,
+    page: u64,
+    f: Frame,
+    writable: bool,
+) -> Option<Frame> {
+    // A PT, a PD and a PDPT at most.
+    for _ in 0..3 {
+        let Some(table) = fault_frame(oom, frame_table::alloc(Zero::Yes)) else {
+            break;
+        };
+        space.give_table_frame(table);
+        match space.map(page, f, PageFlags { writable }) {
+            Ok(()) => return Some(f),
+            Err(MapError::OutOfMemory) => {}
+            Err(_) => break,
+        }
+    }
+    frame::free(f);
+    None
 }
 
 /// Passes on `taken`, a page fault's user frame from the frame table (which evicts if
@@ -356,7 +402,7 @@ fn fill_and_map<const NATIVE_MAP: bool>(
     ranges: &[Option<FileRange>],
 ) -> Option<Frame> {
     let f = fault_frame(oom, frame_table::alloc(zero_for(ranges)))?;
-    fill_frame_and_map::<NATIVE_MAP>(space, f, page, writable, file, ranges)
+    fill_frame_and_map::<NATIVE_MAP>(space, oom, f, page, writable, file, ranges)
 }
 
 /// Whether a frame for a page holding `ranges` of a file must read as zero first (unless
@@ -376,6 +422,7 @@ fn zero_for(ranges: &[Option<FileRange>]) -> Zero {
 #[inline(always)]
 fn fill_frame_and_map<const NATIVE_MAP: bool>(
     space: &mut AddressSpace,
+    oom: &mut bool,
     f: Frame,
     page: u64,
     writable: bool,
@@ -393,7 +440,7 @@ fn fill_frame_and_map<const NATIVE_MAP: bool>(
             return None;
         }
     }
-    map_or_free::<NATIVE_MAP>(space, page, f, writable, Fill::Nothing)
+    map_or_free::<NATIVE_MAP>(space, oom, page, f, writable, Fill::Nothing)
 }
 
 /// Maps at `page` a frame with the anonymous page's contents, read from swap `slot` (by
@@ -424,7 +471,7 @@ fn swap_in<const NATIVE_MAP: bool>(
         swap::release_slot(slot);
         return None;
     };
-    map_or_free::<NATIVE_MAP>(space, page, f, writable, Fill::SwapSlot(slot))
+    map_or_free::<NATIVE_MAP>(space, oom, page, f, writable, Fill::SwapSlot(slot))
 }
 
 /// Settles the zero-fill faults the fast mode's shim resolved since the kernel last ran
