@@ -46,7 +46,7 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 68;
+pub const SYSCTL_PORT_COUNT: u16 = 72;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
@@ -57,6 +57,15 @@ pub const SYSCTL_PANIC: u16 = 4;
 /// clamped to a page. Why: KVMs that emulate ring 0 turn a `rep outsb` to the UART into one
 /// VM exit per byte; this is one exit per page of text.
 pub const SYSCTL_CONSOLE: u16 = 12;
+/// Offset of the diagnostic register (32-bit write: a byte count `n`, at most
+/// [`DIAGNOSTIC_MAX`]). The first `n` bytes of the console page are one line from the
+/// kernel for the person running the VMM, not for the guest's console: the VMM prints it
+/// on its standard error as `vmm: guest: TEXT`, after the console text before it. Why:
+/// the console is the user programs' ABI (guest-abi.md: a load failure prints exactly one
+/// line there, which tests compare), and the reason behind it belongs elsewhere.
+pub const SYSCTL_DIAGNOSTIC: u16 = 68;
+/// Longest diagnostic line, in bytes.
+pub const DIAGNOSTIC_MAX: usize = 512;
 
 // Page operations. Each is a 32-bit *read* (`in eax, dx`) of its own register, with the
 // arguments `a` in `rdi` and `b` in `rsi` (page numbers, guest-physical address / 4 KiB, or

@@ -93,6 +93,15 @@ pub fn write_all<'a>(parts: impl Iterator<Item = &'a [u8]>) {
     console.out.flush();
 }
 
+/// Sends one line to the VMM's standard error instead of the console
+/// (`abi::devices::SYSCTL_DIAGNOSTIC`): why something the console reports tersely, by the
+/// ABI, happened.
+pub fn diagnostic(args: core::fmt::Arguments<'_>) {
+    let mut text: FixedBuf<{ abi::devices::DIAGNOSTIC_MAX }> = FixedBuf::new();
+    let _ = core::fmt::write(&mut text, args);
+    CONSOLE.lock().out.diagnostic(text.as_bytes());
+}
+
 /// Prints without the console's lock, in one exit, on the way to a panic (the kernel's
 /// fault dump): up to 1 KiB of text.
 pub fn emergency_print(args: core::fmt::Arguments<'_>) {

@@ -950,9 +950,9 @@ fn case_labels_are_unique_and_programs_fit_the_file_system() {
 }
 
 /// A program whose data segment claims 256 GiB (a patched copy of `exit`, fine otherwise)
-/// is refused at load with the usual line: registering its pages would cost more kernel
-/// heap than memory and swap could ever back. Before the page budget this took minutes of
-/// registration and then exhausted the kernel heap.
+/// is refused at load as out of memory, with the reason on stderr: registering its pages
+/// would cost more kernel heap than memory and swap could ever back. Before the page
+/// budget this took minutes of registration and then exhausted the kernel heap.
 #[test]
 fn huge_segment_is_refused_at_load() {
     if !require_kvm() {
@@ -973,10 +973,107 @@ fn huge_segment_is_refused_at_load() {
     let huge = dir.file("huge", elf);
     let run = vmm(&["run", "--timeout", "30", huge.to_str().unwrap()]);
     assert_eq!(
-        run.stdout, "load: huge: error loading executable\nhuge: exit(-1)\n",
+        run.stdout, "huge: out of memory\nhuge: exit(-1)\n",
         "{run:?}"
     );
+    // The 256 GiB segment alone is 2^26 pages.
+    let needs: u64 = run
+        .stderr
+        .split("vmm: guest: load: huge: needs ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no reason on stderr: {}", run.stderr));
+    assert!(needs > 1 << 26, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(" pages, and memory and swap together hold "),
+        "{}",
+        run.stderr
+    );
     assert_eq!(run.status, Some(255));
+}
+
+/// Each kind of executable the kernel cannot load prints the ABI's one console line
+/// (guest-abi.md §1) and its own reason on the VMM's stderr. The files go onto the guest's
+/// disk with `--put`, past `vmm run`'s own check of a host program.
+#[test]
+fn load_errors_name_their_cause_on_stderr() {
+    if !require_kvm() {
+        return;
+    }
+    let exit = std::fs::read(user_program("exit")).expect("make user builds exit");
+    let dir = TempDir::new("load-errors");
+    let mut i386 = exit.clone();
+    i386[4] = 1; // EI_CLASS: 32-bit
+    let mut outside = exit.clone();
+    let phoff = u64::from_le_bytes(exit[0x20..0x28].try_into().unwrap()) as usize;
+    let first_load = (0..usize::from(u16::from_le_bytes([exit[0x38], exit[0x39]])))
+        .map(|i| phoff + i * 56)
+        .find(|&ph| exit[ph..ph + 4] == 1u32.to_le_bytes())
+        .expect("exit has a PT_LOAD");
+    // p_vaddr (and p_paddr) in the kernel's half, congruent with the offset as before.
+    let vaddr = u64::from_le_bytes(exit[first_load + 16..first_load + 24].try_into().unwrap());
+    let moved = (abi::layout::KERN_BASE + (vaddr & 0xfff)).to_le_bytes();
+    outside[first_load + 16..first_load + 24].copy_from_slice(&moved);
+    outside[first_load + 24..first_load + 32].copy_from_slice(&moved);
+    let host_ls = std::fs::read("/bin/ls").expect("the host has /bin/ls");
+    let cases: [(&str, Vec<u8>, &str, &str); 5] = [
+        (
+            "junk",
+            b"hello, not an executable".to_vec(),
+            "load: junk: error loading executable\n",
+            "not an ELF file; give an x86-64 ELF executable built for the guest",
+        ),
+        (
+            "i386",
+            i386,
+            "load: i386: error loading executable\n",
+            "not a 64-bit x86-64 executable; ",
+        ),
+        (
+            "ls",
+            host_ls,
+            "load: ls: error loading executable\n",
+            "dynamically linked (interpreter /lib",
+        ),
+        (
+            "outside",
+            outside,
+            "load: outside: error loading executable\n",
+            "a segment lies outside user memory; link it into user memory",
+        ),
+        (
+            "cut",
+            exit[..0x48].to_vec(),
+            "load: cut: error loading executable\n",
+            "bad or truncated ELF header; the file is damaged",
+        ),
+    ];
+    for (name, bytes, console, reason) in cases {
+        let file = dir.file(name, bytes);
+        let put = format!("{}:{name}", file.display());
+        let run = vmm(&["run", "--timeout", "30", "--put", &put, "--cmdline", name]);
+        assert_eq!(
+            run.stdout,
+            format!("{console}{name}: exit(-1)\n"),
+            "{run:?}"
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("vmm: guest: load: {name}: {reason}")),
+            "{name}: {}",
+            run.stderr
+        );
+        assert_eq!(run.status, Some(255), "{name}");
+    }
+    let run = vmm(&["run", "--timeout", "30", "--cmdline", "nosuch"]);
+    assert_eq!(run.stdout, "load: nosuch: open failed\nnosuch: exit(-1)\n");
+    assert!(
+        run.stderr
+            .contains("vmm: guest: load: nosuch: no such file on the guest's disk"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// Exit releases everything: after programs that fork, swap, map files and get killed for

@@ -634,7 +634,12 @@ fn attach_devices(
             .map(File::try_clone)
             .transpose()
             .map_err(MachineError::SwapFile)?,
-    );
+    )
+    .with_diagnostics(if quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stderr())
+    });
     let page_ops = sysctl.counters();
     pio.insert(
         u64::from(SYSCTL_PORT),

@@ -69,6 +69,23 @@ impl ConsolePage {
         }
     }
 
+    /// Sends `text` (at most `DIAGNOSTIC_MAX` bytes of it) to the VMM's standard error as
+    /// a diagnostic (`abi::devices::SYSCTL_DIAGNOSTIC`), after the waiting console text.
+    pub fn diagnostic(&mut self, text: &[u8]) {
+        self.flush();
+        let n = text.len().min(abi::devices::DIAGNOSTIC_MAX);
+        // SAFETY: as in `write`: the page is the console's, behind its lock, and `n` is
+        // below a page.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                text.as_ptr(),
+                phys_to_virt(CONSOLE_PAGE_GPA) as *mut u8,
+                n,
+            );
+        }
+        platform::outl(SYSCTL_PORT + abi::devices::SYSCTL_DIAGNOSTIC, n as u32);
+    }
+
     /// Has the VMM write out the waiting text; it is out when this returns.
     pub fn flush(&mut self) {
         if self.used != 0 {

@@ -7,6 +7,7 @@
 //! page then carries both ranges and is writable if either segment is. The first stack
 //! page is mapped at once, holding the arguments.
 
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -21,20 +22,31 @@ use crate::mm::page_table::{AddressSpace, PageFlags};
 use crate::println;
 use crate::vm::spt::{FileRange, Spt};
 use crate::vm::{self, Memory, USER_STACK, frame_table};
-/// Why a program could not be loaded.
+/// Why a program could not be loaded. The console gets the ABI's one line for each
+/// (guest-abi.md §1), or `NAME: out of memory` for a program memory and swap cannot hold;
+/// the VMM's standard error gets the precise reason (`console::diagnostic`).
 enum LoadError {
     /// No such file.
     Open,
-    /// Not an executable this kernel loads (`abi::elf`, guest-abi.md §1; the console line
-    /// is the same for every kind, and `vmm run` names the kind of a host file).
-    Elf,
-    /// Too big for this machine, or no kernel memory to load it.
-    Bad,
+    /// Not an executable this kernel loads (`abi::elf`), with the interpreter a dynamically
+    /// linked one asks for, if it could be read.
+    Elf(ElfError, Option<String>),
+    /// More pages than memory and swap hold together.
+    TooBig { pages: u64, budget: u64 },
+    /// No frame for the first stack page: memory and swap are full.
+    NoFrame,
+    /// The arguments do not fit the first stack page.
+    ArgsTooLong,
+    /// The kernel's own memory ran out while loading.
+    NoKernelMemory,
 }
 
+/// Longest interpreter path a diagnostic names.
+const INTERP_MAX: usize = 128;
+
 impl From<ElfError> for LoadError {
-    fn from(_: ElfError) -> Self {
-        LoadError::Elf
+    fn from(e: ElfError) -> Self {
+        LoadError::Elf(e, None)
     }
 }
 
@@ -62,7 +74,7 @@ pub fn load(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
             Ok(start)
         }
         Err(e) => {
-            report(name, e);
+            report(name, e, mem);
             Err(())
         }
     }
@@ -87,7 +99,7 @@ pub fn exec(process: &mut Process, cmdline: &[u8]) -> Result<Start, ()> {
                     frame::free(f);
                 }
             });
-            report(name, e);
+            report(name, e, &mut process.mem);
             Err(())
         }
     }
@@ -102,13 +114,44 @@ fn adopt_stack(mem: &mut Memory) {
     }
 }
 
-fn report(name: &[u8], error: LoadError) {
+/// Reports a failed load: the console line (none for [`LoadError::TooBig`]: `mem` is
+/// marked out of memory, so the exit prints `NAME: out of memory`, as for a fault that
+/// finds no memory) and the reason on the VMM's standard error.
+fn report(name: &[u8], error: LoadError, mem: &mut Memory) {
     let name = core::str::from_utf8(name).unwrap_or("?");
-    match error {
+    match &error {
         LoadError::Open => println!("load: {name}: open failed"),
-        // One line for every kind (guest-abi.md §1); `vmm run` names the kind of a host
-        // file before it boots.
-        LoadError::Elf | LoadError::Bad => println!("load: {name}: error loading executable"),
+        LoadError::TooBig { .. } | LoadError::NoFrame => mem.out_of_memory = true,
+        _ => println!("load: {name}: error loading executable"),
+    }
+    let diagnostic = |why: core::fmt::Arguments<'_>| {
+        crate::console::diagnostic(format_args!("load: {name}: {why}"));
+    };
+    match error {
+        LoadError::Open => diagnostic(format_args!(
+            "no such file on the guest's disk (put it there with --put, or run it as vmm run PROGRAM)"
+        )),
+        LoadError::Elf(e, interp) => match interp {
+            Some(path) => diagnostic(format_args!(
+                "{} (interpreter {}); {}",
+                e.describe(),
+                path,
+                e.advice()
+            )),
+            None => diagnostic(format_args!("{}; {}", e.describe(), e.advice())),
+        },
+        LoadError::TooBig { pages, budget } => diagnostic(format_args!(
+            "needs {pages} pages, and memory and swap together hold {budget}: give the VM more memory (--mem) or swap (--swap-mib)"
+        )),
+        LoadError::NoFrame => diagnostic(format_args!(
+            "no frame for its first stack page: memory and swap are full"
+        )),
+        LoadError::ArgsTooLong => diagnostic(format_args!(
+            "the command line does not fit the first stack page with its argv (4 KiB)"
+        )),
+        LoadError::NoKernelMemory => diagnostic(format_args!(
+            "the kernel ran out of its own memory loading it: give the VM more memory (--mem)"
+        )),
     }
 }
 
@@ -127,14 +170,32 @@ fn load_into(
     let info = elf::check_header(&head[..got], file_len)?;
     let mut table = vec![0u8; info.phnum * elf::PHDR_SIZE];
     if exe.read_at(&mut table, info.phoff) != table.len() {
-        return Err(LoadError::Elf);
+        return Err(ElfError::BadHeader.into());
     }
     let headers: Vec<ProgramHeader> = table
         .chunks_exact(elf::PHDR_SIZE)
         .map(|raw| ProgramHeader::parse(raw.try_into().expect("PHDR_SIZE bytes")))
         .collect();
     let e_type = u16::from_le_bytes([head[16], head[17]]);
-    elf::check_segments(e_type, headers.iter().copied(), file_len)?;
+    elf::check_segments(e_type, headers.iter().copied(), file_len).map_err(|e| match e {
+        ElfError::Dynamic {
+            interp: Some((at, len)),
+        } => LoadError::Elf(e, Some(read_interp(&mut exe, at, len))),
+        e => e.into(),
+    })?;
+    let pages = headers
+        .iter()
+        .filter(|ph| ph.p_type == elf::PT_LOAD)
+        .map(|ph| {
+            let first = ph.p_vaddr & !(PAGE_SIZE - 1);
+            (ph.p_vaddr + ph.p_memsz - first).div_ceil(PAGE_SIZE)
+        })
+        .sum::<u64>()
+        + vm::STACK_PAGES;
+    let budget = vm::page_budget();
+    if pages > budget {
+        return Err(LoadError::TooBig { pages, budget });
+    }
     let mut spt = Spt::new();
     for ph in headers.iter().filter(|ph| ph.p_type == elf::PT_LOAD) {
         register_segment(&mut spt, ph)?;
@@ -142,15 +203,24 @@ fn load_into(
     // Room for every stack page now, so that stack growth registers pages without
     // allocating (the fault path allocates nothing).
     if !spt.make_room(vm::STACK_PAGES, vm::page_budget()) {
-        return Err(LoadError::Bad);
+        return Err(LoadError::NoKernelMemory);
     }
     let start = setup_stack(space, info.entry, cmdline)?;
     spt.add_anon(USER_STACK - PAGE_SIZE, true);
     if !vm::reserve_mappings(space, &spt) {
-        return Err(LoadError::Bad);
+        return Err(LoadError::NoKernelMemory);
     }
     exe.deny_write();
     Ok((start, exe, spt, zero_fill_run(&headers)))
+}
+
+/// The interpreter path (`PT_INTERP`) at `at`, `len` bytes of the file, up to its NUL and
+/// to [`INTERP_MAX`] bytes; as much as could be read.
+fn read_interp(exe: &mut File, at: u64, len: u64) -> String {
+    let mut raw = [0u8; INTERP_MAX];
+    let n = exe.read_at(&mut raw[..(len as usize).min(INTERP_MAX)], at);
+    let end = raw[..n].iter().position(|&b| b == 0).unwrap_or(n);
+    String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
 /// The longest run of pages `[lo, hi)` that a writable segment holds past its file bytes
@@ -194,8 +264,9 @@ fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> 
     let end = ph.p_vaddr + ph.p_memsz;
     let file_end_va = ph.p_vaddr + ph.p_filesz;
     let pages = (end - first).div_ceil(PAGE_SIZE);
+    // The whole program was checked against the budget: only the heap can refuse.
     if !spt.make_room(pages, vm::page_budget()) {
-        return Err(LoadError::Bad);
+        return Err(LoadError::NoKernelMemory);
     }
     for page in (first..end).step_by(PAGE_SIZE as usize) {
         let from = page.max(ph.p_vaddr);
@@ -206,7 +277,7 @@ fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> 
             file_offset: ph.p_offset + (from - ph.p_vaddr),
         });
         if !spt.add_segment_page(page, writable, range) {
-            return Err(LoadError::Bad);
+            return Err(LoadError::NoKernelMemory);
         }
     }
     Ok(())
@@ -218,10 +289,10 @@ fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> 
 /// fit the page.
 fn setup_stack(space: &mut AddressSpace, entry: u64, cmdline: &[u8]) -> Result<Start, LoadError> {
     let base = USER_STACK - PAGE_SIZE;
-    let page = frame_table::alloc(Zero::Yes).ok_or(LoadError::Bad)?;
+    let page = frame_table::alloc(Zero::Yes).ok_or(LoadError::NoFrame)?;
     if space.map(base, page, PageFlags { writable: true }).is_err() {
         frame::free(page);
-        return Err(LoadError::Bad);
+        return Err(LoadError::NoKernelMemory);
     }
     let bytes = frame_bytes(page);
     let args: Vec<&[u8]> = words(cmdline).collect();
@@ -232,7 +303,7 @@ fn setup_stack(space: &mut AddressSpace, entry: u64, cmdline: &[u8]) -> Result<S
         sp = sp
             .checked_sub(len)
             .filter(|&s| s >= base)
-            .ok_or(LoadError::Bad)?;
+            .ok_or(LoadError::ArgsTooLong)?;
         let at = (sp - base) as usize;
         bytes[at..at + arg.len()].copy_from_slice(arg);
         bytes[at + arg.len()] = 0;
@@ -241,11 +312,14 @@ fn setup_stack(space: &mut AddressSpace, entry: u64, cmdline: &[u8]) -> Result<S
     pointers.reverse();
     let argc = args.len() as u64;
     // argv must be 16-aligned: place it, then check the strings are above it.
-    let argv = sp.checked_sub(8 * (argc + 1)).ok_or(LoadError::Bad)? & !15;
+    let argv = sp
+        .checked_sub(8 * (argc + 1))
+        .ok_or(LoadError::ArgsTooLong)?
+        & !15;
     let rsp = argv
         .checked_sub(8)
         .filter(|&r| r >= base)
-        .ok_or(LoadError::Bad)?;
+        .ok_or(LoadError::ArgsTooLong)?;
     for (i, ptr) in pointers.iter().chain(core::iter::once(&0)).enumerate() {
         let at = (argv - base) as usize + 8 * i;
         bytes[at..at + 8].copy_from_slice(&ptr.to_le_bytes());

@@ -4,12 +4,12 @@
 //! memory and the swap disk's file), for the kernel.
 
 use abi::devices::{
-    EVICT_FILL_FAILED, EVICT_MAX_SLOTS, MAP_WRITABLE, MAX_SWAP_SLOTS, PAGE_OP_DONE, PAGE_OP_FAILED,
-    PAGE_OP_MAPPED_NEW, PAGE_OP_NOT_MAPPED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX, PTE_LISTED,
-    SYSCTL_CONSOLE, SYSCTL_EVICT_SWAP_IN_MAP, SYSCTL_EVICT_ZERO_MAP, SYSCTL_EXIT, SYSCTL_PAGE_COPY,
-    SYSCTL_PAGE_MAP, SYSCTL_PAGE_ZERO, SYSCTL_PANIC, SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE,
-    SYSCTL_SWAP_IN, SYSCTL_SWAP_IN_MAP, SYSCTL_SWAP_OUT, SYSCTL_SWAP_SHARE, SYSCTL_ZERO_LIST,
-    SYSCTL_ZERO_MAP, ZERO_LIST_MAX,
+    DIAGNOSTIC_MAX, EVICT_FILL_FAILED, EVICT_MAX_SLOTS, MAP_WRITABLE, MAX_SWAP_SLOTS, PAGE_OP_DONE,
+    PAGE_OP_FAILED, PAGE_OP_MAPPED_NEW, PAGE_OP_NOT_MAPPED, PAGE_OP_SWAP_FULL, PANIC_MESSAGE_MAX,
+    PTE_LISTED, SYSCTL_CONSOLE, SYSCTL_DIAGNOSTIC, SYSCTL_EVICT_SWAP_IN_MAP, SYSCTL_EVICT_ZERO_MAP,
+    SYSCTL_EXIT, SYSCTL_PAGE_COPY, SYSCTL_PAGE_MAP, SYSCTL_PAGE_ZERO, SYSCTL_PANIC,
+    SYSCTL_SWAP_DROP, SYSCTL_SWAP_FREE, SYSCTL_SWAP_IN, SYSCTL_SWAP_IN_MAP, SYSCTL_SWAP_OUT,
+    SYSCTL_SWAP_SHARE, SYSCTL_ZERO_LIST, SYSCTL_ZERO_MAP, ZERO_LIST_MAX,
 };
 use abi::fs::SECTORS_PER_BLOCK;
 use abi::stats::StatsPage;
@@ -37,6 +37,9 @@ pub struct SysCtl {
     memory: GuestMemoryMmap,
     /// Where console text goes (shared with the UART).
     console: Box<dyn Write + Send>,
+    /// Where the kernel's diagnostics go (`SYSCTL_DIAGNOSTIC`): nowhere unless
+    /// [`SysCtl::with_diagnostics`] says.
+    diagnostics: Box<dyn Write + Send>,
     /// The swap disk's file (the same one the virtio device serves) and its slots.
     swap: Option<Swap>,
     /// Operations done, by kind.
@@ -67,6 +70,7 @@ impl SysCtl {
         let device = SysCtl {
             memory,
             console,
+            diagnostics: Box::new(std::io::sink()),
             swap,
             counters: Arc::default(),
         };
@@ -135,12 +139,51 @@ impl BusDevice for SysCtl {
                 self.console_write(u32::from_le_bytes(value));
                 None
             }
+            SYSCTL_DIAGNOSTIC => {
+                self.diagnostic(u32::from_le_bytes(value));
+                None
+            }
             _ => None,
         }
     }
 }
 
 impl SysCtl {
+    /// Sends the kernel's diagnostics (`SYSCTL_DIAGNOSTIC`) to `out` (the VMM's stderr).
+    pub fn with_diagnostics(mut self, out: Box<dyn Write + Send>) -> Self {
+        self.diagnostics = out;
+        self
+    }
+
+    /// Writes the first `len` bytes of the console page (at most `DIAGNOSTIC_MAX`) as one
+    /// line `vmm: guest: TEXT`, after the console text so far. The text is the guest's:
+    /// anything but printable ASCII becomes `?`, so it cannot forge lines or move the
+    /// terminal's cursor.
+    fn diagnostic(&mut self, len: u32) {
+        let mut text = [0u8; DIAGNOSTIC_MAX];
+        let text = &mut text[..(len as usize).min(DIAGNOSTIC_MAX)];
+        if self
+            .memory
+            .read_slice(text, GuestAddress(CONSOLE_PAGE_GPA))
+            .is_err()
+        {
+            return;
+        }
+        let line: String = text
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        let _ = self.console.flush();
+        let _ = writeln!(self.diagnostics, "vmm: guest: {line}")
+            .and_then(|()| self.diagnostics.flush());
+    }
+
     /// Writes the first `len` bytes of the console page (at most a page) to the console.
     fn console_write(&mut self, len: u32) {
         let mut text = [0u8; PAGE_SIZE as usize];
@@ -510,6 +553,30 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn diagnostics_are_one_clean_line_on_their_own_stream() {
+        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let (console, diagnostics) = (Captured::default(), Captured::default());
+        let mut dev = SysCtl::new(memory.clone(), Box::new(console.clone()), None)
+            .with_diagnostics(Box::new(diagnostics.clone()));
+        memory
+            .write_slice(b"load: x: bad\n\x1b[2Jfake", GuestAddress(CONSOLE_PAGE_GPA))
+            .unwrap();
+        let register = u64::from(SYSCTL_DIAGNOSTIC);
+        assert_eq!(dev.write(register, &21u32.to_le_bytes()), None);
+        // A count past the limit is clamped, not trusted.
+        assert_eq!(dev.write(register, &u32::MAX.to_le_bytes()), None);
+        let text = String::from_utf8(diagnostics.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "vmm: guest: load: x: bad??[2Jfake");
+        assert_eq!(lines[1].len(), "vmm: guest: ".len() + DIAGNOSTIC_MAX);
+        assert_eq!(lines.len(), 2);
+        assert!(
+            console.0.lock().unwrap().is_empty(),
+            "nothing on the console"
+        );
     }
 
     #[test]
