@@ -41,6 +41,31 @@ pub fn translate(memory: &GuestMemoryMmap, cr3: u64, mem_bytes: u64, vaddr: u64)
     None
 }
 
+/// Calls `each(gpa, range)` for the pieces of `len` bytes at virtual `vaddr`, page by
+/// page, until it returns false or a page is not mapped; returns the bytes it went over.
+fn by_page(
+    memory: &GuestMemoryMmap,
+    cr3: u64,
+    mem_bytes: u64,
+    vaddr: u64,
+    len: usize,
+    mut each: impl FnMut(u64, std::ops::Range<usize>) -> bool,
+) -> usize {
+    let mut done = 0;
+    while done < len {
+        let at = vaddr.wrapping_add(done as u64);
+        let in_page = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(len - done);
+        let Some(gpa) = translate(memory, cr3, mem_bytes, at) else {
+            break;
+        };
+        if !each(gpa, done..done + in_page) {
+            break;
+        }
+        done += in_page;
+    }
+    done
+}
+
 /// Copies guest memory at virtual `vaddr` into `data`, page by page; returns how many
 /// bytes it could read (it stops at the first unmapped page).
 pub fn read(
@@ -50,43 +75,20 @@ pub fn read(
     vaddr: u64,
     data: &mut [u8],
 ) -> usize {
-    let mut done = 0;
-    while done < data.len() {
-        let at = vaddr.wrapping_add(done as u64);
-        let in_page = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(data.len() - done);
-        let Some(gpa) = translate(memory, cr3, mem_bytes, at) else {
-            break;
-        };
-        if memory
-            .read_slice(&mut data[done..done + in_page], GuestAddress(gpa))
-            .is_err()
-        {
-            break;
-        }
-        done += in_page;
-    }
-    done
+    by_page(memory, cr3, mem_bytes, vaddr, data.len(), |gpa, piece| {
+        memory
+            .read_slice(&mut data[piece], GuestAddress(gpa))
+            .is_ok()
+    })
 }
 
 /// Writes `data` into guest memory at virtual `vaddr`; false if a page is not mapped (the
 /// pages before it are written).
 pub fn write(memory: &GuestMemoryMmap, cr3: u64, mem_bytes: u64, vaddr: u64, data: &[u8]) -> bool {
-    let mut done = 0;
-    while done < data.len() {
-        let at = vaddr.wrapping_add(done as u64);
-        let in_page = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(data.len() - done);
-        let Some(gpa) = translate(memory, cr3, mem_bytes, at) else {
-            return false;
-        };
-        if memory
-            .write_slice(&data[done..done + in_page], GuestAddress(gpa))
-            .is_err()
-        {
-            return false;
-        }
-        done += in_page;
-    }
-    true
+    let done = by_page(memory, cr3, mem_bytes, vaddr, data.len(), |gpa, piece| {
+        memory.write_slice(&data[piece], GuestAddress(gpa)).is_ok()
+    });
+    done == data.len()
 }
 
 #[cfg(test)]
