@@ -25,6 +25,10 @@ pub const FLAG_NO_FAULT_COUNTERS: u32 = 1 << 2;
 /// fault trace ring ([`crate::trace`]). Needs the fault counters (it is ignored with
 /// [`FLAG_NO_FAULT_COUNTERS`]).
 pub const FLAG_TRACE_FAULTS: u32 = 1 << 3;
+/// [`BootInfo::flags`] bit: a debugger is attached (`vmm run --gdb`). A user program's
+/// breakpoint (`int3`) or single step (#DB) does not end it: the kernel stops there for
+/// the debugger ([`crate::devices::SYSCTL_DEBUG_STOP`]), then resumes it.
+pub const FLAG_DEBUGGER: u32 = 1 << 4;
 
 /// A half-open guest-physical range `[start, end)`.
 #[repr(C)]

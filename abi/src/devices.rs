@@ -46,7 +46,7 @@ pub const SWAP_DISK_IRQ: u32 = 6;
 /// First I/O port of the system-control block.
 pub const SYSCTL_PORT: u16 = 0x500;
 /// Number of ports in the system-control block.
-pub const SYSCTL_PORT_COUNT: u16 = 72;
+pub const SYSCTL_PORT_COUNT: u16 = 76;
 /// Offset of the power-off register (32-bit write: the exit status).
 pub const SYSCTL_EXIT: u16 = 0;
 /// Offset of the panic register (32-bit write: report is in the panic page).
@@ -66,6 +66,14 @@ pub const SYSCTL_CONSOLE: u16 = 12;
 pub const SYSCTL_DIAGNOSTIC: u16 = 68;
 /// Longest diagnostic line, in bytes.
 pub const DIAGNOSTIC_MAX: usize = 512;
+/// Offset of the debug-stop register (32-bit write, the value ignored), used only with
+/// [`crate::boot::FLAG_DEBUGGER`]: a user program hit a breakpoint or finished a single
+/// step, and the first 8 bytes of the console page hold the guest-physical address of its
+/// trap frame (the kernel's `TrapFrame`: r15 .. rax, vector, error code, rip, cs, rflags,
+/// rsp, ss). The VMM stops there for the debugger, which reads and writes the user's
+/// registers in that frame (setting the trap flag in its rflags to single-step), and the
+/// write completes when the debugger resumes; the kernel then returns to the program.
+pub const SYSCTL_DEBUG_STOP: u16 = 72;
 
 // Page operations. Each is a 32-bit *read* (`in eax, dx`) of its own register, with the
 // arguments `a` in `rdi` and `b` in `rsi` (page numbers, guest-physical address / 4 KiB, or

@@ -102,6 +102,12 @@ pub fn diagnostic(args: core::fmt::Arguments<'_>) {
     CONSOLE.lock().out.diagnostic(text.as_bytes());
 }
 
+/// Stops for the debugger at a user program's trap (`frame_gpa`: its trap frame) and
+/// returns when the debugger resumes it (`abi::devices::SYSCTL_DEBUG_STOP`).
+pub fn debug_stop(frame_gpa: u64) {
+    CONSOLE.lock().out.debug_stop(frame_gpa);
+}
+
 /// Prints without the console's lock, in one exit, on the way to a panic (the kernel's
 /// fault dump): up to 1 KiB of text.
 pub fn emergency_print(args: core::fmt::Arguments<'_>) {

@@ -40,6 +40,12 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
         Some(Event::InvalidOpcode) => invalid_opcode(frame),
         Some(Event::Timer) => timer(),
         Some(Event::Device(line)) => device(line),
+        // A breakpoint or single step stops for an attached debugger.
+        Some(Event::UserException(vector))
+            if debugger_attached() && is_debug_stop(vector, frame) =>
+        {
+            console::debug_stop(frame as *mut TrapFrame as u64 - KERN_BASE);
+        }
         // Any other exception is the program's fault.
         Some(Event::UserException(_)) => {
             settle_shim_faults();
@@ -98,6 +104,22 @@ extern "C" fn kernel_thread_exit() -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_syscall_ring0(frame: &mut TrapFrame) {
     crate::syscall::dispatch(frame);
+}
+
+/// Whether a debugger is attached (`abi::boot::FLAG_DEBUGGER`): user breakpoints and
+/// single steps stop for it instead of ending the program.
+fn debugger_attached() -> bool {
+    crate::boot::info().flags & abi::boot::FLAG_DEBUGGER != 0
+}
+
+/// Whether a user exception is a breakpoint or a single step: #DB, #BP, or the #GP that
+/// `int3` raises through the breakpoint gate, which user code may not use (error code:
+/// vector 3, from the IDT).
+fn is_debug_stop(vector: u64, frame: &TrapFrame) -> bool {
+    const INT3_THROUGH_GATE: u64 = (trap::vector::BREAKPOINT << 3) | 2;
+    vector == trap::vector::DEBUG
+        || vector == trap::vector::BREAKPOINT
+        || (vector == trap::vector::GENERAL_PROTECTION && frame.error_code == INT3_THROUGH_GATE)
 }
 
 /// The timer interrupt.

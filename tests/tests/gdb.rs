@@ -1,10 +1,10 @@
-//! End-to-end test of `vmm run --gdb`: real GDB in batch mode drives the guest kernel
-//! through the stub: a breakpoint at a kernel function, registers, a kernel variable,
-//! a memory write the guest then sees, a single step, user memory read through the
-//! process's page tables, and the run to power-off.
+//! End-to-end test of `vmm run --gdb`: real GDB in batch mode drives the guest through the
+//! stub: a breakpoint at a kernel function, registers, a kernel variable, a memory write
+//! the guest then sees, a single step, user memory read through the process's page
+//! tables, a breakpoint and a single step in the user program, and the run to power-off.
 //!
-//! The kernel runs in classic mode here: on PVM, breakpoints and steps stop only ring-0
-//! code (see `vmm/src/gdb/mod.rs`).
+//! The kernel runs in classic mode here (see `vmm/src/gdb/mod.rs`: on PVM, the debug
+//! registers stop only ring-0 code, and user programs stop through the kernel).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -127,6 +127,14 @@ break *{dispatch:#x}
 continue
 printf \"dispatch rip=%#lx cs=%#lx\\n\", $rip, $cs
 printf \"user_code=%#lx\\n\", *(unsigned long *){entry:#x}
+set $urip = *(unsigned long *)($rdi + 17 * 8)
+printf \"syscall_return=%#lx\\n\", $urip
+delete
+break *$urip
+continue
+printf \"user_stop rip=%#lx ucs=%#lx\\n\", $rip, $cs
+stepi
+printf \"user_step=%#lx ucs2=%#lx\\n\", $rip, $cs
 delete
 continue
 "
@@ -167,6 +175,19 @@ continue
         elf_bytes_at(&program, entry),
         "the program's first bytes, through its page tables"
     );
+    // A breakpoint in user code (where the first system call returns to) and a single
+    // step there: the kernel reports them (the first argument of `dispatch` is the trap
+    // frame; its rip is at slot 17).
+    let syscall_return = printed(&out, "syscall_return");
+    assert!(syscall_return < KERN_BASE, "{out}");
+    assert_eq!(printed(&out, "user_stop rip"), syscall_return, "{out}");
+    assert_eq!(printed(&out, "ucs") & 3, 3, "stopped in user mode: {out}");
+    let user_step = printed(&out, "user_step");
+    assert!(
+        user_step != syscall_return && user_step < KERN_BASE,
+        "{out}"
+    );
+    assert_eq!(printed(&out, "ucs2") & 3, 3, "{out}");
     assert!(
         out.contains("[Inferior 1 (process 1) exited normally]"),
         "{out}"

@@ -1,9 +1,9 @@
 //! Filling in the `BootInfo` block the kernel starts from.
 
 use abi::boot::{
-    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_NO_FAULT_COUNTERS, FLAG_SELF_TEST,
-    FLAG_TRACE_FAULTS, HostKind, KernelMode, MAX_DEVICES, MAX_USABLE_RANGES, MemRange, NO_IRQ,
-    SPACE_MMIO, SPACE_PIO, TestHook,
+    BootInfo, DeviceInfo, DeviceKind, FLAG_BENCH, FLAG_DEBUGGER, FLAG_NO_FAULT_COUNTERS,
+    FLAG_SELF_TEST, FLAG_TRACE_FAULTS, HostKind, KernelMode, MAX_DEVICES, MAX_USABLE_RANGES,
+    MemRange, NO_IRQ, SPACE_MMIO, SPACE_PIO, TestHook,
 };
 use abi::devices::{
     FS_DISK_GPA, FS_DISK_IRQ, SERIAL_IRQ, SERIAL_PORT, SERIAL_PORT_COUNT, SWAP_DISK_GPA,
@@ -54,6 +54,8 @@ pub struct BootParams {
     pub fault_around: u32,
     /// Whether the kernel writes the fault trace ring (`abi::trace`).
     pub trace_faults: bool,
+    /// Whether a debugger is attached (`vmm run --gdb`).
+    pub debugger: bool,
 }
 
 /// Builds the boot block for `params`.
@@ -71,7 +73,8 @@ pub fn build(params: &BootParams) -> BootInfo {
             FLAG_TRACE_FAULTS
         } else {
             0
-        };
+        }
+        | if params.debugger { FLAG_DEBUGGER } else { 0 };
     info.evict_policy = params.evict as u32;
     info.host_kind = params.host_kind.map_or(0, |k| k as u32);
     info.kernel_mode = params.kernel_mode as u32;
@@ -239,6 +242,7 @@ mod tests {
             kview_pml4_gpa: 0x5000,
             fault_around: 8,
             trace_faults: true,
+            debugger: false,
         };
         let info = build(&params);
         assert_eq!(info.ram_bytes, 64 * MIB);

@@ -264,8 +264,8 @@ pub struct RunArgs {
     pub trace_faults: Option<PathBuf>,
 
     /// Serve a GDB remote stub on 127.0.0.1:PORT (0: a free port, printed) and wait for
-    /// GDB before the first guest instruction: registers, memory, up to four breakpoints,
-    /// single step, continue and Ctrl-C, in kernel and user code. Load the kernel's
+    /// GDB before the first guest instruction: registers, memory, breakpoints (up to four
+    /// in the kernel), single step, continue and Ctrl-C, in kernel and user code. Load the kernel's
     /// symbols from target/x86_64-unknown-none/release/guest-kernel. No --timeout applies
     /// and the vCPU thread runs without its seccomp filter.
     #[arg(long, value_name = "PORT")]

@@ -283,6 +283,7 @@ impl Machine {
             fault_around: config.fault_around,
             tsc_khz,
             trace_faults: config.trace_faults.is_some() && config.fault_counters,
+            debugger: config.gdb.is_some(),
             fs_disk_sectors: sectors(&disks.fs)?,
             swap_disk_sectors: disks.swap.as_ref().map(sectors).transpose()?,
             host_kind,
@@ -334,7 +335,7 @@ impl Machine {
                 );
                 if host_kind == Some(abi::boot::HostKind::Pvm) {
                     eprintln!(
-                        "vmm: gdb: on PVM, breakpoints and single steps stop ring-0 code only: the kernel in classic mode (the default under --gdb here); user programs, and the kernel in fast mode, run through them"
+                        "vmm: gdb: on PVM, breakpoints and single steps stop the kernel and user programs in the classic kernel mode (the default under --gdb here); the fast mode's kernel at CPL 3 runs through them"
                     );
                 }
                 Some((listener, config.mem_mib << 20))
@@ -491,6 +492,9 @@ impl Machine {
         let outcome = match result? {
             VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
             VcpuStop::Guest(GuestRequest::Panic(message)) => Outcome::GuestPanic(message),
+            VcpuStop::Guest(GuestRequest::DebugStop(_)) => Outcome::Fault(
+                VcpuFault::UnexpectedExit("a debug stop with no debugger".into()),
+            ),
             VcpuStop::Stopped => match interrupted() {
                 Some(signal) => Outcome::Interrupted(signal),
                 None => Outcome::Timeout(timeout.unwrap_or_default()),

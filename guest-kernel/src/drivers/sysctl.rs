@@ -86,6 +86,15 @@ impl ConsolePage {
         platform::outl(SYSCTL_PORT + abi::devices::SYSCTL_DIAGNOSTIC, n as u32);
     }
 
+    /// Stops for the debugger at a user program's trap, whose frame is at guest-physical
+    /// `frame_gpa` (`abi::devices::SYSCTL_DEBUG_STOP`); returns when it resumes.
+    pub fn debug_stop(&mut self, frame_gpa: u64) {
+        self.flush();
+        // SAFETY: as in `write`: the page is the console's, behind its lock.
+        unsafe { (phys_to_virt(CONSOLE_PAGE_GPA) as *mut u64).write(frame_gpa) };
+        platform::outl(SYSCTL_PORT + abi::devices::SYSCTL_DEBUG_STOP, 0);
+    }
+
     /// Has the VMM write out the waiting text; it is out when this returns.
     pub fn flush(&mut self) {
         if self.used != 0 {

@@ -12,4 +12,7 @@ pub enum GuestRequest {
     PowerOff(i32),
     /// The kernel panicked with this message (already sanitised to one printable line).
     Panic(String),
+    /// A user program stopped for the debugger (`abi::devices::SYSCTL_DEBUG_STOP`); its
+    /// trap frame is at this guest-physical address.
+    DebugStop(u64),
 }

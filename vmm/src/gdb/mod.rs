@@ -3,17 +3,22 @@
 //! breakpoints, single step, continue, and Ctrl-C.
 //!
 //! The vCPU thread serves the debugger: it waits for GDB to connect before the first guest
-//! instruction, then runs the guest only when GDB resumes it. Breakpoints are the CPU's
-//! four instruction breakpoints (debug registers, through `KVM_SET_GUEST_DEBUG`), for
-//! GDB's software and hardware breakpoints alike: writing `int3` into the code does not
-//! work on every KVM (PVM emulates ring-0 code, and its emulator fails on `int3` with a
-//! debugger attached), and a debug register needs no change to guest memory. So at most
-//! four breakpoints are set at once; GDB says so when it asks for a fifth.
+//! instruction, then runs the guest only when GDB resumes it.
 //!
-//! On PVM hosts only ring-0 code stops: PVM runs CPL-3 code (user programs, and the fast
-//! mode's kernel) natively and delivers its debug exceptions to the guest, so neither a
-//! debug-register breakpoint nor `int3` there reaches the VMM. `vmm run --gdb` therefore
-//! picks the classic kernel mode on PVM unless told otherwise.
+//! Kernel code stops through `KVM_SET_GUEST_DEBUG`: breakpoints are the CPU's four
+//! instruction breakpoints (debug registers), so at most four at once, and a step is
+//! KVM's single step. Writing `int3` into kernel code would not work on every KVM: PVM
+//! emulates ring-0 code, and its emulator fails on `int3` with a debugger attached.
+//!
+//! User code stops through the kernel. PVM runs CPL-3 code natively and delivers its
+//! debug exceptions to the guest, so neither a debug register nor KVM's single step
+//! reaches the VMM from there. Told that a debugger is attached (`FLAG_DEBUGGER`), the
+//! kernel does not end a program at a breakpoint or a single step: it stops for the
+//! debugger (`SYSCTL_DEBUG_STOP`) with the program's trap frame, whose registers GDB
+//! then reads and writes; a breakpoint is an `int3` written into the program's page; a
+//! step sets the trap flag in the frame. This works where the kernel handles the user's
+//! traps in ring 0: the classic kernel mode, which `--gdb` picks on PVM unless told
+//! otherwise (the fast mode's kernel at CPL 3 does not stop at all there).
 //!
 //! When the guest powers off, GDB sees the process exit with the guest's status; when the
 //! kernel panics, it sees SIGABRT. If GDB detaches, the guest runs on to its end without
@@ -41,7 +46,9 @@ use gdbstub::target::ext::breakpoints::{
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::X86_64_SSE;
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
-use vm_memory::GuestMemoryMmap;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use abi::layout::KERN_BASE;
 
 use crate::devices::GuestRequest;
 use crate::devices::bus::Bus;
@@ -62,8 +69,11 @@ pub struct GdbTarget<'a> {
     /// when GDB sends data while the guest runs.
     stop: &'a AtomicBool,
     exits: &'a ExitCounters,
-    /// The debug registers' breakpoints.
+    /// The debug registers' breakpoints (kernel code).
     breakpoints: [Option<u64>; 4],
+    /// Breakpoints in user code: an `int3` written over the byte kept here (the kernel
+    /// reports the trap: `abi::devices::SYSCTL_DEBUG_STOP`).
+    user_breakpoints: Vec<(u64, u8)>,
     single_step: bool,
     /// Whether the guest runs now (the interrupter acts only then).
     running: Arc<AtomicBool>,
@@ -71,32 +81,99 @@ pub struct GdbTarget<'a> {
     gdb_wants_in: Arc<AtomicBool>,
     /// How the guest ended, once it has.
     ended: Option<VcpuStop>,
+    /// While a user program is stopped for the debugger (its breakpoint or step, which
+    /// the kernel reports: `abi::devices::SYSCTL_DEBUG_STOP`), the guest-physical address
+    /// of its trap frame: its registers are read and written there.
+    user_frame: Option<u64>,
 }
+
+/// `u64` slots of the kernel's `TrapFrame` (`abi::devices::SYSCTL_DEBUG_STOP`).
+mod frame {
+    /// r15, r14, ..., r8, rbp, rdi, rsi, rdx, rcx, rbx, rax: GDB's order of the first
+    /// sixteen (rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8 .. r15) as slots, `RSP` for rsp.
+    pub const GDB_ORDER: [usize; 16] = [14, 13, 12, 11, 10, 9, 8, RSP, 7, 6, 5, 4, 3, 2, 1, 0];
+    pub const VECTOR: usize = 15;
+    pub const RIP: usize = 17;
+    pub const CS: usize = 18;
+    pub const RFLAGS: usize = 19;
+    pub const RSP: usize = 20;
+    pub const SS: usize = 21;
+    pub const SLOTS: usize = 22;
+}
+
+/// RFLAGS' trap flag: a single step.
+const TRAP_FLAG: u64 = 1 << 8;
 
 impl<'a> GdbTarget<'a> {
     fn cr3(&self) -> u64 {
         self.vcpu.sregs().map_or(0, |s| s.cr3)
     }
 
-    /// Arms the breakpoints and single stepping for the next run.
-    fn arm(&self) -> Result<(), VcpuError> {
-        self.vcpu.set_debug(&self.breakpoints, self.single_step)
+    /// The stopped user program's trap frame, or `None` if it cannot be read.
+    fn read_frame(&self, gpa: u64) -> Option<[u64; frame::SLOTS]> {
+        let mut bytes = [0u8; frame::SLOTS * 8];
+        self.memory.read_slice(&mut bytes, GuestAddress(gpa)).ok()?;
+        let mut slots = [0u64; frame::SLOTS];
+        for (slot, b) in slots.iter_mut().zip(bytes.chunks_exact(8)) {
+            *slot = u64::from_le_bytes(b.try_into().ok()?);
+        }
+        Some(slots)
     }
 
-    /// Runs the guest until a breakpoint, a step, its end, or GDB's data.
+    fn write_frame(&self, gpa: u64, slots: &[u64; frame::SLOTS]) -> bool {
+        let bytes: Vec<u8> = slots.iter().flat_map(|s| s.to_le_bytes()).collect();
+        self.memory.write_slice(&bytes, GuestAddress(gpa)).is_ok()
+    }
+
+    /// Runs the guest until a breakpoint, a step, its end, or GDB's data. From a user
+    /// program's stop, a step is the program's trap flag (the kernel returns to it and the
+    /// CPU traps after one instruction), not a step of the kernel's way back.
     fn run(&mut self) -> Result<Stop, VcpuError> {
-        self.arm()?;
+        let mut kernel_step = self.single_step;
+        if let Some(gpa) = self.user_frame.take() {
+            kernel_step = false;
+            if let Some(mut slots) = self.read_frame(gpa) {
+                slots[frame::RFLAGS] &= !TRAP_FLAG;
+                if self.single_step {
+                    slots[frame::RFLAGS] |= TRAP_FLAG;
+                }
+                self.write_frame(gpa, &slots);
+            }
+        }
+        self.vcpu.set_debug(&self.breakpoints, kernel_step)?;
         self.running.store(true, Ordering::Release);
         let result = self.vcpu.run(self.pio, self.mmio, self.stop, self.exits);
         self.running.store(false, Ordering::Release);
         match result? {
             VcpuStop::Debug { dr6 } if dr6 & DR6_BREAKPOINTS != 0 => Ok(Stop::Breakpoint),
             VcpuStop::Debug { .. } => Ok(Stop::Step),
+            VcpuStop::Guest(GuestRequest::DebugStop(gpa)) => Ok(self.user_stop(gpa)),
             VcpuStop::Stopped if self.gdb_wants_in.swap(false, Ordering::AcqRel) => {
                 self.stop.store(false, Ordering::Release);
                 Ok(Stop::Incoming)
             }
             other => Ok(Stop::Ended(other)),
+        }
+    }
+
+    /// A user program stopped with its trap frame at `gpa`: a single step (#DB), or a
+    /// breakpoint, whose `rip` is put back on the `int3` (#BP reports the byte after it;
+    /// the #GP of `int3` through a gate user code may not use reports the byte itself).
+    fn user_stop(&mut self, gpa: u64) -> Stop {
+        const DEBUG: u64 = 1;
+        const BREAKPOINT: u64 = 3;
+        self.user_frame = Some(gpa);
+        let Some(mut slots) = self.read_frame(gpa) else {
+            return Stop::Breakpoint;
+        };
+        match slots[frame::VECTOR] {
+            DEBUG => Stop::Step,
+            BREAKPOINT => {
+                slots[frame::RIP] -= 1;
+                self.write_frame(gpa, &slots);
+                Stop::Breakpoint
+            }
+            _ => Stop::Breakpoint,
         }
     }
 }
@@ -124,6 +201,17 @@ impl Target for GdbTarget<'_> {
 
 impl SingleThreadBase for GdbTarget<'_> {
     fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
+        if let Some(gpa) = self.user_frame {
+            let slots = self.read_frame(gpa).ok_or(TargetError::NonFatal)?;
+            for (reg, slot) in regs.regs.iter_mut().zip(frame::GDB_ORDER) {
+                *reg = slots[slot];
+            }
+            regs.rip = slots[frame::RIP];
+            regs.eflags = slots[frame::RFLAGS] as u32;
+            regs.segments.cs = slots[frame::CS] as u32;
+            regs.segments.ss = slots[frame::SS] as u32;
+            return Ok(());
+        }
         let r = self.vcpu.regs().map_err(TargetError::Fatal)?;
         let s = self.vcpu.sregs().map_err(TargetError::Fatal)?;
         regs.regs = [
@@ -148,6 +236,18 @@ impl SingleThreadBase for GdbTarget<'_> {
     }
 
     fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
+        if let Some(gpa) = self.user_frame {
+            let mut slots = self.read_frame(gpa).ok_or(TargetError::NonFatal)?;
+            for (reg, slot) in regs.regs.iter().zip(frame::GDB_ORDER) {
+                slots[slot] = *reg;
+            }
+            slots[frame::RIP] = regs.rip;
+            slots[frame::RFLAGS] = u64::from(regs.eflags);
+            return match self.write_frame(gpa, &slots) {
+                true => Ok(()),
+                false => Err(TargetError::NonFatal),
+            };
+        }
         let mut r = self.vcpu.regs().map_err(TargetError::Fatal)?;
         [
             r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
@@ -238,13 +338,45 @@ impl GdbTarget<'_> {
 
 impl SwBreakpoint for GdbTarget<'_> {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        Ok(self.add_breakpoint(addr))
+        if addr >= KERN_BASE {
+            return Ok(self.add_breakpoint(addr));
+        }
+        // User code: an `int3` in the page the running process maps there (a page not in
+        // memory cannot take one: GDB says it cannot insert the breakpoint).
+        if self.user_breakpoints.iter().any(|&(a, _)| a == addr) {
+            return Ok(true);
+        }
+        let (cr3, mut byte) = (self.cr3(), [0u8]);
+        if memory::read(&self.memory, cr3, self.mem_bytes, addr, &mut byte) != 1
+            || !memory::write(&self.memory, cr3, self.mem_bytes, addr, &[INT3])
+        {
+            return Err(TargetError::NonFatal);
+        }
+        self.user_breakpoints.push((addr, byte[0]));
+        Ok(true)
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        Ok(self.remove_breakpoint(addr))
+        if addr >= KERN_BASE {
+            return Ok(self.remove_breakpoint(addr));
+        }
+        let Some(i) = self.user_breakpoints.iter().position(|&(a, _)| a == addr) else {
+            return Ok(false);
+        };
+        let (_, byte) = self.user_breakpoints.swap_remove(i);
+        let cr3 = self.cr3();
+        Ok(memory::write(
+            &self.memory,
+            cr3,
+            self.mem_bytes,
+            addr,
+            &[byte],
+        ))
     }
 }
+
+/// The `int3` instruction.
+const INT3: u8 = 0xcc;
 
 impl HwBreakpoint for GdbTarget<'_> {
     fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
@@ -408,10 +540,12 @@ pub fn serve(
         stop,
         exits,
         breakpoints: [None; 4],
+        user_breakpoints: Vec::new(),
         single_step: false,
         running,
         gdb_wants_in,
         ended: None,
+        user_frame: None,
     };
     let outcome = GdbStub::new(conn).run_blocking::<EventLoop>(&mut target);
     let GdbTarget {

@@ -53,6 +53,7 @@ const _: () = assert!(size_of::<TrapFrame>() == 22 * 8);
 
 /// Vector numbers used by name.
 pub mod vector {
+    pub const DEBUG: u64 = 1;
     pub const BREAKPOINT: u64 = 3;
     pub const INVALID_OPCODE: u64 = 6;
     pub const DOUBLE_FAULT: u64 = 8;
