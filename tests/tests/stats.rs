@@ -662,6 +662,22 @@ fn stats_errors_say_what_to_do() {
     let sweep = vmm(&["sweep", "--mem", "8", "--bogus", &prog]);
     assert_eq!(sweep.status, Some(125));
     assert!(sweep.stderr.starts_with("vmm: sweep: "), "{}", sweep.stderr);
+    // A debugger or a trace belongs to one run, not to a sweep's many at once.
+    for option in [["--gdb", "0"], ["--trace-faults", "/tmp/vmm-unused.jsonl"]] {
+        let mut argv = vec!["sweep", "--mem", "8,16"];
+        argv.extend(option);
+        argv.push(&prog);
+        let sweep = vmm(&argv);
+        assert_eq!(sweep.status, Some(125), "{option:?}");
+        assert!(
+            sweep
+                .stderr
+                .contains("--gdb and --trace-faults serve one run: use them with `vmm run`"),
+            "{}",
+            sweep.stderr
+        );
+        assert_eq!(sweep.stdout, "", "refused before any run");
+    }
 }
 
 /// Pages a run brought in on faults of their own.
