@@ -197,3 +197,113 @@ continue
     assert!(stdout.contains("(args) argv[1] = 'Jello'"), "{stdout}");
     assert!(stdout.contains("(args) argv[2] = 'world'"), "{stdout}");
 }
+
+/// A GDB remote-protocol client, just enough to speak to the stub without GDB's own
+/// batch mode (which cannot send Ctrl-C to a running target).
+struct Remote(std::net::TcpStream);
+
+impl Remote {
+    fn send(&mut self, body: &str) {
+        use std::io::Write;
+        let sum = body.bytes().fold(0u8, u8::wrapping_add);
+        write!(self.0, "${body}#{sum:02x}").expect("send a packet");
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.0.write_all(bytes).expect("send");
+    }
+
+    /// What arrives within `wait` (acknowledgements and packets as they come).
+    fn receive(&mut self, wait: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + wait;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            self.0
+                .set_read_timeout(Some(left.max(std::time::Duration::from_millis(1))))
+                .expect("timeout");
+            match self.0.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    // A whole packet: `$...#xx`.
+                    if let Some(hash) = got.iter().rposition(|&b| b == b'#')
+                        && got.len() >= hash + 3
+                        && got.contains(&b'$')
+                    {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_running_guest_and_kill_ends_the_run() {
+    if !require_kvm() {
+        return;
+    }
+    // A program that runs for minutes.
+    let mut child = Command::new(vmm_path())
+        .args([
+            "run",
+            "--gdb",
+            "0",
+            "--kernel-mode",
+            "classic",
+            "--user-pages",
+            "48",
+        ])
+        .arg(user_program("paging-stats"))
+        .args(["hot-cold", "24", "200", "1000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vmm");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("vmm's first line");
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let mut gdb = Remote(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    let second = std::time::Duration::from_secs(1);
+    gdb.send("?");
+    let halted = gdb.receive(second * 5);
+    assert!(
+        halted.contains("$T05") || halted.contains("$S05"),
+        "{halted:?}"
+    );
+    gdb.raw(b"+");
+    gdb.send("c");
+    let running = gdb.receive(second);
+    assert!(
+        !running.contains('$'),
+        "the guest stopped by itself: {running:?}"
+    );
+    gdb.raw(&[0x03]);
+    let interrupted = gdb.receive(second * 10);
+    assert!(
+        interrupted.contains("$S02") || interrupted.contains("$T02"),
+        "Ctrl-C did not stop the guest: {interrupted:?}"
+    );
+    gdb.raw(b"+");
+    gdb.send("k");
+    let status = child.wait().expect("vmm ends");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("read stderr");
+    assert!(
+        rest.contains("vmm: the debugger killed the guest"),
+        "{rest}"
+    );
+    assert_eq!(status.code(), Some(125), "{rest}");
+}
