@@ -81,7 +81,10 @@ fn gdb_breaks_in_the_kernel_reads_and_writes_and_runs_to_power_off() {
             .expect("e_entry"),
     );
 
-    let mut child = Command::new(vmm_path())
+    // Under a time limit, as every guest here: a stuck stub fails the test, not hangs it.
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(vmm_path())
         .args(["run", "--gdb", "0", "--kernel-mode", "classic"])
         .arg(&program)
         .args(["hello", "world"])
@@ -249,7 +252,10 @@ fn ctrl_c_stops_a_running_guest_and_kill_ends_the_run() {
         return;
     }
     // A program that runs for minutes.
-    let mut child = Command::new(vmm_path())
+    // Under a time limit: a stub that ignored the kill would leave it running.
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(vmm_path())
         .args([
             "run",
             "--gdb",
