@@ -144,7 +144,16 @@ impl<'a> GdbTarget<'a> {
         self.running.store(true, Ordering::Release);
         let result = self.vcpu.run(self.pio, self.mmio, self.stop, self.exits);
         self.running.store(false, Ordering::Release);
-        match result? {
+        let result = result?;
+        // GDB's data may have come just as the guest stopped for another reason: the stub
+        // reads it anyway, and the flags must not stop the next run.
+        if !matches!(result, VcpuStop::Stopped)
+            && self.gdb_wants_in.swap(false, Ordering::AcqRel)
+            && crate::machine::interrupted().is_none()
+        {
+            self.stop.store(false, Ordering::Release);
+        }
+        match result {
             VcpuStop::Debug { dr6 } if dr6 & DR6_BREAKPOINTS != 0 => Ok(Stop::Breakpoint),
             VcpuStop::Debug { .. } => Ok(Stop::Step),
             VcpuStop::Guest(GuestRequest::DebugStop(gpa)) => Ok(self.user_stop(gpa)),
@@ -403,26 +412,32 @@ impl<'a> BlockingEventLoop for EventLoop<'a> {
         run_blocking::Event<Self::StopReason>,
         WaitForStopReasonError<VcpuError, std::io::Error>,
     > {
-        let stop = target.run().map_err(WaitForStopReasonError::Target)?;
-        let reason = match stop {
-            Stop::Incoming => {
-                let byte = conn.read().map_err(WaitForStopReasonError::Connection)?;
-                return Ok(run_blocking::Event::IncomingData(byte));
-            }
-            Stop::Breakpoint => SingleThreadStopReason::SwBreak(()),
-            Stop::Step => SingleThreadStopReason::DoneStep,
-            Stop::Ended(end) => {
-                let reason = match &end {
-                    VcpuStop::Guest(GuestRequest::PowerOff(status)) => {
-                        SingleThreadStopReason::Exited(*status as u8)
+        let reason = loop {
+            match target.run().map_err(WaitForStopReasonError::Target)? {
+                // Stopped for GDB's data, which the stub may have read meanwhile (it came
+                // as the guest stopped before): with none left, the guest runs on.
+                Stop::Incoming => match conn.peek().map_err(WaitForStopReasonError::Connection)? {
+                    Some(_) => {
+                        let byte = conn.read().map_err(WaitForStopReasonError::Connection)?;
+                        return Ok(run_blocking::Event::IncomingData(byte));
                     }
-                    VcpuStop::Guest(GuestRequest::Panic(_)) => {
-                        SingleThreadStopReason::Terminated(Signal::SIGABRT)
-                    }
-                    _ => SingleThreadStopReason::Terminated(Signal::SIGKILL),
-                };
-                target.ended = Some(end);
-                reason
+                    None => continue,
+                },
+                Stop::Breakpoint => break SingleThreadStopReason::SwBreak(()),
+                Stop::Step => break SingleThreadStopReason::DoneStep,
+                Stop::Ended(end) => {
+                    let reason = match &end {
+                        VcpuStop::Guest(GuestRequest::PowerOff(status)) => {
+                            SingleThreadStopReason::Exited(*status as u8)
+                        }
+                        VcpuStop::Guest(GuestRequest::Panic(_)) => {
+                            SingleThreadStopReason::Terminated(Signal::SIGABRT)
+                        }
+                        _ => SingleThreadStopReason::Terminated(Signal::SIGKILL),
+                    };
+                    target.ended = Some(end);
+                    break reason;
+                }
             }
         };
         Ok(run_blocking::Event::TargetStopped(reason))
@@ -451,9 +466,21 @@ impl Interrupter {
             .spawn(move || {
                 let mut byte = [0u8; 1];
                 loop {
+                    // The stub's own peeks make the shared socket non-blocking at times:
+                    // then there is just nothing yet.
                     match conn.peek(&mut byte) {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) => return,
                         Ok(_) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            std::thread::sleep(Duration::from_millis(5));
+                            continue;
+                        }
+                        Err(_) => return,
                     }
                     // Kicked again until the vCPU has stopped: a signal that lands just
                     // before KVM_RUN is lost.
