@@ -12,6 +12,17 @@ use std::process::{Command, Stdio};
 use abi::layout::{CMDLINE_GPA, KERN_BASE};
 use tests::{TempDir, repo_root, require_kvm, user_program, vmm_path};
 
+/// Whether this pass of `make test` runs these tests. They pin the kernel mode themselves
+/// (classic), so the pass with `VMM_KERNEL_MODE=fast` would repeat the very same runs:
+/// they run once, in the classic pass (or with no mode set).
+fn this_pass() -> bool {
+    let once = std::env::var("VMM_KERNEL_MODE").as_deref() != Ok("fast");
+    if !once {
+        eprintln!("gdb tests: run in the classic pass (they pin --kernel-mode classic)");
+    }
+    once
+}
+
 /// The address of the one kernel symbol matching `pattern` (GDB's `info functions` or
 /// `info variables`), from the kernel ELF's symbol table.
 fn symbol(kernel: &str, kind: &str, pattern: &str) -> u64 {
@@ -66,7 +77,7 @@ fn printed(out: &str, label: &str) -> u64 {
 
 #[test]
 fn gdb_breaks_in_the_kernel_reads_and_writes_and_runs_to_power_off() {
-    if !require_kvm() {
+    if !require_kvm() || !this_pass() {
         return;
     }
     let kernel = repo_root().join("target/x86_64-unknown-none/release/guest-kernel");
@@ -161,6 +172,11 @@ continue
         .expect("read stdout");
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).expect("read stderr");
+    // The VMM's side too, for a failure's message.
+    let out = format!(
+        "{out}\n--- vmm (exit {:?}) ---\n{first}{rest}",
+        status.code()
+    );
 
     assert_eq!(printed(&out, "kmain rip"), kmain, "{out}");
     assert_eq!(
@@ -248,7 +264,7 @@ impl Remote {
 
 #[test]
 fn ctrl_c_stops_a_running_guest_and_kill_ends_the_run() {
-    if !require_kvm() {
+    if !require_kvm() || !this_pass() {
         return;
     }
     // A program that runs for minutes.
