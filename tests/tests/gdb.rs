@@ -27,7 +27,8 @@ fn this_pass() -> bool {
 /// `info variables`), from the kernel ELF's symbol table.
 fn symbol(kernel: &str, kind: &str, pattern: &str) -> u64 {
     let out = Command::new("gdb")
-        .args(["-batch", "-nx", "-ex", &format!("file {kernel}")])
+        .args(["-batch", "-nx", "-iex", "set debuginfod enabled off"])
+        .args(["-ex", &format!("file {kernel}")])
         .args(["-ex", &format!("info {kind} {pattern}")])
         .output()
         .expect("gdb runs (install it: apt-get install gdb)");
@@ -156,7 +157,9 @@ continue
     )
     .expect("write the script");
     let gdb = Command::new("timeout")
-        .args(["-s", "KILL", "120", "gdb", "-batch", "-nx", "-x"])
+        // No debuginfod: nothing of GDB's own may wait on the network.
+        .args(["-s", "KILL", "120", "gdb", "-batch", "-nx"])
+        .args(["-iex", "set debuginfod enabled off", "-x"])
         .arg(&script)
         .output()
         .expect("gdb runs (install it: apt-get install gdb)");
