@@ -63,6 +63,43 @@ pub struct PlotArgs {
     pub output: PathBuf,
 }
 
+/// `vmm sweep`'s own options before its run options, with a `-jN` split into `-j N`:
+/// the trailing run options take any hyphenated word, and clap hands them `-jN` (it
+/// parses `-j N` and `--jobs=N` as the sweep's). Every other word stays as it is.
+pub fn split_sweep_jobs(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if args.get(1).is_none_or(|a| a != "sweep") {
+        return args;
+    }
+    let mut i = 2;
+    while let Some(word) = args.get(i).and_then(|a| a.to_str()).map(str::to_string) {
+        let jobs = word
+            .strip_prefix("-j")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(n) = jobs {
+            let n = std::ffi::OsString::from(n);
+            args[i] = "-j".into();
+            args.insert(i + 1, n);
+            i += 2;
+        } else if ["--mem", "--evict", "--plot", "-j", "--jobs"].contains(&word.as_str()) {
+            i += 2;
+        } else if ["--json", "--matrix", "--merge"].contains(&word.as_str())
+            || word.starts_with("--mem=")
+            || word.starts_with("--evict=")
+            || word.starts_with("--plot=")
+            || word.starts_with("--jobs=")
+        {
+            i += 1;
+        } else {
+            // The run options, the program and its arguments: theirs.
+            break;
+        }
+    }
+    args
+}
+
 /// Options of `vmm sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
@@ -591,6 +628,58 @@ mod tests {
         assert_eq!(config.kernel, Some(PathBuf::from("k.elf")));
         assert_eq!(config.test_hook, TestHook::TripleFault);
         assert_eq!(config.user_pages, Some(512));
+    }
+
+    #[test]
+    fn a_sweep_takes_j_with_its_number_attached() {
+        let words = |list: &[&str]| -> Vec<std::ffi::OsString> {
+            list.iter().map(std::ffi::OsString::from).collect()
+        };
+        let split = |list: &[&str]| split_sweep_jobs(words(list));
+        assert_eq!(
+            split(&["vmm", "sweep", "-j2", "--mem", "8", "p"]),
+            words(&["vmm", "sweep", "-j", "2", "--mem", "8", "p"])
+        );
+        assert_eq!(
+            split(&[
+                "vmm",
+                "sweep",
+                "--mem",
+                "8",
+                "--json",
+                "-j12",
+                "--user-pages",
+                "9",
+                "p",
+                "-j3"
+            ]),
+            words(&[
+                "vmm",
+                "sweep",
+                "--mem",
+                "8",
+                "--json",
+                "-j",
+                "12",
+                "--user-pages",
+                "9",
+                "p",
+                "-j3"
+            ]),
+            "the program's own -j3 stays"
+        );
+        assert_eq!(
+            split(&["vmm", "run", "-j2"]),
+            words(&["vmm", "run", "-j2"]),
+            "only sweep"
+        );
+        let cli = Cli::try_parse_from(split(&["vmm", "sweep", "--mem", "8", "-j2", "prog"]))
+            .expect("parses");
+        let Command::Sweep(sweep) = cli.command else {
+            panic!("not a sweep");
+        };
+        assert_eq!(sweep.jobs, Some(2));
+        assert_eq!(sweep.run, ["prog"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::Parser;
 use vmm::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(vmm::cli::split_sweep_jobs(std::env::args_os()));
     let code = match cli.command {
         Command::Run(args) => {
             let config = args.machine_config();
