@@ -6,7 +6,7 @@
 //! {"t_ns":81234567,"pid":1,"page":4214784,"cause":"file","ns":61250}
 //! {"t_ns":81301112,"pid":1,"evict":4202496,"to":"swap"}
 //! {"t_ns":92000100,"pid":2,"release":"exit"}
-//! {"end":true,"records":3702,"dropped":0,"invalid":0,"faults":3535,"user_frames":1088,...}
+//! {"end":true,"records":5984,"dropped":0,"invalid":0,"faults":3535,"user_frames":1087,...}
 //! ```
 //!
 //! The first line describes the run; then one line per record in the kernel's order: a
