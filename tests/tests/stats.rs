@@ -1117,3 +1117,46 @@ fn replay_compares_policies_on_a_traced_run() {
         missing.stderr
     );
 }
+
+#[test]
+fn a_fault_trace_marks_exec_and_replay_counts_the_new_program_s_pages_anew() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("stats-trace-exec");
+    let trace = dir.path().join("trace.jsonl");
+    let trace_arg = trace.display().to_string();
+    let child = program("child-simple");
+    // The forked child (pid 2) execs child-simple.
+    program_stats(
+        &dir,
+        "exec-wait",
+        &["--put", &child, "--trace-faults", &trace_arg],
+        &[],
+    );
+    let (_, records, _) = read_trace(&trace);
+    let releases: Vec<(u64, &str)> = records
+        .iter()
+        .filter_map(|r| Some((r["pid"].as_u64()?, r.get("release")?.as_str()?)))
+        .collect();
+    assert_eq!(releases, [(2, "exec"), (2, "exit"), (1, "exit")]);
+    // Pages as replay counts them: a process's page after its exec is a new page.
+    let mut generation = std::collections::HashMap::new();
+    let mut pages = std::collections::HashSet::new();
+    for r in &records {
+        let pid = r["pid"].as_u64().expect("pid");
+        if r["release"] == "exec" {
+            *generation.entry(pid).or_insert(0) += 1;
+        }
+        if r.get("cause").is_some() && r["cause"] != "kill" {
+            let g = generation.get(&pid).copied().unwrap_or(0);
+            pages.insert((pid, g, r["page"].as_u64().expect("page")));
+        }
+    }
+    let run = vmm(&["replay", &trace_arg, "--frames", "100000", "--json"]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let rows: Vec<Value> = serde_json::from_str(&run.stdout).expect("JSON");
+    for row in rows.iter().filter(|r| r["policy"] != "kernel") {
+        assert_eq!(row["faults"], pages.len() as u64, "{row}");
+    }
+}

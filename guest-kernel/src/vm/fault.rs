@@ -202,7 +202,7 @@ fn map_around<const NATIVE_MAP: bool>(mem: &mut Memory, page: u64, outcome: Faul
                     return;
                 };
                 let fill = if is_zero { Fill::Nothing } else { Fill::Zeros };
-                map_or_free::<NATIVE_MAP>(&mut mem.space, &mut false, next, f, writable, fill)
+                map_or_free::<NATIVE_MAP>(&mut mem.space, None, next, f, writable, fill)
             }
             Page::Uninit { writable, ranges } => {
                 let Some(exe) = mem.exe.as_ref() else {
@@ -213,7 +213,7 @@ fn map_around<const NATIVE_MAP: bool>(mem: &mut Memory, page: u64, outcome: Faul
                 };
                 fill_frame_and_map::<NATIVE_MAP>(
                     &mut mem.space,
-                    &mut false,
+                    None,
                     f,
                     next,
                     writable,
@@ -231,7 +231,7 @@ fn map_around<const NATIVE_MAP: bool>(mem: &mut Memory, page: u64, outcome: Faul
                 };
                 fill_frame_and_map::<NATIVE_MAP>(
                     &mut mem.space,
-                    &mut false,
+                    None,
                     f,
                     next,
                     writable,
@@ -271,7 +271,7 @@ fn map_zeroed<const NATIVE_MAP: bool>(
         fault_frame(oom, frame_table::alloc_as_is(Zero::Yes))?
     };
     let fill = if is_zero { Fill::Nothing } else { Fill::Zeros };
-    map_or_free::<NATIVE_MAP>(space, oom, page, f, writable, fill)
+    map_or_free::<NATIVE_MAP>(space, Some(oom), page, f, writable, fill)
 }
 
 /// For a fault whose frame `f` comes from an eviction [`Deferred`](frame_table::Deferred)
@@ -321,7 +321,7 @@ fn evict_and_fill<const NATIVE_MAP: bool>(
             } else {
                 fill
             };
-            map_or_free::<NATIVE_MAP>(space, oom, page, f, writable, fill)
+            map_or_free::<NATIVE_MAP>(space, Some(oom), page, f, writable, fill)
         }
     }
 }
@@ -331,7 +331,7 @@ fn evict_and_fill<const NATIVE_MAP: bool>(
 #[inline(always)]
 fn map_or_free<const NATIVE_MAP: bool>(
     space: &mut AddressSpace,
-    oom: &mut bool,
+    oom: Option<&mut bool>,
     page: u64,
     f: Frame,
     writable: bool,
@@ -344,8 +344,11 @@ fn map_or_free<const NATIVE_MAP: bool>(
     };
     match mapped {
         Ok(()) => Some(f),
-        // Filled (a missing table is found after the fill), not mapped.
-        Err(MapError::OutOfMemory) => map_with_user_tables(space, oom, page, f, writable),
+        // Filled (a missing table is found after the fill), not mapped. Fault-around
+        // (`oom` None) never evicts, so it takes no table from the user pool either.
+        Err(MapError::OutOfMemory) if let Some(oom) = oom => {
+            map_with_user_tables(space, oom, page, f, writable)
+        }
         Err(_) => {
             frame::free(f);
             None
@@ -402,7 +405,7 @@ fn fill_and_map<const NATIVE_MAP: bool>(
     ranges: &[Option<FileRange>],
 ) -> Option<Frame> {
     let f = fault_frame(oom, frame_table::alloc(zero_for(ranges)))?;
-    fill_frame_and_map::<NATIVE_MAP>(space, oom, f, page, writable, file, ranges)
+    fill_frame_and_map::<NATIVE_MAP>(space, Some(oom), f, page, writable, file, ranges)
 }
 
 /// Whether a frame for a page holding `ranges` of a file must read as zero first (unless
@@ -422,7 +425,7 @@ fn zero_for(ranges: &[Option<FileRange>]) -> Zero {
 #[inline(always)]
 fn fill_frame_and_map<const NATIVE_MAP: bool>(
     space: &mut AddressSpace,
-    oom: &mut bool,
+    oom: Option<&mut bool>,
     f: Frame,
     page: u64,
     writable: bool,
@@ -471,7 +474,7 @@ fn swap_in<const NATIVE_MAP: bool>(
         swap::release_slot(slot);
         return None;
     };
-    map_or_free::<NATIVE_MAP>(space, oom, page, f, writable, Fill::SwapSlot(slot))
+    map_or_free::<NATIVE_MAP>(space, Some(oom), page, f, writable, Fill::SwapSlot(slot))
 }
 
 /// Settles the zero-fill faults the fast mode's shim resolved since the kernel last ran
