@@ -161,9 +161,9 @@ impl SysCtl {
     }
 
     /// Writes the first `len` bytes of the console page (at most `DIAGNOSTIC_MAX`) as one
-    /// line `vmm: guest: TEXT`, after the console text so far. The text is the guest's:
-    /// anything but printable ASCII becomes `?`, so it cannot forge lines or move the
-    /// terminal's cursor.
+    /// line `vmm: guest: TEXT`, after the console text so far. The text is the guest's: it
+    /// is made one printable line as a panic message is ([`one_line`]), so it cannot forge
+    /// lines or move the terminal's cursor.
     fn diagnostic(&mut self, len: u32) {
         let mut text = [0u8; DIAGNOSTIC_MAX];
         let text = &mut text[..(len as usize).min(DIAGNOSTIC_MAX)];
@@ -174,16 +174,7 @@ impl SysCtl {
         {
             return;
         }
-        let line: String = text
-            .iter()
-            .map(|&b| {
-                if (0x20..0x7f).contains(&b) {
-                    b as char
-                } else {
-                    '?'
-                }
-            })
-            .collect();
+        let line = one_line(text);
         let _ = self.console.flush();
         let _ = writeln!(self.diagnostics, "vmm: guest: {line}")
             .and_then(|()| self.diagnostics.flush());
@@ -491,8 +482,13 @@ pub fn panic_message(page: &[u8]) -> String {
         return String::new();
     };
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let body = &body[..len.min(PANIC_MESSAGE_MAX).min(body.len())];
-    let line: String = String::from_utf8_lossy(body)
+    one_line(&body[..len.min(PANIC_MESSAGE_MAX).min(body.len())])
+}
+
+/// Guest text as one printable line: invalid UTF-8 becomes U+FFFD, control characters
+/// (newlines and escapes included) become spaces, trailing blanks go.
+fn one_line(text: &[u8]) -> String {
+    let line: String = String::from_utf8_lossy(text)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
@@ -567,6 +563,9 @@ mod tests {
         let mut dev = SysCtl::new(memory.clone(), Box::new(console.clone()), None)
             .with_diagnostics(Box::new(diagnostics.clone()));
         memory
+            .write_slice(&[b'x'; 4096], GuestAddress(CONSOLE_PAGE_GPA))
+            .unwrap();
+        memory
             .write_slice(b"load: x: bad\n\x1b[2Jfake", GuestAddress(CONSOLE_PAGE_GPA))
             .unwrap();
         let register = u64::from(SYSCTL_DIAGNOSTIC);
@@ -575,7 +574,7 @@ mod tests {
         assert_eq!(dev.write(register, &u32::MAX.to_le_bytes()), None);
         let text = String::from_utf8(diagnostics.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "vmm: guest: load: x: bad??[2Jfake");
+        assert_eq!(lines[0], "vmm: guest: load: x: bad  [2Jfake");
         assert_eq!(lines[1].len(), "vmm: guest: ".len() + DIAGNOSTIC_MAX);
         assert_eq!(lines.len(), 2);
         assert!(
