@@ -73,26 +73,18 @@ impl ConsolePage {
     /// a diagnostic (`abi::devices::SYSCTL_DIAGNOSTIC`), after the waiting console text.
     pub fn diagnostic(&mut self, text: &[u8]) {
         self.flush();
-        let n = text.len().min(abi::devices::DIAGNOSTIC_MAX);
-        // SAFETY: as in `write`: the page is the console's, behind its lock, and `n` is
-        // below a page.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                text.as_ptr(),
-                phys_to_virt(CONSOLE_PAGE_GPA) as *mut u8,
-                n,
-            );
-        }
-        platform::outl(SYSCTL_PORT + abi::devices::SYSCTL_DIAGNOSTIC, n as u32);
+        let text = &text[..text.len().min(abi::devices::DIAGNOSTIC_MAX)];
+        // SAFETY: the only `ConsolePage` is behind the console's lock, and its waiting text
+        // is out: nothing else uses the page.
+        unsafe { send_page(abi::devices::SYSCTL_DIAGNOSTIC, text) };
     }
 
     /// Stops for the debugger at a user program's trap, whose frame is at guest-physical
     /// `frame_gpa` (`abi::devices::SYSCTL_DEBUG_STOP`); returns when it resumes.
     pub fn debug_stop(&mut self, frame_gpa: u64) {
         self.flush();
-        // SAFETY: as in `write`: the page is the console's, behind its lock.
-        unsafe { (phys_to_virt(CONSOLE_PAGE_GPA) as *mut u64).write(frame_gpa) };
-        platform::outl(SYSCTL_PORT + abi::devices::SYSCTL_DEBUG_STOP, 0);
+        // SAFETY: as in `diagnostic`.
+        unsafe { send_page(abi::devices::SYSCTL_DEBUG_STOP, &frame_gpa.to_le_bytes()) };
     }
 
     /// Has the VMM write out the waiting text; it is out when this returns.
@@ -109,14 +101,28 @@ impl ConsolePage {
 /// struck while it was held). It writes over the console page, whose unsent text, if any,
 /// is a call the fault cut short: its thread never resumes to send it.
 pub fn emergency_console(text: &[u8]) {
-    let n = text.len().min(ConsolePage::CAPACITY);
-    // SAFETY: the console page is reserved for console text (abi::layout) and mapped by the
-    // direct map; `n` is at most a page. Nothing else runs meanwhile: this is the one CPU,
-    // with interrupts off, on its way to a panic.
+    // SAFETY: nothing else runs meanwhile: this is the one CPU, with interrupts off, on its
+    // way to a panic.
+    unsafe { send_page(SYSCTL_CONSOLE, text) };
+}
+
+/// Copies `bytes` (up to a page) to the start of the console page and writes their count
+/// to sysctl `register`: the VMM takes them during that exit.
+///
+/// # Safety
+/// Nothing else writes the console page meanwhile.
+unsafe fn send_page(register: u16, bytes: &[u8]) {
+    let n = bytes.len().min(ConsolePage::CAPACITY);
+    // SAFETY: the console page is reserved for this (abi::layout) and mapped by the direct
+    // map; `n` is at most a page; the caller keeps everything else off the page.
     unsafe {
-        core::ptr::copy_nonoverlapping(text.as_ptr(), phys_to_virt(CONSOLE_PAGE_GPA) as *mut u8, n);
+        core::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            phys_to_virt(CONSOLE_PAGE_GPA) as *mut u8,
+            n,
+        );
     }
-    platform::outl(SYSCTL_PORT + SYSCTL_CONSOLE, n as u32);
+    platform::outl(SYSCTL_PORT + register, n as u32);
 }
 
 /// Powers the machine off; the VMM exits with the low byte of `status`. Never returns.
