@@ -66,6 +66,18 @@ pub fn level(level: &AtomicU64, peak: &AtomicU64, value: u64) {
     }
 }
 
+/// The counter of pages evicted to `to`.
+#[inline]
+pub fn evictions(to: abi::trace::EvictTo) -> &'static AtomicU64 {
+    use abi::trace::EvictTo;
+    let p = page();
+    match to {
+        EvictTo::Swap => &p.evict_swap,
+        EvictTo::File => &p.evict_writeback,
+        EvictTo::Drop => &p.evict_drop,
+    }
+}
+
 /// How a fault was resolved. The order is the order of the `faults_*` outcome counters
 /// on the page, from `faults_zero_fill`: the outcome indexes its counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

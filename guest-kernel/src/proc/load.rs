@@ -186,10 +186,7 @@ fn load_into(
     let pages = headers
         .iter()
         .filter(|ph| ph.p_type == elf::PT_LOAD)
-        .map(|ph| {
-            let first = ph.p_vaddr & !(PAGE_SIZE - 1);
-            (ph.p_vaddr + ph.p_memsz - first).div_ceil(PAGE_SIZE)
-        })
+        .map(segment_pages)
         .sum::<u64>()
         + vm::STACK_PAGES;
     let budget = vm::page_budget();
@@ -257,15 +254,19 @@ fn frame_bytes(f: Frame) -> &'static mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(f.as_ptr(), PAGE_SIZE as usize) }
 }
 
+/// Pages a checked segment spans.
+fn segment_pages(ph: &ProgramHeader) -> u64 {
+    (ph.p_vaddr + ph.p_memsz - (ph.p_vaddr & !(PAGE_SIZE - 1))).div_ceil(PAGE_SIZE)
+}
+
 /// Registers every page of a checked segment, with the part of the file that fills it.
 fn register_segment(spt: &mut Spt, ph: &ProgramHeader) -> Result<(), LoadError> {
     let writable = ph.writable();
     let first = ph.p_vaddr & !(PAGE_SIZE - 1);
     let end = ph.p_vaddr + ph.p_memsz;
     let file_end_va = ph.p_vaddr + ph.p_filesz;
-    let pages = (end - first).div_ceil(PAGE_SIZE);
     // The whole program was checked against the budget: only the heap can refuse.
-    if !spt.make_room(pages, vm::page_budget()) {
+    if !spt.make_room(segment_pages(ph), vm::page_budget()) {
         return Err(LoadError::NoKernelMemory);
     }
     for page in (first..end).step_by(PAGE_SIZE as usize) {

@@ -401,7 +401,7 @@ pub fn finish_eviction(frame: Frame, deferred: Deferred, slot: u32) {
     if let (Some(e), free) = table().entry_and_free(frame) {
         e.disown(free);
     }
-    crate::stats::bump(&crate::stats::page().evict_swap);
+    crate::stats::bump(crate::stats::evictions(EvictTo::Swap));
 }
 
 /// Runs the clock until a page leaves memory; returns its frame (now nobody's). With
@@ -507,8 +507,7 @@ unsafe fn now_in_slot(owner: *mut Memory, va: u64, writable: bool, slot: u32) {
 /// (its file, or a swap slot).
 fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
     let va = e.va;
-    let counters = crate::stats::page();
-    let (kind, to);
+    let to;
     // SAFETY: as in `evict_one`; owners of one frame hold the same kind of page there.
     let page = unsafe { (*e.owner).spt.get_mut(va).copied() };
     match page {
@@ -525,12 +524,12 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
                 if mapping.file.write_at(bytes, range.file_offset) != bytes.len() {
                     return Outcome::Kept;
                 }
-                (kind, to) = (&counters.evict_writeback, EvictTo::File);
+                to = EvictTo::File;
             } else {
-                (kind, to) = (&counters.evict_drop, EvictTo::Drop);
+                to = EvictTo::Drop;
             }
         }
-        Some(Page::Uninit { .. }) if !dirty => (kind, to) = (&counters.evict_drop, EvictTo::Drop),
+        Some(Page::Uninit { .. }) if !dirty => to = EvictTo::Drop,
         Some(Page::Uninit { writable, .. } | Page::Anon { writable, .. }) => {
             if DEFER && e.more.is_null() && swap::can_defer_swap_out() {
                 return Outcome::Deferred { writable };
@@ -549,7 +548,7 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
                 // SAFETY: as above.
                 unsafe { now_in_slot(p, va, writable, slot) };
             }
-            (kind, to) = (&counters.evict_swap, EvictTo::Swap);
+            to = EvictTo::Swap;
         }
         None => return Outcome::Kept,
     }
@@ -560,6 +559,6 @@ fn evict<const DEFER: bool>(e: &Entry, frame: Frame, dirty: bool) -> Outcome {
             crate::trace::evict((*p).pid, va, to);
         }
     }
-    crate::stats::bump(kind);
+    crate::stats::bump(crate::stats::evictions(to));
     Outcome::Evicted
 }
