@@ -60,6 +60,50 @@ fn elf_bytes_at(path: &std::path::Path, vaddr: u64) -> u64 {
     panic!("{vaddr:#x} is in no segment of {}", path.display());
 }
 
+/// Starts `vmm run --gdb 0 OPTIONS PROGRAM ARGS` under a time limit (a stuck stub fails
+/// the test instead of hanging it) and reads its first stderr line, which names the port
+/// it waits on: the child, the rest of its stderr, that line, and the port.
+fn vmm_under_gdb(
+    options: &[&str],
+    program: &std::path::Path,
+    args: &[&str],
+    stdout: Stdio,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+    u16,
+) {
+    let mut child = Command::new("timeout")
+        .args(["-s", "KILL", "120"])
+        .arg(vmm_path())
+        .args(["run", "--gdb", "0"])
+        .args(options)
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vmm");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("vmm's first line");
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    assert!(
+        first.starts_with(&format!(
+            "vmm: gdb: waiting for a debugger on 127.0.0.1:{port}"
+        )),
+        "{first}"
+    );
+    (child, stderr, first, port)
+}
+
 /// The value GDB printed after `label=`.
 fn printed(out: &str, label: &str) -> u64 {
     let at = out
@@ -93,32 +137,11 @@ fn gdb_breaks_in_the_kernel_reads_and_writes_and_runs_to_power_off() {
             .expect("e_entry"),
     );
 
-    // Under a time limit, as every guest here: a stuck stub fails the test, not hangs it.
-    let mut child = Command::new("timeout")
-        .args(["-s", "KILL", "120"])
-        .arg(vmm_path())
-        .args(["run", "--gdb", "0", "--kernel-mode", "classic"])
-        .arg(&program)
-        .args(["hello", "world"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vmm");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut first = String::new();
-    stderr.read_line(&mut first).expect("vmm's first line");
-    let port: u16 = first
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
-    assert!(
-        first.starts_with(&format!(
-            "vmm: gdb: waiting for a debugger on 127.0.0.1:{port}"
-        )),
-        "{first}"
+    let (mut child, mut stderr, first, port) = vmm_under_gdb(
+        &["--kernel-mode", "classic"],
+        &program,
+        &["hello", "world"],
+        Stdio::piped(),
     );
 
     let dir = TempDir::new("gdb");
@@ -271,35 +294,12 @@ fn ctrl_c_stops_a_running_guest_and_kill_ends_the_run() {
         return;
     }
     // A program that runs for minutes.
-    // Under a time limit: a stub that ignored the kill would leave it running.
-    let mut child = Command::new("timeout")
-        .args(["-s", "KILL", "120"])
-        .arg(vmm_path())
-        .args([
-            "run",
-            "--gdb",
-            "0",
-            "--kernel-mode",
-            "classic",
-            "--user-pages",
-            "48",
-        ])
-        .arg(user_program("paging-stats"))
-        .args(["hot-cold", "24", "200", "1000000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vmm");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut first = String::new();
-    stderr.read_line(&mut first).expect("vmm's first line");
-    let port: u16 = first
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let (mut child, mut stderr, _, port) = vmm_under_gdb(
+        &["--kernel-mode", "classic", "--user-pages", "48"],
+        &user_program("paging-stats"),
+        &["hot-cold", "24", "200", "1000000"],
+        Stdio::null(),
+    );
     let mut gdb = Remote(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
     let second = std::time::Duration::from_secs(1);
     gdb.send("?");

@@ -269,7 +269,8 @@ impl Machine {
         let mut vm = Vm::new(&kvm, memory)?;
         let vcpu = Vcpu::new(&kvm, &vm, image.entry, tables.pml4_gpa)?;
         let tsc_khz = u64::from(vcpu.tsc_khz()?);
-        let host_kind = crate::stats::KvmKind::detect().host_kind();
+        let kvm_kind = crate::stats::KvmKind::detect();
+        let host_kind = kvm_kind.host_kind();
         let params = BootParams {
             mem_mib: config.mem_mib,
             user_pages: config.user_pages,
@@ -317,7 +318,7 @@ impl Machine {
         let trace = match &config.trace_faults {
             Some(path) => Some((
                 File::create(path).map_err(|e| MachineError::TraceFile(path.clone(), e))?,
-                trace_header(config, params.kernel_mode, tsc_khz),
+                trace_header(config, params.kernel_mode, kvm_kind, tsc_khz),
             )),
             None => None,
         };
@@ -539,6 +540,7 @@ impl Machine {
 fn trace_header(
     config: &MachineConfig,
     mode: abi::boot::KernelMode,
+    kvm: crate::stats::KvmKind,
     tsc_khz: u64,
 ) -> serde_json::Value {
     serde_json::json!({
@@ -550,7 +552,7 @@ fn trace_header(
         "evict": config.evict.name(),
         "fault_around": config.fault_around,
         "kernel_mode": mode.name(),
-        "host": crate::stats::KvmKind::detect().name,
+        "host": kvm.name,
         "tsc_khz": tsc_khz,
         "ring_records": abi::trace::TRACE_CAPACITY,
     })
