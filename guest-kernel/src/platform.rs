@@ -210,6 +210,50 @@ pub fn init_user_entry() {
     }
 }
 
+/// Runs `work` where the kernel's work runs: in the fast mode at CPL 3, in the kernel
+/// view behind the shim (natively where ring 0 is emulated), like the events the shim
+/// sends up; otherwise, and when already at CPL 3, right here. For work that starts in
+/// ring 0 but neither blocks nor switches threads (the first program's load); call it
+/// with interrupts off. A root loaded meanwhile (only recorded at CPL 3) is loaded on the
+/// way back.
+pub fn run_kernel_work<F: FnOnce() -> R, R>(work: F) -> R {
+    let view = FAST_MODE_VIEW.load(Ordering::Relaxed);
+    if view == 0 || !fast::is_on() || cpl3::active() {
+        return work();
+    }
+    let mut job = Job {
+        work: Some(work),
+        result: None,
+    };
+    cpl3::call(run_job::<F, R>, core::ptr::from_mut(&mut job) as u64, view);
+    let root = cpu::LOADED_ROOT.load(Ordering::Relaxed);
+    if root != cpu::read_cr3() {
+        // SAFETY: roots are recorded by `load_page_table`, whose callers promise tables
+        // that map the kernel half as the running ones do.
+        unsafe { cpu::write_cr3(root) };
+    }
+    job.result
+        .expect("platform: kernel work at CPL 3 did not run")
+}
+
+/// A [`run_kernel_work`] in flight: the work, then its result.
+struct Job<F, R> {
+    work: Option<F>,
+    result: Option<R>,
+}
+
+/// The CPL-3 side of [`run_kernel_work`]: `job` is the address of its `Job`.
+extern "C" fn run_job<F: FnOnce() -> R, R>(job: u64) -> u64 {
+    // SAFETY: `run_kernel_work` passes the address of its own `Job<F, R>`, which lives on
+    // its stack (the direct map, reachable in the kernel view) until `cpl3::call` returns,
+    // and which nothing else touches meanwhile (interrupts are off).
+    let job = unsafe { &mut *(job as *mut Job<F, R>) };
+    if let Some(work) = job.work.take() {
+        job.result = Some(work());
+    }
+    0
+}
+
 /// Makes `top` the stack traps from user mode arrive on (the running thread's kernel
 /// stack). Call with interrupts off.
 #[inline(always)]

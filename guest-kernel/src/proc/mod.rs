@@ -139,7 +139,9 @@ fn run_program(cmdline: &[u8]) -> ! {
     // relies on it); entering user mode turns them on.
     platform::disable_interrupts();
     let process = current().expect("proc: process thread without a process");
-    match load::load(process, cmdline) {
+    // The load is most of a big program's start (an SPT entry per page): in the fast mode
+    // it runs at CPL 3, as an `exec` there does.
+    match platform::run_kernel_work(|| load::load(process, cmdline)) {
         Ok(start) => enter(&start),
         Err(()) => exit(KILLED),
     }
