@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use abi::stats::{FIELDS, FieldKind};
 use serde_json::Value;
-use tests::{TempDir, repo_root, require_kvm, user_program, vmm};
+use tests::{
+    TempDir, expected_kernel_mode, kvm_kind_name, repo_root, require_kvm, user_program, vmm,
+};
 
 fn program(name: &str) -> String {
     user_program(name).display().to_string()
@@ -228,7 +230,7 @@ fn json_holds_the_documented_fields() {
     assert_eq!(doc["outcome"]["exit_status"], 0);
     assert!(doc["host"]["kvm"].is_string());
     // The kernel runs in the mode it reports, and was told the KVM the VMM detected.
-    let mode = tests::expected_kernel_mode();
+    let mode = expected_kernel_mode();
     assert_eq!(doc["host"]["kernel_mode"], mode);
     assert_eq!(
         guest(&doc, "kernel_mode"),
@@ -301,7 +303,7 @@ fn stats_table_goes_to_stderr() {
             .lines()
             .next()
             .unwrap_or_default()
-            .ends_with(&format!("; kernel mode: {}", tests::expected_kernel_mode())),
+            .ends_with(&format!("; kernel mode: {}", expected_kernel_mode())),
         "{}",
         run.stderr
     );
@@ -414,12 +416,12 @@ fn sweep_runs_once_per_size() {
     assert_eq!(too_small[..3], ["2", "clock", "125"], "{}", rows[1]);
     let last = too_small.len() - 1;
     assert!(too_small[3..last].iter().all(|c| *c == "-"), "{}", rows[1]);
-    assert_eq!(too_small[last], tests::kvm_kind_name(), "{}", rows[1]);
+    assert_eq!(too_small[last], kvm_kind_name(), "{}", rows[1]);
     for row in &rows[2..] {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
             cells[cells.len() - 2..],
-            [tests::expected_kernel_mode(), tests::kvm_kind_name()],
+            [expected_kernel_mode(), kvm_kind_name()],
             "{row}"
         );
     }
@@ -447,7 +449,7 @@ fn sweep_runs_once_per_size() {
     let row = &doc["rows"][0];
     assert_eq!(row["mem_mib"], 8);
     assert_eq!(row["error"], Value::Null);
-    assert_eq!(row["kernel_mode"], tests::expected_kernel_mode());
+    assert_eq!(row["kernel_mode"], expected_kernel_mode());
     // 8 MiB leaves fewer user frames than the 1500 pages touched: they must swap.
     let frames = row["user_frames"].as_u64().expect("frames");
     assert!(frames < 1500);
@@ -608,7 +610,7 @@ fn a_sweep_matrix_fans_out_and_merge_joins_it() {
     );
     for row in rows {
         assert_eq!(row["exit_status"], 0, "{row}");
-        assert_eq!(row["kernel_mode"], tests::expected_kernel_mode(), "{row}");
+        assert_eq!(row["kernel_mode"], expected_kernel_mode(), "{row}");
         assert!(row["host"].is_string(), "{row}");
     }
     let table = vmm(&["sweep", "--merge", &files[0], &files[1]]);
@@ -663,16 +665,20 @@ fn stats_errors_say_what_to_do() {
     assert_eq!(sweep.status, Some(125));
     assert!(sweep.stderr.starts_with("vmm: sweep: "), "{}", sweep.stderr);
     // A debugger or a trace belongs to one run, not to a sweep's many at once.
-    for option in [["--gdb", "0"], ["--trace-faults", "/tmp/vmm-unused.jsonl"]] {
+    for option in [
+        ["--gdb", "0"],
+        ["--trace-faults", "/tmp/vmm-unused.jsonl"],
+        ["--profile", "/tmp/vmm-unused.txt"],
+    ] {
         let mut argv = vec!["sweep", "--mem", "8,16"];
         argv.extend(option);
         argv.push(&prog);
         let sweep = vmm(&argv);
         assert_eq!(sweep.status, Some(125), "{option:?}");
         assert!(
-            sweep
-                .stderr
-                .contains("--gdb and --trace-faults serve one run: use them with `vmm run`"),
+            sweep.stderr.contains(
+                "--gdb, --trace-faults and --profile serve one run: use them with `vmm run`"
+            ),
             "{}",
             sweep.stderr
         );
@@ -758,7 +764,7 @@ fn zero_fill_faults_count_exactly_when_the_shim_resolves_them() {
     let doc = zero_parallel(&dir, &[], &[]);
     let small = zero_parallel(&dir, &["--mem", "16"], &["seq"]);
     let in_shim = guest(&doc, "faults_in_shim");
-    if tests::expected_kernel_mode() == "fast" {
+    if expected_kernel_mode() == "fast" {
         assert!(in_shim > 4096 * 3 / 4, "{}", doc["guest"]);
         // More than the pool's frames: recycled ones went through the shim too.
         let frames = guest(&small, "user_frames_total");
@@ -1159,4 +1165,131 @@ fn a_fault_trace_marks_exec_and_replay_counts_the_new_program_s_pages_anew() {
     for row in rows.iter().filter(|r| r["policy"] != "kernel") {
         assert_eq!(row["faults"], pages.len() as u64, "{row}");
     }
+}
+
+/// A `--profile` report's rows: (samples, percent, where, symbol).
+fn profile_rows(text: &str) -> Vec<(u64, String, String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let n = f.next().expect("samples").parse().expect("a count");
+            let percent = f.next().expect("percent").to_string();
+            let place = f.next().expect("where").to_string();
+            let symbol = f.collect::<Vec<_>>().join(" ");
+            (n, percent, place, symbol)
+        })
+        .collect()
+}
+
+#[test]
+fn a_profile_accounts_for_every_sample() {
+    if !require_kvm() {
+        return;
+    }
+    let dir = TempDir::new("profile");
+    let path = dir.path().join("profile.txt");
+    let path_arg = path.display().to_string();
+    let run = vmm(&[
+        "run",
+        "--profile",
+        &path_arg,
+        // Paging, so that the kernel has work in either mode.
+        "--user-pages",
+        "48",
+        &program("paging-stats"),
+        "hot-cold",
+        "32",
+        "64",
+        "20",
+    ]);
+    assert_eq!(run.status, Some(0), "{}{}", run.stdout, run.stderr);
+    let text = std::fs::read_to_string(&path).expect("the profile was written");
+    let lines: Vec<&str> = text.lines().collect();
+    let mode = expected_kernel_mode();
+    assert_eq!(
+        lines[0],
+        format!(
+            "# vmm profile: paging-stats, 64 MiB, kernel mode {mode}, host {}",
+            kvm_kind_name()
+        )
+    );
+    let rows = profile_rows(&text);
+    let total: u64 = rows.iter().map(|r| r.0).sum();
+    assert!(total > 0, "{text}");
+    assert_eq!(
+        lines[1],
+        format!("# {total} samples, one every 500 us of wall time")
+    );
+    let share = |place: &str| {
+        let n: u64 = rows.iter().filter(|r| r.2 == place).map(|r| r.0).sum();
+        format!("{place} {:.1}%", 100.0 * n as f64 / total as f64)
+    };
+    assert_eq!(
+        lines[2],
+        format!(
+            "# {}, {}, {}",
+            share("user"),
+            share("kernel"),
+            share("ring0")
+        )
+    );
+    assert_eq!(lines[3], "# samples  percent  where   symbol");
+    // Most samples first; user code is one row; kernel rows name kernel symbols.
+    assert!(rows.windows(2).all(|w| w[0].0 >= w[1].0), "{text}");
+    for (n, percent, place, symbol) in &rows {
+        assert_eq!(
+            *percent,
+            format!("{:.1}%", 100.0 * *n as f64 / total as f64),
+            "{text}"
+        );
+        match place.as_str() {
+            "user" => assert_eq!(symbol, "-", "{text}"),
+            "kernel" | "ring0" => assert!(!symbol.is_empty(), "{text}"),
+            other => panic!("unknown place {other}: {text}"),
+        }
+    }
+    assert_eq!(rows.iter().filter(|r| r.2 == "user").count(), 1, "{text}");
+    assert!(
+        rows.iter()
+            .any(|r| r.2 != "user" && r.3.starts_with("guest_kernel::")),
+        "{text}"
+    );
+    // Only the fast mode runs kernel code at CPL 3; the classic one runs it all in ring 0.
+    match mode {
+        "classic" => assert!(lines[2].contains("kernel 0.0%"), "{text}"),
+        _ => assert!(rows.iter().any(|r| r.2 == "kernel"), "{text}"),
+    }
+}
+
+#[test]
+fn a_profile_needs_a_writable_file_and_no_debugger() {
+    if !require_kvm() {
+        return;
+    }
+    let run = vmm(&[
+        "run",
+        "--profile",
+        "/nonexistent/dir/profile.txt",
+        &program("paging-stats"),
+    ]);
+    assert_eq!(run.status, Some(125), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "cannot create the profile file /nonexistent/dir/profile.txt: No such file or directory"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "", "refused before boot");
+    let run = vmm(&[
+        "run",
+        "--profile",
+        "/tmp/vmm-unused.txt",
+        "--gdb",
+        "0",
+        &program("paging-stats"),
+    ]);
+    assert_eq!(run.status, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--gdb"), "{}", run.stderr);
 }

@@ -300,6 +300,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "no_fault_counters")]
     pub trace_faults: Option<PathBuf>,
 
+    /// Sample where the guest runs every 500 us of wall time and write a flat profile to
+    /// FILE: the share of user code, kernel code at CPL 3 (the fast kernel mode) and ring 0,
+    /// and the kernel's symbols by samples. Each sample interrupts the guest once (a few
+    /// percent of its time).
+    #[arg(long, value_name = "FILE", conflicts_with = "gdb")]
+    pub profile: Option<PathBuf>,
+
     /// Serve a GDB remote stub on 127.0.0.1:PORT (0: a free port, printed) and wait for
     /// GDB before the first guest instruction: registers, memory, breakpoints (up to four
     /// in the kernel), single step, continue and Ctrl-C, in kernel and user code. Load the kernel's
@@ -447,6 +454,7 @@ impl RunArgs {
                 interval: Duration::from_millis(self.stats_interval),
             }),
             trace_faults: self.trace_faults.clone(),
+            profile: self.profile.clone(),
             gdb: self.gdb,
             quiet: false,
             seccomp: if self.no_seccomp {

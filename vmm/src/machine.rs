@@ -35,6 +35,7 @@ use crate::devices::sysctl::SysCtl;
 use crate::devices::virtio::block::{BlockError, BlockMetrics, VirtioBlock};
 use crate::loader::{self, LoadError};
 use crate::seccomp::{self, Seccomp};
+use crate::stats::profile::{self, Samples, Symbols};
 use crate::stats::series::{Sampler, SeriesConfig};
 use crate::stats::trace::{Drainer, TraceTotals};
 use crate::stats::{ExitCounters, GuestStats, PageOpCounters};
@@ -96,6 +97,8 @@ pub struct MachineConfig {
     pub series: Option<SeriesConfig>,
     /// Write the kernel's fault trace to this file (`stats::trace`).
     pub trace_faults: Option<PathBuf>,
+    /// Sample where the guest runs and write the profile to this file (`stats::profile`).
+    pub profile: Option<PathBuf>,
     /// Serve GDB on this TCP port of 127.0.0.1 (0: any free port) before the guest starts
     /// (`crate::gdb`).
     pub gdb: Option<u16>,
@@ -153,6 +156,10 @@ pub enum MachineError {
         "cannot create the fault trace file {0}: {1}; check that its directory exists and is writable"
     )]
     TraceFile(PathBuf, std::io::Error),
+    #[error(
+        "cannot create the profile file {0}: {1}; check that its directory exists and is writable"
+    )]
+    ProfileFile(PathBuf, std::io::Error),
     #[error("--gdb: cannot listen on 127.0.0.1:{0}: {1}; choose another port (0 picks a free one)")]
     GdbListen(u16, std::io::Error),
     #[error(
@@ -188,6 +195,8 @@ pub struct RunStats {
     pub series_error: Option<String>,
     /// With `--trace-faults`: what the trace holds, or why it could not be completed.
     pub trace: Option<Result<TraceTotals, String>>,
+    /// With `--profile`: the samples written, or why the file could not be written.
+    pub profile: Option<Result<usize, String>>,
 }
 
 /// VM exits that reached one device, and the disk counters if it is a disk.
@@ -214,6 +223,8 @@ pub struct Machine {
     series: Option<(File, Duration)>,
     /// The fault trace file (created at build time) and its first line.
     trace: Option<(File, serde_json::Value)>,
+    /// The profile file (created at build time), the kernel's symbols and what the run is.
+    profile: Option<(File, Symbols, String)>,
     /// The debugger's listening socket (`--gdb`) and the guest's RAM size.
     gdb: Option<(std::net::TcpListener, u64)>,
     seccomp: Seccomp,
@@ -322,6 +333,25 @@ impl Machine {
             )),
             None => None,
         };
+        let profile = match &config.profile {
+            Some(path) => Some((
+                File::create(path).map_err(|e| MachineError::ProfileFile(path.clone(), e))?,
+                Symbols::parse(&elf),
+                format!(
+                    "{}, {} MiB, kernel mode {}, host {}",
+                    config
+                        .cmdline
+                        .split(' ')
+                        .next()
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or("no program"),
+                    config.mem_mib,
+                    params.kernel_mode.name(),
+                    kvm_kind.name
+                ),
+            )),
+            None => None,
+        };
         let gdb = match config.gdb {
             Some(port) => {
                 let listener = std::net::TcpListener::bind(("127.0.0.1", port))
@@ -357,6 +387,7 @@ impl Machine {
             tsc_khz,
             series,
             trace,
+            profile,
             gdb,
             seccomp: config.seccomp,
             seccomp_violation: config.seccomp_violation,
@@ -376,10 +407,16 @@ impl Machine {
             tsc_khz,
             series,
             trace,
+            profile,
             gdb,
             seccomp,
             seccomp_violation,
         } = self;
+        let samples = profile.as_ref().map(|_| {
+            let samples = Arc::new(Samples::default());
+            vcpu.sample_into(Arc::clone(&samples));
+            samples
+        });
         install_kick_handler();
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
@@ -449,16 +486,25 @@ impl Machine {
         }
 
         // Wait for the guest to end, the timeout to pass, or a signal to stop it.
+        // With `--profile`, also ask for a sample every period.
         let deadline = timeout.map(|limit| started + limit);
+        let poll = if samples.is_some() {
+            profile::PERIOD
+        } else {
+            INTERRUPT_POLL
+        };
         let first = loop {
-            let wait = deadline.map_or(INTERRUPT_POLL, |d| {
-                d.saturating_duration_since(Instant::now())
-                    .min(INTERRUPT_POLL)
+            let wait = deadline.map_or(poll, |d| {
+                d.saturating_duration_since(Instant::now()).min(poll)
             });
             match done_rx.recv_timeout(wait) {
                 Err(mpsc::RecvTimeoutError::Timeout)
                     if interrupted().is_none() && deadline.is_none_or(|d| Instant::now() < d) =>
                 {
+                    if let Some(samples) = &samples {
+                        samples.request();
+                        kick(&thread);
+                    }
                     continue;
                 }
                 other => break other,
@@ -489,6 +535,17 @@ impl Machine {
             .map(|e| e.to_string());
         let guest = GuestStats::read(&vm.memory);
         let trace = drainer.map(|d| d.finish(guest.as_ref()).map_err(|e| e.to_string()));
+        let profile = profile
+            .zip(samples)
+            .map(|((mut file, symbols, about), samples)| {
+                let taken = samples.taken();
+                std::io::Write::write_all(
+                    &mut file,
+                    profile::report(&about, &taken, &symbols).as_bytes(),
+                )
+                .map(|()| taken.len())
+                .map_err(|e| e.to_string())
+            });
         drop(vm);
         let outcome = match result? {
             VcpuStop::Guest(GuestRequest::PowerOff(status)) => Outcome::PowerOff(status),
@@ -527,6 +584,7 @@ impl Machine {
             tsc_khz,
             series_error,
             trace,
+            profile,
         };
         Ok(RunResult {
             outcome,

@@ -215,6 +215,11 @@ fn write_stats(
             ));
         }
     }
+    if let (Some(profile), Some(path)) = (&run.stats.profile, &args.profile) {
+        profile
+            .as_ref()
+            .map_err(|e| format!("writing the profile {} failed: {e}", path.display()))?;
+    }
     if let Some(path) = &args.stats_json {
         let doc = format!("{:#}\n", report::json(config, run, kvm));
         std::fs::write(path, doc).map_err(|e| {

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod plot;
+pub mod profile;
 pub mod replay;
 pub mod report;
 pub mod series;

@@ -101,9 +101,9 @@ pub fn run(args: &SweepArgs) -> Result<Vec<Row>, SweepError> {
             "give the program to run (a user program, e.g. target/user/NAME)".into(),
         ));
     }
-    if first.gdb.is_some() || first.trace_faults.is_some() {
+    if first.gdb.is_some() || first.trace_faults.is_some() || first.profile.is_some() {
         return Err(SweepError::Options(
-            "--gdb and --trace-faults serve one run: use them with `vmm run` at the size and policy to look at".into(),
+            "--gdb, --trace-faults and --profile serve one run: use them with `vmm run` at the size and policy to look at".into(),
         ));
     }
     let total = cells.len();

@@ -5,6 +5,7 @@
 //! bus, and the loop hands it back to the caller. The loop also stops when the shared `stop`
 //! flag is set (the watchdog sets it and then interrupts `KVM_RUN` with a signal).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, kvm_regs, kvm_run, kvm_sregs};
@@ -15,6 +16,7 @@ use super::vm::Vm;
 use crate::arch::x86_64::regs;
 use crate::devices::GuestRequest;
 use crate::devices::bus::{ArgRegs, Bus};
+use crate::stats::profile::{Sample, Samples};
 use crate::stats::{ExitCounters, ExitReason};
 
 /// Why the vCPU could not be set up or run.
@@ -102,6 +104,8 @@ fn internal_error_name(suberror: u32) -> &'static str {
 /// The boot vCPU.
 pub struct Vcpu {
     fd: VcpuFd,
+    /// With `--profile`: where the samples asked for go (`crate::stats::profile`).
+    samples: Option<Arc<Samples>>,
 }
 
 impl std::fmt::Debug for Vcpu {
@@ -131,7 +135,7 @@ impl Vcpu {
         // KVM_CAP_SYNC_REGS): page operations pass their arguments in registers, and an
         // ioctl to read them costs more than the exit.
         fd.set_sync_valid_reg(SyncReg::Register);
-        Ok(Vcpu { fd })
+        Ok(Vcpu { fd, samples: None })
     }
 
     /// Arms the debugger's breakpoints (instruction breakpoints in the debug registers,
@@ -191,6 +195,28 @@ impl Vcpu {
         self.fd.get_tsc_khz().map_err(VcpuError::TscKhz)
     }
 
+    /// Takes a sample into `samples` at each return from `KVM_RUN` after one is asked for
+    /// (`vmm run --profile`).
+    pub fn sample_into(&mut self, samples: Arc<Samples>) {
+        self.samples = Some(samples);
+    }
+
+    /// Records a sample if one was asked for: the guest's RIP and privilege level now.
+    fn sample(&self) {
+        let Some(samples) = &self.samples else {
+            return;
+        };
+        if !samples.take_request() {
+            return;
+        }
+        if let (Ok(regs), Ok(sregs)) = (self.fd.get_regs(), self.fd.get_sregs()) {
+            samples.record(Sample {
+                rip: regs.rip,
+                cpl: (sregs.cs.selector & 3) as u8,
+            });
+        }
+    }
+
     /// Runs the guest until it stops (see [`VcpuStop`]).
     pub fn run(
         &mut self,
@@ -203,6 +229,8 @@ impl Vcpu {
             if stop.load(Ordering::Acquire) {
                 return Ok(VcpuStop::Stopped);
             }
+            // Where the last `KVM_RUN` stopped (the kick's interruption, or an exit).
+            self.sample();
             let result = self.fd.run();
             exits.count(match &result {
                 Ok(VcpuExit::IoOut(..)) => ExitReason::PioWrite,
