@@ -392,6 +392,43 @@ impl AddressSpace {
     /// Unmaps user page `va`, returning the frame it mapped (the caller frees it). Flushes
     /// the TLB entry if this space is active.
     pub fn unmap(&mut self, va: u64) -> Option<Frame> {
+        let frame = self.unmap_entry(va)?;
+        if let Some(at) = self.mapped.iter().rposition(|&m| m == va) {
+            self.mapped.swap_remove(at);
+        }
+        frame
+    }
+
+    /// Unmaps the user pages of `pages` (page-aligned) as [`unmap`](Self::unmap) would,
+    /// calling `f(va, frame, note)` for each page that had a frame, after its entry is
+    /// cleared, where `note = before(self, va)` ran first for every page (to read its dirty
+    /// bit, say). The mapped list
+    /// loses them in one pass at the end, not one search per page (a whole `munmap` of a
+    /// large mapping was quadratic in the process's pages).
+    pub fn unmap_range<T>(
+        &mut self,
+        pages: core::ops::Range<u64>,
+        mut before: impl FnMut(&mut Self, u64) -> T,
+        mut f: impl FnMut(u64, Frame, T),
+    ) {
+        let mut any = false;
+        for va in pages.clone().step_by(PAGE_SIZE as usize) {
+            let note = before(self, va);
+            if let Some(frame) = self.unmap_entry(va) {
+                any = true;
+                if let Some(frame) = frame {
+                    f(va, frame, note);
+                }
+            }
+        }
+        if any {
+            self.mapped.retain(|va| !pages.contains(va));
+        }
+    }
+
+    /// Clears user page `va`'s entry (flushing its TLB entry): the frame it mapped if
+    /// present. `None` if the entry was unused already.
+    fn unmap_entry(&mut self, va: u64) -> Option<Option<Frame>> {
         let entry = self.leaf(va, false).ok()??;
         if entry.is_unused() {
             return None;
@@ -400,10 +437,7 @@ impl AddressSpace {
         let frame = entry_frame(entry);
         entry.set_unused();
         self.flush(va);
-        if let Some(at) = self.mapped.iter().rposition(|&m| m == va) {
-            self.mapped.swap_remove(at);
-        }
-        present.then_some(frame)
+        Some(present.then_some(frame))
     }
 
     /// Unmaps every user page, handing each page and frame to `f` (at exit: no search per

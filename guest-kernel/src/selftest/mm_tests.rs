@@ -40,6 +40,10 @@ pub const TESTS: &[Test] = &[
         run: map_translate_unmap,
     },
     Test {
+        name: "unmap_range_hands_back_frames_and_unlists_its_pages",
+        run: unmap_range_hands_back_frames_and_unlists_its_pages,
+    },
+    Test {
         name: "user_window_below_kern_base",
         run: user_window_below_kern_base,
     },
@@ -289,6 +293,62 @@ fn map_translate_unmap() -> TestResult {
     frame::free(user_frame);
     check_eq!(frame::stats(Pool::Kernel).free, kernel_free);
     Ok(())
+}
+
+/// `unmap_range` (munmap) clears every page of its range, hands back the frames of those
+/// in memory with what `before` noted, skips an evicted one, takes them all off the
+/// mapped list and leaves a page outside the range alone.
+fn unmap_range_hands_back_frames_and_unlists_its_pages() -> TestResult {
+    let kernel_free = frame::stats(Pool::Kernel).free;
+    let mut frames = Vec::new();
+    for _ in 0..4 {
+        frames.push(frame::alloc(Pool::User, Zero::Yes).ok_or_else(super::Failure::new)?);
+    }
+    let result = (|| {
+        let base = 0x2000_0000;
+        let va = |i: u64| base + i * PAGE_SIZE;
+        let rw = PageFlags { writable: true };
+        let mut space = AddressSpace::new().ok_or_else(super::Failure::new)?;
+        for (i, &f) in frames.iter().enumerate() {
+            check_eq!(space.map(va(i as u64), f, rw), Ok(()));
+        }
+        check_eq!(space.evict(va(1)), Some(frames[1]));
+        let mut noted = Vec::new();
+        let mut handed = Vec::new();
+        space.unmap_range(
+            va(0)..va(3),
+            |_, v| {
+                noted.push(v);
+                v / PAGE_SIZE
+            },
+            |v, f, note| handed.push((v, f, note)),
+        );
+        check_eq!(noted, vec![va(0), va(1), va(2)]);
+        check_eq!(
+            handed,
+            vec![
+                (va(0), frames[0], va(0) / PAGE_SIZE),
+                (va(2), frames[2], va(2) / PAGE_SIZE)
+            ]
+        );
+        let mut listed = Vec::new();
+        space.for_each_user_page(|v, m| listed.push((v, m.frame)));
+        check_eq!(listed, vec![(va(3), frames[3])]);
+        // Mapped again, a page is listed once.
+        check_eq!(space.map(va(1), frames[1], rw), Ok(()));
+        let mut again = Vec::new();
+        space.for_each_user_page(|v, _| again.push(v));
+        again.sort_unstable();
+        check_eq!(again, vec![va(1), va(3)]);
+        check_eq!(space.unmap(va(1)), Some(frames[1]));
+        check_eq!(space.unmap(va(3)), Some(frames[3]));
+        Ok(())
+    })();
+    for f in frames {
+        frame::free(f);
+    }
+    check_eq!(frame::stats(Pool::Kernel).free, kernel_free);
+    result
 }
 
 /// A user page just below KERN_BASE (sharing PML4 slot 1 with the kernel) is private to

@@ -148,22 +148,25 @@ pub fn unmap_all(mem: &mut Memory) {
 /// pages. Pages evicted earlier were written back then.
 fn release(owner: *mut Memory, space: &mut AddressSpace, spt: &mut Spt, mapping: Mapping) {
     let file_len = mapping.file.length();
-    for i in 0..mapping.pages {
-        let va = mapping.addr + i * PAGE_SIZE;
-        spt.remove(va);
-        let dirty = space
-            .take_accessed_dirty(va)
-            .is_some_and(|(_, dirty)| dirty);
-        let Some(f) = space.unmap(va) else {
-            continue;
-        };
-        let at = mapping.offset + i * PAGE_SIZE;
-        if dirty && at < file_len {
-            let n = (file_len - at).min(PAGE_SIZE) as usize;
-            // SAFETY: the frame was unmapped just above and is ours until freed below.
-            let bytes = unsafe { core::slice::from_raw_parts(f.as_ptr(), n) };
-            mapping.file.write_at(bytes, at);
-        }
-        frame_table::release(f, owner);
-    }
+    let start = mapping.addr;
+    space.unmap_range(
+        start..start + mapping.pages * PAGE_SIZE,
+        |space, va| {
+            spt.remove(va);
+            space
+                .take_accessed_dirty(va)
+                .is_some_and(|(_, dirty)| dirty)
+        },
+        |va, f, dirty| {
+            let at = mapping.offset + (va - start);
+            if dirty && at < file_len {
+                let n = (file_len - at).min(PAGE_SIZE) as usize;
+                // SAFETY: the frame was unmapped just before this call and is ours until
+                // freed below.
+                let bytes = unsafe { core::slice::from_raw_parts(f.as_ptr(), n) };
+                mapping.file.write_at(bytes, at);
+            }
+            frame_table::release(f, owner);
+        },
+    );
 }
