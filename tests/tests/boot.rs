@@ -26,6 +26,7 @@ const SELF_TESTS: &[&str] = &[
     "frame_copy_is_exact",
     "heap_stress",
     "map_translate_unmap",
+    "unmap_range_hands_back_frames_and_unlists_its_pages",
     "user_window_below_kern_base",
     "accessed_and_dirty_bits",
     "a_fault_maps_its_page_when_the_kernel_pool_is_dry",
