@@ -66,6 +66,7 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 #[unsafe(no_mangle)]
 extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
     settle_shim_faults();
+    thread::bury_dead();
     let resolved = match frame.vector {
         trap::vector::PAGE_FAULT => {
             let (present, write) = trap::page_fault_access(frame.error_code);

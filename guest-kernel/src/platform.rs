@@ -124,6 +124,13 @@ pub fn self_map_slot() -> Option<usize> {
     fast::is_on().then_some(fast::SELF_SLOT)
 }
 
+/// Whether the fast mode runs: the kernel's work happens at CPL 3, so ring-0 code may
+/// leave work that needs no privilege (freeing memory) to the kernel's next event there.
+#[inline(always)]
+pub fn kernel_work_at_cpl3() -> bool {
+    fast::is_on()
+}
+
 /// Whether kernel code runs at CPL 3 now (the fast mode's events): it must not block or
 /// switch threads there.
 #[inline(always)]

@@ -1,22 +1,19 @@
 //! Condition variables (Mesa semantics): a woken waiter re-takes the lock and must
 //! re-check its condition.
 
-use alloc::boxed::Box;
-use alloc::collections::VecDeque;
-
 use super::{IrqGuard, IrqSpinLock, LockGuard};
-use crate::thread::{self, Thread};
+use crate::thread::{self, ThreadQueue};
 
 /// A condition variable, used with a [`super::Lock`].
 pub struct Condition {
-    waiters: IrqSpinLock<VecDeque<Box<Thread>>>,
+    waiters: IrqSpinLock<ThreadQueue>,
 }
 
 impl Condition {
     /// A condition with no waiters.
     pub const fn new() -> Self {
         Condition {
-            waiters: IrqSpinLock::new("condition", VecDeque::new()),
+            waiters: IrqSpinLock::new("condition", ThreadQueue::new()),
         }
     }
 
@@ -43,8 +40,8 @@ impl Condition {
 
     /// Wakes every waiter.
     pub fn broadcast(&self) {
-        let woken = core::mem::take(&mut *self.waiters.lock());
-        for thread in woken {
+        let mut woken = core::mem::take(&mut *self.waiters.lock());
+        while let Some(thread) = woken.pop_front() {
             thread::unblock(thread);
         }
     }

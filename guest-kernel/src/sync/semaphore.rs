@@ -1,14 +1,11 @@
 //! Counting semaphore with a FIFO queue of blocked threads.
 
-use alloc::boxed::Box;
-use alloc::collections::VecDeque;
-
 use super::{IrqGuard, IrqSpinLock};
-use crate::thread::{self, Thread};
+use crate::thread::{self, ThreadQueue};
 
 struct Inner {
     value: u64,
-    waiters: VecDeque<Box<Thread>>,
+    waiters: ThreadQueue,
 }
 
 /// A semaphore: `down` waits for the value to be positive and decrements it; `up`
@@ -25,7 +22,7 @@ impl Semaphore {
                 "semaphore",
                 Inner {
                     value,
-                    waiters: VecDeque::new(),
+                    waiters: ThreadQueue::new(),
                 },
             ),
         }

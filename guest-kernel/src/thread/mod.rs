@@ -113,6 +113,44 @@ pub struct Thread {
     /// The user process this thread runs, if any (its address space is loaded while the
     /// thread runs).
     process: Option<Box<dyn UserTask>>,
+    /// The next thread of the [`ThreadQueue`] this one waits in.
+    next: Option<Box<Thread>>,
+}
+
+/// Threads waiting in line (a semaphore's, a condition's), linked through the threads
+/// themselves: waiting never allocates, so blocking cannot fail for want of kernel memory
+/// and costs no allocator work (in ring 0, where that is emulated on PVM).
+pub struct ThreadQueue {
+    head: Option<Box<Thread>>,
+}
+
+impl ThreadQueue {
+    pub const fn new() -> Self {
+        ThreadQueue { head: None }
+    }
+
+    /// Puts `thread` last. Walks the queue: queues here hold a waiter or two.
+    pub fn push_back(&mut self, mut thread: Box<Thread>) {
+        thread.next = None;
+        let mut end = &mut self.head;
+        while let Some(waiting) = end {
+            end = &mut waiting.next;
+        }
+        *end = Some(thread);
+    }
+
+    /// Takes the first thread.
+    pub fn pop_front(&mut self) -> Option<Box<Thread>> {
+        let mut first = self.head.take()?;
+        self.head = first.next.take();
+        Some(first)
+    }
+}
+
+impl Default for ThreadQueue {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Thread {
@@ -129,6 +167,7 @@ impl Thread {
             wake_tick: 0,
             is_idle,
             process: None,
+            next: None,
         });
         let arg = &*thread as *const Thread as u64;
         thread.context = Context::new(stack.top(), thread_start, arg);
@@ -158,6 +197,9 @@ struct Scheduler {
     sleeping: Vec<Box<Thread>>,
     idle: Option<Box<Thread>>,
     dying: Option<Box<Thread>>,
+    /// Dead threads whose memory the kernel at CPL 3 frees at its next event (the fast
+    /// mode: see [`bury_dead`]).
+    dead: ThreadQueue,
     slice_left: u32,
 }
 
@@ -169,6 +211,7 @@ static SCHED: IrqSpinLock<Scheduler> = IrqSpinLock::new(
         sleeping: Vec::new(),
         idle: None,
         dying: None,
+        dead: ThreadQueue::new(),
         slice_left: 0,
     },
 );
@@ -194,6 +237,7 @@ pub fn init() {
         wake_tick: 0,
         is_idle: false,
         process: None,
+        next: None,
     });
     let idle = Thread::new(Some(Entry::Kernel(Box::new(idle_loop))), true)
         .expect("thread: no memory for the idle thread");
@@ -414,10 +458,29 @@ pub fn take_current_task<T: UserTask>() -> Option<Box<T>> {
     Some(unsafe { Box::from_raw(Box::into_raw(task).cast::<T>()) })
 }
 
-/// Runs on the thread that was just switched to: frees the thread that exited, if any.
+/// Runs on the thread that was just switched to: frees the thread that exited, if any. In
+/// the fast mode the kernel at CPL 3 frees it at its next event instead ([`bury_dead`]):
+/// here, in ring 0, freeing its boxes is emulated allocator work on PVM.
 fn finish_switch() {
-    let dead = SCHED.lock().dying.take();
-    drop(dead);
+    let mut s = SCHED.lock();
+    let Some(dying) = s.dying.take() else {
+        return;
+    };
+    if platform::kernel_work_at_cpl3() {
+        s.dead.push_back(dying);
+    } else {
+        drop(s);
+        drop(dying);
+    }
+}
+
+/// Frees the threads that ended since the last call (their stacks, saved state and boxes).
+/// The fast mode's kernel calls it at each event at CPL 3.
+pub fn bury_dead() {
+    let mut dead = core::mem::take(&mut SCHED.lock().dead);
+    while let Some(thread) = dead.pop_front() {
+        drop(thread);
+    }
 }
 
 /// First Rust code of every new thread.
