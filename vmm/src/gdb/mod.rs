@@ -483,10 +483,13 @@ impl Interrupter {
                         Err(_) => return,
                     }
                     // Kicked again until the vCPU has stopped: a signal that lands just
-                    // before KVM_RUN is lost.
+                    // before KVM_RUN is lost. The stop flag first: the vCPU thread clears
+                    // it when it finds `gdb_wants_in` after a stop of another kind, and
+                    // in the other order a stop flag set between the two would outlive
+                    // that and end the next run at once, as if the guest had been killed.
                     if running.load(Ordering::Acquire) {
-                        gdb_wants_in.store(true, Ordering::Release);
                         stop.store(true, Ordering::Release);
+                        gdb_wants_in.store(true, Ordering::Release);
                         crate::machine::kick_thread(vcpu_thread);
                     }
                     // The data waits for the stub to read it (while the guest is stopped,
