@@ -196,7 +196,7 @@ pub struct RunStats {
     /// With `--trace-faults`: what the trace holds, or why it could not be completed.
     pub trace: Option<Result<TraceTotals, String>>,
     /// With `--profile`: the samples written, or why the file could not be written.
-    pub profile: Option<Result<usize, String>>,
+    pub profile: Option<Result<u64, String>>,
 }
 
 /// VM exits that reached one device, and the disk counters if it is a disk.
@@ -543,7 +543,7 @@ impl Machine {
                     &mut file,
                     profile::report(&about, &taken, &symbols).as_bytes(),
                 )
-                .map(|()| taken.len())
+                .map(|()| taken.iter().map(|(_, n)| n).sum())
                 .map_err(|e| e.to_string())
             });
         drop(vm);

@@ -42,7 +42,7 @@ use abi::layout::KERN_BASE;
 pub const PERIOD: Duration = Duration::from_micros(500);
 
 /// One sample: the guest's RIP and privilege level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sample {
     pub rip: u64,
     /// CS's requested privilege level: 0 or 3.
@@ -50,11 +50,12 @@ pub struct Sample {
 }
 
 /// Samples shared between the thread that asks for them and the vCPU thread that takes
-/// them.
+/// them, counted by address as they come (user code's all as one), so that a long run's
+/// profile takes no more memory than a short one's.
 #[derive(Debug, Default)]
 pub struct Samples {
     wanted: AtomicBool,
-    taken: Mutex<Vec<Sample>>,
+    taken: Mutex<HashMap<Sample, u64>>,
 }
 
 impl Samples {
@@ -71,14 +72,21 @@ impl Samples {
 
     /// Records a sample.
     pub fn record(&self, sample: Sample) {
+        let sample = match Place::of(sample) {
+            Place::User => Sample { rip: 0, cpl: 3 },
+            Place::Kernel | Place::Ring0 => sample,
+        };
         if let Ok(mut taken) = self.taken.lock() {
-            taken.push(sample);
+            *taken.entry(sample).or_default() += 1;
         }
     }
 
-    /// The samples taken so far.
-    pub fn taken(&self) -> Vec<Sample> {
-        self.taken.lock().map(|t| t.clone()).unwrap_or_default()
+    /// The samples taken so far, each with how many times it was taken.
+    pub fn taken(&self) -> Vec<(Sample, u64)> {
+        self.taken
+            .lock()
+            .map(|t| t.iter().map(|(s, n)| (*s, *n)).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -199,13 +207,13 @@ fn le(bytes: &[u8], at: usize, len: usize) -> Option<u64> {
     )
 }
 
-/// The report of `samples` (see the module documentation); `about` is the first line's
-/// description of the run.
-pub fn report(about: &str, samples: &[Sample], symbols: &Symbols) -> String {
-    let total = samples.len();
-    let mut rows: HashMap<(Place, String), usize> = HashMap::new();
-    let mut places: HashMap<Place, usize> = HashMap::new();
-    for &sample in samples {
+/// The report of `samples` (each with its count; see the module documentation); `about` is
+/// the first line's description of the run.
+pub fn report(about: &str, samples: &[(Sample, u64)], symbols: &Symbols) -> String {
+    let total: u64 = samples.iter().map(|(_, n)| n).sum();
+    let mut rows: HashMap<(Place, String), u64> = HashMap::new();
+    let mut places: HashMap<Place, u64> = HashMap::new();
+    for &(sample, n) in samples {
         let place = Place::of(sample);
         let name = match place {
             Place::User => "-".to_string(),
@@ -213,10 +221,10 @@ pub fn report(about: &str, samples: &[Sample], symbols: &Symbols) -> String {
                 .lookup(sample.rip)
                 .map_or_else(|| format!("{:#x}", sample.rip), str::to_string),
         };
-        *rows.entry((place, name)).or_default() += 1;
-        *places.entry(place).or_default() += 1;
+        *rows.entry((place, name)).or_default() += n;
+        *places.entry(place).or_default() += n;
     }
-    let percent = |n: usize| {
+    let percent = |n: u64| {
         if total == 0 {
             0.0
         } else {
@@ -288,16 +296,20 @@ mod tests {
     fn the_report_counts_each_place_and_symbol() {
         let symbols = Symbols::parse(&kernel());
         let kmain = symbols.address_of("guest_kernel::kmain").expect("kmain");
-        let sample = |rip, cpl| Sample { rip, cpl };
-        let samples = [
-            sample(0x40_1000, 3),
-            sample(0x40_2000, 3),
-            sample(0x40_3000, 3),
-            sample(kmain, 0),
-            sample(kmain + 4, 3),
-            sample(KERN_BASE + 0x10, 0),
-        ];
-        let text = report("test", &samples, &symbols);
+        let taken = Samples::default();
+        for (rip, cpl) in [
+            (0x40_1000, 3),
+            (0x40_2000, 3),
+            (0x40_3000, 3),
+            (kmain, 0),
+            (kmain + 4, 3),
+            (KERN_BASE + 0x10, 0),
+        ] {
+            taken.record(Sample { rip, cpl });
+        }
+        // User code counts as one address.
+        assert_eq!(taken.taken().len(), 4);
+        let text = report("test", &taken.taken(), &symbols);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# vmm profile: test");
         assert_eq!(lines[1], "# 6 samples, one every 500 us of wall time");
