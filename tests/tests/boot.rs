@@ -25,6 +25,7 @@ const SELF_TESTS: &[&str] = &[
     "frames_zeroed_only_when_asked",
     "frame_copy_is_exact",
     "heap_stress",
+    "heap_reuses_freed_small_blocks",
     "map_translate_unmap",
     "unmap_range_hands_back_frames_and_unlists_its_pages",
     "user_window_below_kern_base",

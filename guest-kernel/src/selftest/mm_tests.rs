@@ -36,6 +36,10 @@ pub const TESTS: &[Test] = &[
         run: heap_stress,
     },
     Test {
+        name: "heap_reuses_freed_small_blocks",
+        run: heap_reuses_freed_small_blocks,
+    },
+    Test {
         name: "map_translate_unmap",
         run: map_translate_unmap,
     },
@@ -209,6 +213,30 @@ fn frame_copy_is_exact() -> TestResult {
 
 /// Many allocations of many sizes and alignments keep their contents and can be freed in
 /// any order; a large one (128 KiB, beyond one growth step) makes the heap grow.
+/// A freed small block is the next one of its size handed out (its class's quick list),
+/// and the heap counts freed blocks as free to the byte, whether a quick list keeps them
+/// (at most 32) or the buddy takes them back.
+fn heap_reuses_freed_small_blocks() -> TestResult {
+    // No interrupt handler allocates in between.
+    let _irq = crate::sync::IrqGuard::new();
+    let first = Box::new([1u8; 64]);
+    let at = core::ptr::from_ref(&*first) as usize;
+    drop(first);
+    let again = Box::new([2u8; 64]);
+    check_eq!(core::ptr::from_ref(&*again) as usize, at);
+    drop(again);
+
+    const BLOCKS: usize = 40;
+    let mut blocks: Vec<Box<[u8; 64]>> = Vec::with_capacity(BLOCKS);
+    for i in 0..BLOCKS {
+        blocks.push(Box::new([i as u8; 64]));
+    }
+    let held = crate::mm::heap::free_bytes();
+    blocks.clear();
+    check_eq!(crate::mm::heap::free_bytes() - held, (BLOCKS * 64) as u64);
+    Ok(())
+}
+
 fn heap_stress() -> TestResult {
     let mut blocks: Vec<Box<[u8]>> = Vec::new();
     for i in 0..200usize {
