@@ -58,9 +58,10 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 /// interrupts off, with a user's event in `frame`: a page fault (the error code as the CPU
 /// gave it; the address from the shim), an invalid opcode (`int 0x42` on PVM) or a system
 /// call (the #GP of the trampoline, PVM).
-/// Says what the shim does next: resume the user, end the thread of a process that ended
-/// here ([`kernel_thread_exit`]), or run the system call in ring 0
-/// ([`kernel_syscall_ring0`]).
+/// Says what the shim does next: resume the user, or run the system call in ring 0
+/// ([`kernel_syscall_ring0`]). A process that ends here ends its thread here too, and
+/// the switch to the next thread goes through the shim (`thread::exit` at CPL 3); a
+/// `wait` that blocks switches the same way and returns when its child has exited.
 // SAFETY: no other item has this link name; the fast mode's entry calls it with the System
 // V ABI and a pointer to the frame it built on the current stack.
 #[unsafe(no_mangle)]
@@ -75,25 +76,22 @@ extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
         trap::vector::INVALID_OPCODE => emulated_int42(frame),
         _ => {
             if trap::syscall_from_trampoline(frame) {
-                return crate::syscall::dispatch_at_cpl3(frame);
+                let verdict = crate::syscall::dispatch_at_cpl3(frame);
+                if verdict == Verdict::Exit {
+                    // The process ended here; so does its thread (the switch to the next
+                    // goes through the shim).
+                    thread::exit();
+                }
+                return verdict;
             }
             false
         }
     };
-    if resolved {
-        Verdict::Resume
-    } else {
+    if !resolved {
         proc::end(proc::KILLED);
-        Verdict::Exit
+        thread::exit();
     }
-}
-
-/// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts
-/// off, after [`kernel_event_cpl3`] ended the process (`proc::end`): the thread ends.
-// SAFETY: no other item has this link name; the shim calls it with the System V ABI.
-#[unsafe(no_mangle)]
-extern "C" fn kernel_thread_exit() -> ! {
-    thread::exit()
+    Verdict::Resume
 }
 
 /// Entry from the fast mode's shim, in ring 0 on the thread's kernel stack with interrupts

@@ -31,6 +31,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::boot::{BootInfo, KernelMode};
 
+use crate::arch::x86_64::context::Context;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::{cpl3, cpu, fast, lapic, user};
 use crate::mm::frame::Frame;
@@ -122,6 +123,26 @@ pub unsafe fn load_page_table(pml4: Frame) {
 #[inline(always)]
 pub fn self_map_slot() -> Option<usize> {
     fast::is_on().then_some(fast::SELF_SLOT)
+}
+
+/// Whether kernel code at CPL 3 may switch threads now: in the fast mode's events (on the
+/// thread's kernel stack), not under `cpl3::call` (on the shim's own stacks).
+#[inline(always)]
+pub fn switches_at_cpl3() -> bool {
+    fast::is_on() && !cpl3::in_session()
+}
+
+/// Switches threads from kernel code at CPL 3 (`arch::x86_64::fast::switch_threads`):
+/// saves the running thread into `from`, resumes `to`, whose kernel stack's top is `top`
+/// (0: keep the entry stack). The new thread's page tables must be recorded
+/// ([`load_page_table`]) and the FPU state swapped; the shim loads the tables.
+///
+/// # Safety
+/// As `arch::x86_64::fast::switch_threads`; only where [`switches_at_cpl3`] holds.
+#[inline(always)]
+pub unsafe fn switch_threads_at_cpl3(from: *mut Context, to: *const Context, top: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { fast::switch_threads(from, to, top) }
 }
 
 /// Whether the fast mode runs: the kernel's work happens at CPL 3, so ring-0 code may

@@ -242,14 +242,6 @@ pub fn wait(pid: Pid) -> i32 {
     child.status.load(Ordering::Relaxed)
 }
 
-/// Whether [`wait`] for `pid` would block now: `pid` is a child not waited for that has
-/// not exited yet. (Kernel code at CPL 3 runs only waits that would not.)
-pub fn wait_would_block(pid: Pid) -> bool {
-    current()
-        .and_then(|p| p.children.iter().find(|c| c.pid == pid))
-        .is_some_and(|c| !c.waited.load(Ordering::Relaxed) && c.exited.value() == 0)
-}
-
 /// Copies the running process (address space, copy-on-write; files) into a child named
 /// `name` that resumes from `frame` with 0 in `rax`. Returns the child's pid, or -1 if a
 /// copy failed (nothing of the child is left then).

@@ -41,11 +41,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`), which
-/// must not block or switch threads: a call that may (`halt`, `wait` for a child still
-/// running, a read from the console) is left to ring 0 untouched (`Verdict::Ring0`);
-/// `exit`, and a bad argument that ends the process, end it here but for its thread
-/// (`Verdict::Exit`).
+/// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`): a
+/// `wait` that blocks switches threads through the shim; `halt` and a read from the
+/// console are left to ring 0 untouched (`Verdict::Ring0`); `exit`, and a bad argument
+/// that ends the process, end it here but for its thread (`Verdict::Exit`, which the
+/// caller ends).
 pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
     if !runs_at_cpl3(frame) {
         return Verdict::Ring0;
@@ -68,12 +68,12 @@ pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
     }
 }
 
-/// Whether the system call in `frame` never blocks or switches threads but at its end
-/// (so kernel code at CPL 3 may run it).
+/// Whether kernel code at CPL 3 runs the system call in `frame`: all but `halt` (which
+/// powers off from ring 0) and reads from the console (whose wait for input is left to
+/// ring 0).
 fn runs_at_cpl3(frame: &TrapFrame) -> bool {
     match frame.rax {
         nr::HALT => false,
-        nr::WAIT => !proc::wait_would_block(int(frame.rdi) as i32),
         nr::READ => !matches!(
             proc::current().and_then(|p| p.fds.get(int(frame.rdi))),
             Some(Fd::Stdin)

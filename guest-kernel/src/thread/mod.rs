@@ -337,11 +337,11 @@ pub fn tick_without_preemption() -> bool {
 /// Switches from the running thread to the next ready one (or idle). `place` decides
 /// where the running thread's box goes. Returns when the caller is resumed.
 fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
-    // The fast mode runs only what never blocks at CPL 3 (`syscall::dispatch_at_cpl3`):
-    // a switch from there would resume another thread at CPL 3 in the kernel view.
+    // Kernel code at CPL 3 switches through the fast mode's shim, from its events only.
+    let at_cpl3 = platform::kernel_at_cpl3();
     assert!(
-        !platform::kernel_at_cpl3(),
-        "thread: a thread switch from kernel code at CPL 3"
+        !at_cpl3 || platform::switches_at_cpl3(),
+        "thread: a thread switch from kernel code at CPL 3 outside an event"
     );
     let _irq = IrqGuard::new();
     let (from, to) = {
@@ -369,7 +369,15 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
         CONTEXT_SWITCHES.fetch_add(1, Ordering::Relaxed);
         crate::stats::bump(&crate::stats::page().context_switches);
         // SAFETY: `to` is `current` and its box stays put while it runs (see below).
-        unsafe { enter_address_space(&*to) };
+        unsafe {
+            if at_cpl3 {
+                // Records the tables (the shim loads them); the entry stack changes in
+                // ring 0, once the request that switches has arrived on this one.
+                activate_tables(&*to);
+            } else {
+                enter_address_space(&*to);
+            }
+        }
         // SAFETY: both threads' boxes are owned by the scheduler's structures and never move
         // or drop while referenced here: `from` is suspended by this very switch and `to`
         // is `current`; interrupts are off for the whole switch.
@@ -382,7 +390,16 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
                 &INITIAL_FPU
             };
             context::load_fpu(to_fpu);
-            context::switch(&raw mut (*from).context, &raw const (*to).context);
+            if at_cpl3 {
+                let top = (*to)._stack.as_ref().map_or(0, Stack::top);
+                platform::switch_threads_at_cpl3(
+                    &raw mut (*from).context,
+                    &raw const (*to).context,
+                    top,
+                );
+            } else {
+                context::switch(&raw mut (*from).context, &raw const (*to).context);
+            }
         }
     }
     finish_switch();
@@ -394,12 +411,22 @@ fn reschedule(place: impl FnOnce(&mut Scheduler, Box<Thread>)) {
 /// # Safety
 /// `thread` must be the thread about to run, with interrupts off.
 unsafe fn enter_address_space(thread: &Thread) {
+    // SAFETY: the caller's contract.
+    unsafe { activate_tables(thread) };
+    if let Some(stack) = &thread._stack {
+        platform::set_kernel_stack(stack.top());
+    }
+}
+
+/// Loads `thread`'s page tables (its process's, or the kernel's) if they are not loaded
+/// (at CPL 3: records them).
+///
+/// # Safety
+/// As [`enter_address_space`].
+unsafe fn activate_tables(thread: &Thread) {
     match &thread.process {
         Some(process) => process.activate(),
         None => crate::mm::page_table::activate_kernel_if_needed(),
-    }
-    if let Some(stack) = &thread._stack {
-        platform::set_kernel_stack(stack.top());
     }
 }
 

@@ -114,7 +114,7 @@ pub unsafe fn switch(from: *mut Context, to: *const Context) {
 }
 
 #[unsafe(naked)]
-unsafe extern "C" fn switch_stacks(from: *mut Context, to: *const Context) {
+pub(super) unsafe extern "C" fn switch_stacks(from: *mut Context, to: *const Context) {
     naked_asm!(
         "push r15",
         "push r14",

@@ -74,6 +74,9 @@ pub(super) static mut SAVED_RSP: u64 = 0;
 /// Whether kernel code runs at CPL 3 now (a [`ShimSession`], or an event of the fast
 /// mode: `fast`, whose shim sets and clears it).
 pub(super) static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether a [`ShimSession`] runs ([`call`], `events::run_user`): kernel code at CPL 3 on
+/// the shim's own stacks and IDT, where a thread switch cannot happen.
+static IN_SESSION: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" {
     /// The #BP gate's entry: [`request_entry`].
@@ -96,6 +99,12 @@ pub fn gp_entry() -> u64 {
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Whether a [`call`] or `events::run_user` runs now (on the shim's own stacks).
+#[inline]
+pub fn in_session() -> bool {
+    IN_SESSION.load(Ordering::Relaxed)
 }
 
 /// Every exception raised during a [`call`] (the CPL-3 IDT's stubs call this with their
@@ -193,6 +202,7 @@ impl ShimSession {
             cpu::set_global_pages(false);
         }
         idt::load(table);
+        IN_SESSION.store(true, Ordering::Relaxed);
         ACTIVE.store(true, Ordering::Relaxed);
         ShimSession {
             interrupts,
@@ -204,6 +214,7 @@ impl ShimSession {
 impl Drop for ShimSession {
     fn drop(&mut self) {
         ACTIVE.store(false, Ordering::Relaxed);
+        IN_SESSION.store(false, Ordering::Relaxed);
         idt::load(idt::Table::Ordinary);
         if !super::fast::is_on() {
             cpu::set_global_pages(true);

@@ -1,8 +1,7 @@
 //! The fast kernel mode's shim for user programs: their page faults and system calls are
 //! handled by the kernel's own code running at CPL 3, in the kernel view, behind a few
-//! ring-0 instructions. What may block or switch threads (`halt`, `wait`, console reads,
-//! the end of a thread), interrupts and the scheduler still run in ring 0, as in the
-//! classic mode (`docs/fast-mode.md`).
+//! ring-0 instructions. `halt`, console reads, interrupts, timer preemption and new
+//! threads' first steps still run in ring 0, as in the classic mode (`docs/fast-mode.md`).
 //!
 //! ```text
 //! user (CPL 3, its own tables)   a page fault, or `syscall` (whose trampoline's `swapgs`
@@ -14,13 +13,16 @@
 //!                                `kernel_event_cpl3` (`crate::dispatch`): the fault path
 //!                                or the system call, as in classic mode; its Verdict:
 //!   Resume:                      registers back, `int3` at `fast_resume`
-//!   Exit (the process ended):    `int3` at `fast_exit`
-//!   Ring0 (a call that may block): `int3` at `fast_ring0`
+//!   Ring0 (`halt`, console reads): `int3` at `fast_ring0`
 //! shim (ring 0, the int3 gate)   CR3 -> the process's tables (`cpu::LOADED_ROOT`), the
-//!                                mark off; then iretq to the user, or the thread's end
-//!                                (`kernel_thread_exit`), or the system call in ring 0
-//!                                (`kernel_syscall_ring0`) and the ordinary trap exit
+//!                                mark off; then iretq to the user, or the system call in
+//!                                ring 0 (`kernel_syscall_ring0`) and the ordinary trap exit
 //! ```
+//!
+//! A thread switch asked for at CPL 3 (a `wait` that blocks, a process's end) goes through
+//! the shim too ([`switch_threads`]): the kernel does the scheduler's work natively, then
+//! an `int3` at `fast_switch` has the shim switch stacks in ring 0, where every suspended
+//! thread's context lives; the thread resumes there later and goes back up to CPL 3.
 //!
 //! One fault never leaves ring 0: a program's first touch of a page of its zero-fill run
 //! (its bss: [`set_zero_fill_run`]) whose leaf entry is still all zero gets an entry from
@@ -46,6 +48,7 @@ use core::arch::global_asm;
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::context::Context;
 use super::cpl3::{ACTIVE, CPL3_RFLAGS};
 use super::trap::vector;
 use super::user::{USER_CS, USER_DS};
@@ -303,6 +306,40 @@ macro_rules! kernel_entry {
     };
 }
 
+unsafe extern "C" {
+    /// The CPL-3 side of [`switch_threads`].
+    fn fast_switch_threads(from: *mut Context, to: *const Context, top: u64);
+}
+
+/// Switches threads from kernel code at CPL 3 in this mode's events: saves the running
+/// thread into `from` and resumes the one saved in `to`, wherever it was suspended (in ring
+/// 0, or here); `top` is the new thread's kernel stack top (0: keep the current one).
+/// Returns, at CPL 3 again, when some thread switches back to `from`.
+///
+/// The CPU's state that is not memory goes with it through the shim: an `int3` request
+/// (`fast_switch`) whose ring-0 part makes `top` the entry stack, switches stacks with
+/// the ring-0 context switch, and, once `from` is resumed, returns to CPL 3 in the kernel
+/// view. The caller has recorded the new thread's page tables (`platform::load_page_table`
+/// only records at CPL 3; the request loads them) and swapped the FPU state.
+///
+/// # Safety
+/// As `context::switch`, and: kernel code at CPL 3 in one of this mode's events (on the
+/// thread's kernel stack, with the ordinary IDT: not under `cpl3::call`).
+pub unsafe fn switch_threads(from: *mut Context, to: *const Context, top: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { fast_switch_threads(from, to, top) }
+}
+
+/// The ring-0 half of [`switch_threads`]: makes `top` (if not 0) the stack of entries from
+/// CPL 3, as a switch in ring 0 does before it switches.
+// SAFETY: no other item has this link name; the shim calls it with the System V ABI.
+#[unsafe(no_mangle)]
+extern "C" fn fast_switch_stack(top: u64) {
+    if top != 0 {
+        super::user::set_kernel_stack(top);
+    }
+}
+
 /// What the kernel at CPL 3 asks the shim to do after an event (`kernel_event_cpl3`'s
 /// result).
 #[repr(u32)]
@@ -310,8 +347,8 @@ macro_rules! kernel_entry {
 pub enum Verdict {
     /// Resume the user with the frame (changed or not).
     Resume = 0,
-    /// The process has ended (the kernel at CPL 3 did all of it but its thread): end the
-    /// thread in ring 0 (`kernel_thread_exit`).
+    /// The process has ended (`syscall::dispatch_at_cpl3`'s answer to `exit`, or to a bad
+    /// argument): `kernel_event_cpl3` ends its thread at CPL 3 and never returns it.
     Exit = 1,
     /// Run the system call in the frame in ring 0 (`kernel_syscall_ring0`): one that may
     /// block or switch threads, which kernel code at CPL 3 must not do.
@@ -343,26 +380,26 @@ global_asm!(
     ".global fast_resume",
     "fast_resume:",
     "ud2",
-    // rsp points at the TrapFrame: the shim ends the process, or runs the system call in
-    // ring 0 and resumes the user from the frame.
+    // rsp points at the TrapFrame: the shim runs the system call in ring 0 and resumes the
+    // user from the frame.
     "1:",
-    "cmp eax, {exit}",
-    "jne 2f",
-    "int3",
-    ".global fast_exit",
-    "fast_exit:",
-    "ud2",
-    "2:",
     "int3",
     ".global fast_ring0",
     "fast_ring0:",
     "ud2",
+    // switch_threads: a call, as far as the caller's registers go (the switch keeps the
+    // callee-saved ones); the shim returns here once this thread is resumed.
+    ".global fast_switch_threads",
+    "fast_switch_threads:",
+    "int3",
+    ".global fast_switch",
+    "fast_switch:",
+    "ret",
     ".popsection",
     reserve = const RING0_RESERVE,
     pf = const vector::PAGE_FAULT,
     gp = const vector::GENERAL_PROTECTION,
     ud = const vector::INVALID_OPCODE,
-    exit = const Verdict::Exit as u32,
 );
 
 // The shim.
@@ -484,28 +521,44 @@ global_asm!(
     "mov rsp, [rsp + 24]",
     "iretq",
     "2:",
-    "lea rax, [rip + fast_exit]",
-    "cmp rax, [rsp + 8]",
-    "je 3f",
     "lea rax, [rip + fast_ring0]",
     "cmp rax, [rsp + 8]",
     "je 4f",
+    "lea rax, [rip + fast_switch]",
+    "cmp rax, [rsp + 8]",
+    "je 5f",
     // Not a request: CR3 back to the kernel view, and the kernel-fault report.
     "mov rax, [rip + {kview}]",
     "mov cr3, rax",
     "pop rax",
     "jmp cpl3_trap_stubs + {bp_stub}",
-    "3:",
-    "mov byte ptr [rip + {active}], 0",
-    "mov rsp, [rsp + 32]",
-    "call kernel_thread_exit",
-    "ud2",
     "4:",
     "mov byte ptr [rip + {active}], 0",
     "mov rsp, [rsp + 32]",
     "mov rdi, rsp",
     "call kernel_syscall_ring0",
     "jmp trap_exit",
+    // switch_threads (rdi from, rsi to, rdx the new entry stack; CR3 is the new thread's,
+    // loaded above): on this thread's kernel stack, above the kernel's CPL-3 frames, the
+    // ring-0 context switch; this thread resumes here, and goes back to CPL 3.
+    "5:",
+    "mov byte ptr [rip + {active}], 0",
+    "pop rax",
+    "push rdi",
+    "push rsi",
+    "push rdx",
+    "mov rdi, rdx",
+    "call fast_switch_stack",
+    "pop rdx",
+    "pop rsi",
+    "pop rdi",
+    "call {switch_stacks}",
+    "mov byte ptr [rip + {active}], 1",
+    "push rax",
+    "mov rax, [rip + {kview}]",
+    "mov cr3, rax",
+    "pop rax",
+    "iretq",
     ".global fast_exception_stubs",
     ".align 32",
     "fast_exception_stubs:",
@@ -530,6 +583,7 @@ global_asm!(
     kview = sym KVIEW_ROOT,
     root = sym cpu::LOADED_ROOT,
     syscall_rip = sym super::user::TRAMPOLINE_ENTRY,
+    switch_stacks = sym super::context::switch_stacks,
     frames = sym UPCALL_FRAMES,
     pf_stub = const vector::PAGE_FAULT * idt::STUB_SIZE,
     bp_stub = const vector::BREAKPOINT * idt::STUB_SIZE,
