@@ -41,13 +41,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`): a
-/// `wait` that blocks switches threads through the shim; `halt` and a read from the
-/// console are left to ring 0 untouched (`Verdict::Ring0`); `exit`, and a bad argument
-/// that ends the process, end it here but for its thread (`Verdict::Exit`, which the
-/// caller ends).
+/// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`): a call
+/// that blocks (a `wait` for a running child, a console read waiting for input) switches
+/// threads through the shim; `halt` is left to ring 0 untouched (`Verdict::Ring0`: it
+/// powers off from there); `exit`, and a bad argument that ends the process, end it here
+/// but for its thread (`Verdict::Exit`, which the caller ends).
 pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
-    if !runs_at_cpl3(frame) {
+    if frame.rax == nr::HALT {
         return Verdict::Ring0;
     }
     crate::stats::bump(&crate::stats::page().syscalls);
@@ -65,20 +65,6 @@ pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
             proc::end(KILLED);
             Verdict::Exit
         }
-    }
-}
-
-/// Whether kernel code at CPL 3 runs the system call in `frame`: all but `halt` (which
-/// powers off from ring 0) and reads from the console (whose wait for input is left to
-/// ring 0).
-fn runs_at_cpl3(frame: &TrapFrame) -> bool {
-    match frame.rax {
-        nr::HALT => false,
-        nr::READ => !matches!(
-            proc::current().and_then(|p| p.fds.get(int(frame.rdi))),
-            Some(Fd::Stdin)
-        ),
-        _ => true,
     }
 }
 

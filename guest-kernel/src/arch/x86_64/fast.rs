@@ -1,7 +1,7 @@
 //! The fast kernel mode's shim for user programs: their page faults and system calls are
 //! handled by the kernel's own code running at CPL 3, in the kernel view, behind a few
-//! ring-0 instructions. `halt`, console reads, interrupts, timer preemption and new
-//! threads' first steps still run in ring 0, as in the classic mode (`docs/fast-mode.md`).
+//! ring-0 instructions. `halt`, interrupts, timer preemption and new threads' first steps
+//! still run in ring 0, as in the classic mode (`docs/fast-mode.md`).
 //!
 //! ```text
 //! user (CPL 3, its own tables)   a page fault, or `syscall` (whose trampoline's `swapgs`
@@ -13,13 +13,14 @@
 //!                                `kernel_event_cpl3` (`crate::dispatch`): the fault path
 //!                                or the system call, as in classic mode; its Verdict:
 //!   Resume:                      registers back, `int3` at `fast_resume`
-//!   Ring0 (`halt`, console reads): `int3` at `fast_ring0`
+//!   Ring0 (`halt`):              `int3` at `fast_ring0`
 //! shim (ring 0, the int3 gate)   CR3 -> the process's tables (`cpu::LOADED_ROOT`), the
 //!                                mark off; then iretq to the user, or the system call in
 //!                                ring 0 (`kernel_syscall_ring0`) and the ordinary trap exit
 //! ```
 //!
-//! A thread switch asked for at CPL 3 (a `wait` that blocks, a process's end) goes through
+//! A thread switch asked for at CPL 3 (a `wait` or console read that blocks, a process's
+//! end) goes through
 //! the shim too ([`switch_threads`]): the kernel does the scheduler's work natively, then
 //! an `int3` at `fast_switch` has the shim switch stacks in ring 0, where every suspended
 //! thread's context lives; the thread resumes there later and goes back up to CPL 3.
