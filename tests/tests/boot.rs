@@ -26,6 +26,7 @@ const SELF_TESTS: &[&str] = &[
     "frame_copy_is_exact",
     "heap_stress",
     "heap_reuses_freed_small_blocks",
+    "heap_gives_a_stack_run_from_its_free_memory",
     "map_translate_unmap",
     "unmap_range_hands_back_frames_and_unlists_its_pages",
     "user_window_below_kern_base",

@@ -23,7 +23,7 @@ use core::ptr::NonNull;
 use abi::layout::PAGE_SIZE;
 use buddy_system_allocator::Heap;
 
-use super::frame::{self, Pool, Zero};
+use super::frame::{self, Frame, Pool, Zero};
 use crate::sync::IrqSpinLock;
 
 /// Smallest growth step, in pages (64 KiB): few steps for a typical boot.
@@ -143,6 +143,23 @@ unsafe impl GlobalAlloc for KernelHeap {
         // (a block from a quick list was handed out by the buddy with the same class).
         unsafe { inner.buddy.dealloc(block, layout) };
     }
+}
+
+/// A run of `pages` contiguous kernel frames carved out of the heap's free memory (for a
+/// kernel stack once the pool has no run of fresh frames left: the heap may hold plenty of
+/// free memory by then, and it never gives memory back to the pool). The run is never given
+/// back to the heap either: the caller owns it for good. `None` if the heap has no free
+/// block that large.
+pub fn take_run(pages: u64) -> Option<Frame> {
+    let bytes = usize::try_from(pages.checked_mul(PAGE_SIZE)?).ok()?;
+    let layout = Layout::from_size_align(bytes, PAGE_SIZE as usize).ok()?;
+    let mut inner = HEAP.0.lock();
+    // Only what the heap holds: growing it would take the pool's frames, which the caller
+    // asked for first.
+    let block = inner.buddy.alloc(layout).ok()?;
+    Some(Frame::from_gpa(
+        block.as_ptr() as u64 - abi::layout::KERN_BASE,
+    ))
 }
 
 /// Bytes the heap holds but has not handed out (reusable without growing).

@@ -40,6 +40,10 @@ pub const TESTS: &[Test] = &[
         run: heap_reuses_freed_small_blocks,
     },
     Test {
+        name: "heap_gives_a_stack_run_from_its_free_memory",
+        run: heap_gives_a_stack_run_from_its_free_memory,
+    },
+    Test {
         name: "map_translate_unmap",
         run: map_translate_unmap,
     },
@@ -234,6 +238,29 @@ fn heap_reuses_freed_small_blocks() -> TestResult {
     let held = crate::mm::heap::free_bytes();
     blocks.clear();
     check_eq!(crate::mm::heap::free_bytes() - held, (BLOCKS * 64) as u64);
+    Ok(())
+}
+
+/// When the kernel pool has no run of fresh frames left, a thread's stack comes out of the
+/// heap's free memory (`heap::take_run`): a run of whole frames, aligned, usable through
+/// the direct map, and no longer counted as the heap's. (It is kept for good, as stacks
+/// are: this test leaves its 16 KiB behind.)
+fn heap_gives_a_stack_run_from_its_free_memory() -> TestResult {
+    let _irq = crate::sync::IrqGuard::new();
+    // A free 16 KiB block in the heap (blocks this large go back to the buddy).
+    drop(vec![0u8; 16 * 1024]);
+    let before = crate::mm::heap::free_bytes();
+    let run = crate::mm::heap::take_run(4).ok_or_else(super::Failure::new)?;
+    check_eq!(crate::mm::heap::free_bytes(), before - 16 * 1024);
+    check_eq!(run.gpa() % (16 * 1024), 0);
+    let words = run.virt() as *mut u64;
+    for i in 0..(16 * 1024 / 8) {
+        // SAFETY: the run is 16 KiB of kernel memory this test owns, in the direct map.
+        unsafe { words.add(i).write_volatile(i as u64) };
+    }
+    // SAFETY: as above.
+    let last = unsafe { words.add(16 * 1024 / 8 - 1).read_volatile() };
+    check_eq!(last, (16 * 1024 / 8 - 1) as u64);
     Ok(())
 }
 

@@ -52,7 +52,8 @@ pub fn cached_stack_pages() -> u64 {
 }
 
 impl Stack {
-    /// A stack, or `None` if the kernel pool has no run of fresh frames left.
+    /// A stack: a freed one, a run of fresh frames from the kernel pool, or, once those
+    /// are gone, a run out of the kernel heap's free memory. `None` if none is left.
     fn new() -> Option<Self> {
         let mut head = FREE_STACKS.lock();
         if *head != 0 {
@@ -63,7 +64,9 @@ impl Stack {
             return Some(Stack(stack));
         }
         drop(head);
-        frame::alloc_fresh_run(Pool::Kernel, STACK_PAGES).map(Stack)
+        frame::alloc_fresh_run(Pool::Kernel, STACK_PAGES)
+            .or_else(|| crate::mm::heap::take_run(STACK_PAGES))
+            .map(Stack)
     }
 
     fn top(&self) -> u64 {
