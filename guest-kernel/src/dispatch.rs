@@ -74,6 +74,11 @@ extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
             user_page_fault::<true>(frame, fast::fault_address(), present, write)
         }
         trap::vector::INVALID_OPCODE => emulated_int42(frame),
+        trap::vector::TIMER => {
+            // Acknowledged by the shim.
+            tick();
+            true
+        }
         _ => {
             if trap::syscall_from_trampoline(frame) {
                 let verdict = crate::syscall::dispatch_at_cpl3(frame);
@@ -126,6 +131,13 @@ fn is_debug_stop(vector: u64, frame: &TrapFrame) -> bool {
 fn timer() {
     // Before the tick: it may switch threads.
     platform::end_of_interrupt();
+    tick();
+}
+
+/// The timer's tick, after its acknowledgement: counts it, wakes sleepers, and lets another
+/// thread run if the running one's slice is over.
+#[inline(always)]
+fn tick() {
     if thread::tick_without_preemption() {
         // What the shim did for this process is settled before another one runs.
         settle_shim_faults();

@@ -67,8 +67,9 @@ static mut FAULT_ADDR: u64 = 0;
 /// so that an event costs no ring-0 pushes: a page fault's (to `fast_pf_entry`), a
 /// system call's (to `fast_syscall_entry`) and an invalid opcode's (`fast_ud_entry`). All
 /// start the kernel [`RING0_RESERVE`] bytes below the user's frame at the top of the
-/// running thread's kernel stack ([`set_kernel_stack`]).
-static mut UPCALL_FRAMES: [[u64; 5]; 3] = [[0, USER_CS, CPL3_RFLAGS, 0, USER_DS]; 3];
+/// running thread's kernel stack ([`set_kernel_stack`]); the fourth is the timer's (to
+/// `fast_timer_entry`).
+static mut UPCALL_FRAMES: [[u64; 5]; 4] = [[0, USER_CS, CPL3_RFLAGS, 0, USER_DS]; 4];
 
 /// Whether the fast mode is on.
 static ON: AtomicBool = AtomicBool::new(false);
@@ -117,6 +118,8 @@ unsafe extern "C" {
     static fast_pf_entry: u8;
     static fast_syscall_entry: u8;
     static fast_ud_entry: u8;
+    static fast_timer_entry: u8;
+    static fast_timer: u8;
     static fast_ud: u8;
     static fast_page_fault: u8;
     static fast_request: u8;
@@ -139,6 +142,7 @@ pub fn init(kview_root: u64) {
         UPCALL_FRAMES[0][0] = addr_of!(fast_pf_entry) as u64;
         UPCALL_FRAMES[1][0] = addr_of!(fast_syscall_entry) as u64;
         UPCALL_FRAMES[2][0] = addr_of!(fast_ud_entry) as u64;
+        UPCALL_FRAMES[3][0] = addr_of!(fast_timer_entry) as u64;
     }
     cpu::set_global_pages(false);
     let stubs = addr_of!(fast_exception_stubs) as u64;
@@ -154,6 +158,11 @@ pub fn init(kview_root: u64) {
         };
         idt::set_gate(v as usize, entry, v == vector::BREAKPOINT);
     }
+    idt::set_gate(
+        usize::from(super::lapic::TIMER_VECTOR),
+        addr_of!(fast_timer) as u64,
+        false,
+    );
     ON.store(true, Ordering::Relaxed);
 }
 
@@ -174,6 +183,7 @@ pub(super) fn set_kernel_stack(top: u64) {
         UPCALL_FRAMES[0][3] = top - BELOW_TOP;
         UPCALL_FRAMES[1][3] = top - BELOW_TOP;
         UPCALL_FRAMES[2][3] = top - BELOW_TOP;
+        UPCALL_FRAMES[3][3] = top - BELOW_TOP;
     }
 }
 
@@ -368,6 +378,8 @@ global_asm!(
     kernel_entry!("fast_syscall_entry", "{gp}"),
     "jmp 5f",
     kernel_entry!("fast_ud_entry", "{ud}"),
+    "jmp 5f",
+    kernel_entry!("fast_timer_entry", "{timer}"),
     "5:",
     save_registers!(),
     "cld",
@@ -401,6 +413,7 @@ global_asm!(
     pf = const vector::PAGE_FAULT,
     gp = const vector::GENERAL_PROTECTION,
     ud = const vector::INVALID_OPCODE,
+    timer = const super::lapic::TIMER_VECTOR,
 );
 
 // The shim.
@@ -507,6 +520,20 @@ global_asm!(
     "push 0",
     "push rax",
     upcall!(2),
+    // The timer, while a user program runs: acknowledged here (an APIC store, cheap from
+    // ring 0), then the tick and any preemption by the kernel at CPL 3, which a user event's
+    // frame carries (a zero error code pushed). Interrupting ring 0 (the idle loop, a
+    // ring-0 call), it takes the ordinary path; the kernel at CPL 3 runs with interrupts
+    // off, so it is never the one interrupted.
+    ".global fast_timer",
+    "fast_timer:",
+    "test byte ptr [rsp + 8], 3",
+    "jz trap_stubs + {timer_stub}",
+    "push 0",
+    "push rax",
+    "mov rax, {eoi}",
+    "mov dword ptr [rax], 0",
+    upcall!(3),
     ".global fast_request",
     "fast_request:",
     "cmp byte ptr [rip + {active}], 0",
@@ -590,6 +617,8 @@ global_asm!(
     bp_stub = const vector::BREAKPOINT * idt::STUB_SIZE,
     gp_stub = const vector::GENERAL_PROTECTION * idt::STUB_SIZE,
     ud_stub = const vector::INVALID_OPCODE * idt::STUB_SIZE,
+    timer_stub = const super::lapic::TIMER_VECTOR as u64 * idt::STUB_SIZE,
+    eoi = const super::lapic::EOI_ADDRESS,
     exceptions = const idt::EXCEPTION_VECTORS,
     stub_size = const idt::STUB_SIZE,
 );

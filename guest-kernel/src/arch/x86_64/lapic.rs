@@ -11,6 +11,8 @@ use abi::layout::{LAPIC_GPA, phys_to_virt};
 const SVR: u64 = 0xf0;
 /// End of interrupt.
 const EOI: u64 = 0xb0;
+/// The EOI register in the direct map (the fast mode's shim writes it).
+pub const EOI_ADDRESS: u64 = abi::layout::KERN_BASE + LAPIC_GPA + EOI;
 /// LVT timer register: vector, mask (bit 16), periodic mode (bit 17).
 const LVT_TIMER: u64 = 0x320;
 /// Timer initial count.

@@ -59,6 +59,8 @@ pub mod vector {
     pub const DOUBLE_FAULT: u64 = 8;
     pub const GENERAL_PROTECTION: u64 = 13;
     pub const PAGE_FAULT: u64 = 14;
+    /// The local APIC timer's interrupt.
+    pub const TIMER: u64 = super::lapic::TIMER_VECTOR as u64;
 }
 
 /// Short mnemonic and name of an exception vector.
