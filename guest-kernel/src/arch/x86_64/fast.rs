@@ -1,7 +1,8 @@
 //! The fast kernel mode's shim for user programs: their page faults and system calls are
 //! handled by the kernel's own code running at CPL 3, in the kernel view, behind a few
-//! ring-0 instructions. `halt`, interrupts, timer preemption and new threads' first steps
-//! still run in ring 0, as in the classic mode (`docs/fast-mode.md`).
+//! ring-0 instructions, and so are the timer's ticks that arrive while a program runs.
+//! `halt`, device interrupts, interrupts of ring-0 code and new threads' first steps still
+//! run in ring 0, as in the classic mode (`docs/fast-mode.md`).
 //!
 //! ```text
 //! user (CPL 3, its own tables)   a page fault, or `syscall` (whose trampoline's `swapgs`
