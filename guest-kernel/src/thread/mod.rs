@@ -157,37 +157,56 @@ impl Default for ThreadQueue {
 }
 
 impl Thread {
-    /// A new thread, or `None` if there is no memory for its stack.
-    fn new(entry: Option<Entry>, is_idle: bool) -> Option<Box<Thread>> {
+    /// A new thread that starts as `start` says, or `None` if there is no memory for its
+    /// stack. A forked child's frame goes to the top of its stack here (where the parent's
+    /// kernel runs: at CPL 3 in the fast mode), so that its first steps in ring 0 only
+    /// enter user mode from it.
+    fn new(start: Start, is_idle: bool) -> Option<Box<Thread>> {
         let stack = Stack::new()?;
+        let mut top = stack.top();
+        let entry = match start {
+            Start::Kernel(f) => Entry::Kernel(f),
+            Start::User(frame) => {
+                top -= size_of::<TrapFrame>() as u64;
+                // SAFETY: the top of a stack no thread runs on yet, which this thread will
+                // own; a TrapFrame's size is a multiple of 16, so `top` stays aligned for
+                // the context below it.
+                unsafe { (top as *mut TrapFrame).write(frame) };
+                Entry::User(top)
+            }
+        };
         let mut thread = Box::new(Thread {
             tid: NEXT_TID.fetch_add(1, Ordering::Relaxed),
             context: Context::default(),
             fpu: Box::new_uninit(),
             fpu_saved: false,
             _stack: None,
-            entry,
+            entry: Some(entry),
             wake_tick: 0,
             is_idle,
             process: None,
             next: None,
         });
         let arg = &*thread as *const Thread as u64;
-        thread.context = Context::new(stack.top(), thread_start, arg);
+        thread.context = Context::new(top, thread_start, arg);
         thread._stack = Some(stack);
         Some(thread)
     }
 }
 
 /// How a new thread starts.
-enum Entry {
+enum Start {
     /// Runs kernel code (which may enter user mode itself).
     Kernel(Box<dyn FnOnce() + Send>),
-    /// Resumes user mode from a saved frame (a forked child). The frame is copied onto the
-    /// thread's own stack and its box freed before the jump: a closure that captured it
-    /// would never be freed (entering user mode does not return) and would leave the
-    /// frame in the heap.
-    User(Box<TrapFrame>),
+    /// Resumes user mode from a saved frame (a forked child).
+    User(TrapFrame),
+}
+
+/// How a new thread starts, once made: [`Start`], with a forked child's frame already at
+/// the top of its stack (at this address).
+enum Entry {
+    Kernel(Box<dyn FnOnce() + Send>),
+    User(u64),
 }
 
 struct Scheduler {
@@ -242,7 +261,7 @@ pub fn init() {
         process: None,
         next: None,
     });
-    let idle = Thread::new(Some(Entry::Kernel(Box::new(idle_loop))), true)
+    let idle = Thread::new(Start::Kernel(Box::new(idle_loop)), true)
         .expect("thread: no memory for the idle thread");
     let mut s = SCHED.lock();
     CURRENT_TID.store(main.tid, Ordering::Relaxed);
@@ -254,7 +273,7 @@ pub fn init() {
 /// Starts a thread running `f`; it is ready at once. Returns its id, or `None` if there is
 /// no memory for the thread.
 pub fn spawn(f: impl FnOnce() + Send + 'static) -> Option<Tid> {
-    let thread = Thread::new(Some(Entry::Kernel(Box::new(f))), false)?;
+    let thread = Thread::new(Start::Kernel(Box::new(f)), false)?;
     let tid = thread.tid;
     unblock(thread);
     Some(tid)
@@ -440,17 +459,17 @@ pub fn spawn_process<T: UserTask>(
     process: Box<T>,
     f: impl FnOnce() + Send + 'static,
 ) -> Result<Tid, Box<T>> {
-    start_process(process, Entry::Kernel(Box::new(f)))
+    start_process(process, Start::Kernel(Box::new(f)))
 }
 
 /// Starts a thread that runs `process` from user-mode `frame` (a forked child). On failure
 /// the process is handed back, as by [`spawn_process`].
 pub fn spawn_forked<T: UserTask>(process: Box<T>, frame: TrapFrame) -> Result<Tid, Box<T>> {
-    start_process(process, Entry::User(Box::new(frame)))
+    start_process(process, Start::User(frame))
 }
 
-fn start_process<T: UserTask>(process: Box<T>, entry: Entry) -> Result<Tid, Box<T>> {
-    let Some(mut thread) = Thread::new(Some(entry), false) else {
+fn start_process<T: UserTask>(process: Box<T>, start: Start) -> Result<Tid, Box<T>> {
+    let Some(mut thread) = Thread::new(start, false) else {
         return Err(process);
     };
     thread.process = Some(process);
@@ -524,13 +543,12 @@ extern "C" fn thread_start(thread: u64) -> ! {
             platform::enable_interrupts();
             f();
         }
-        Some(Entry::User(boxed)) => {
-            let frame = *boxed;
-            drop(boxed);
-            // SAFETY: a user-mode frame (a copy of the parent's system-call frame) on this
-            // thread's kernel stack, whose top the scheduler installed as the ring-0 entry
+        Some(Entry::User(frame)) => {
+            // SAFETY: a user-mode frame (a copy of the parent's system-call frame) that
+            // `Thread::new` put at the top of this thread's kernel stack, above everything
+            // this thread has used; the scheduler installed that top as the ring-0 entry
             // stack; interrupts are still off from the switch.
-            unsafe { platform::enter_user(&frame) }
+            unsafe { platform::enter_user(&*(frame as *const TrapFrame)) }
         }
         None => {}
     }
