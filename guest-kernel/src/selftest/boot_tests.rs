@@ -218,9 +218,13 @@ fn interrupts_wait_while_kernel_code_runs_at_cpl3() -> TestResult {
     let kview = boot::info().kview_pml4_gpa;
     check!(crate::platform::interrupts_enabled(), "interrupts are off");
     let period = boot::info().tsc_khz * 1000 / crate::arch::x86_64::lapic::TIMER_HZ;
+    // The count is read with interrupts off, so that a tick between the read and the
+    // call's own `cli` cannot look like one delivered during the call.
+    crate::platform::disable_interrupts();
     let ticks = crate::thread::ticks();
     cpl3::call(spin_at_cpl3, 5 * period, kview);
     let after_call = crate::thread::ticks();
+    crate::platform::enable_interrupts();
     // Interrupts are on again: the pending tick arrives (within a few periods).
     let start = cpu::rdtsc();
     while crate::thread::ticks() == after_call && cpu::rdtsc() - start < 20 * period {
