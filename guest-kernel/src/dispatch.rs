@@ -59,9 +59,9 @@ extern "C" fn kernel_trap(frame: &mut TrapFrame) {
 /// gave it; the address from the shim), an invalid opcode (`int 0x42` on PVM) or a system
 /// call (the #GP of the trampoline, PVM).
 /// Says what the shim does next: resume the user, or run the system call in ring 0
-/// ([`kernel_syscall_ring0`]). A process that ends here ends its thread here too, and
-/// the switch to the next thread goes through the shim (`thread::exit` at CPL 3); a
-/// `wait` that blocks switches the same way and returns when its child has exited.
+/// ([`kernel_syscall_ring0`]). A process that ends here ends its thread here too
+/// (`proc::exit`), and the switch to the next thread goes through the shim; a `wait` that
+/// blocks switches the same way and returns when its child has exited.
 // SAFETY: no other item has this link name; the fast mode's entry calls it with the System
 // V ABI and a pointer to the frame it built on the current stack.
 #[unsafe(no_mangle)]
@@ -81,20 +81,13 @@ extern "C" fn kernel_event_cpl3(frame: &mut TrapFrame) -> Verdict {
         }
         _ => {
             if trap::syscall_from_trampoline(frame) {
-                let verdict = crate::syscall::dispatch_at_cpl3(frame);
-                if verdict == Verdict::Exit {
-                    // The process ended here; so does its thread (the switch to the next
-                    // goes through the shim).
-                    thread::exit();
-                }
-                return verdict;
+                return crate::syscall::dispatch_at_cpl3(frame);
             }
             false
         }
     };
     if !resolved {
-        proc::end(proc::KILLED);
-        thread::exit();
+        proc::exit(proc::KILLED);
     }
     Verdict::Resume
 }

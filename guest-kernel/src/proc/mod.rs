@@ -200,14 +200,6 @@ pub fn restart_frame(frame: &mut TrapFrame, start: &Start) {
 /// Ends the running process with `status`: prints `NAME: exit(STATUS)`, frees its memory and
 /// files, tells the parent, and ends the thread. Never returns.
 pub fn exit(status: i32) -> ! {
-    end(status);
-    thread::exit()
-}
-
-/// Ends the running process with `status`, all but its thread: the exit line, its memory
-/// and files released, its parent told. The thread must end next (`thread::exit`): kernel
-/// code at CPL 3 (the fast mode) does this part and leaves that to ring 0.
-pub fn end(status: i32) {
     let mut process = thread::take_current_task::<Process>().expect("proc: exit without a process");
     if status == KILLED && process.mem.out_of_memory {
         println!("{}: out of memory", process.name);
@@ -222,6 +214,7 @@ pub fn end(status: i32) {
     drop(process);
     state.status.store(status, Ordering::Relaxed);
     state.exited.up();
+    thread::exit()
 }
 
 /// Waits for direct child `pid` and returns its status; -1 if `pid` is not a child or was

@@ -44,16 +44,15 @@ pub fn dispatch(frame: &mut TrapFrame) {
 /// [`dispatch`] for kernel code at CPL 3 (the fast mode's shim, `crate::dispatch`): a call
 /// that blocks (a `wait` for a running child, a console read waiting for input) switches
 /// threads through the shim; `halt` is left to ring 0 untouched (`Verdict::Ring0`: it
-/// powers off from there); `exit`, and a bad argument that ends the process, end it here
-/// but for its thread (`Verdict::Exit`, which the caller ends).
+/// powers off from there); `exit`, and a bad argument that ends the process, end it and
+/// its thread here.
 pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
     if frame.rax == nr::HALT {
         return Verdict::Ring0;
     }
     crate::stats::bump(&crate::stats::page().syscalls);
     if frame.rax == nr::EXIT {
-        proc::end(int(frame.rdi) as i32);
-        return Verdict::Exit;
+        proc::exit(int(frame.rdi) as i32);
     }
     match handle(frame) {
         Ok(Some(value)) => {
@@ -61,10 +60,7 @@ pub fn dispatch_at_cpl3(frame: &mut TrapFrame) -> Verdict {
             Verdict::Resume
         }
         Ok(None) => Verdict::Resume,
-        Err(Fault) => {
-            proc::end(KILLED);
-            Verdict::Exit
-        }
+        Err(Fault) => proc::exit(KILLED),
     }
 }
 

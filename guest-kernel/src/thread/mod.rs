@@ -508,14 +508,14 @@ pub fn take_current_task<T: UserTask>() -> Option<Box<T>> {
 }
 
 /// Runs on the thread that was just switched to: frees the thread that exited, if any. In
-/// the fast mode the kernel at CPL 3 frees it at its next event instead ([`bury_dead`]):
-/// here, in ring 0, freeing its boxes is emulated allocator work on PVM.
+/// the fast mode, when this runs in ring 0, the kernel at CPL 3 frees it at its next event
+/// instead ([`bury_dead`]): in ring 0, freeing its boxes is emulated allocator work on PVM.
 fn finish_switch() {
     let mut s = SCHED.lock();
     let Some(dying) = s.dying.take() else {
         return;
     };
-    if platform::kernel_work_at_cpl3() {
+    if platform::kernel_work_at_cpl3() && !platform::kernel_at_cpl3() {
         s.dead.push_back(dying);
     } else {
         drop(s);

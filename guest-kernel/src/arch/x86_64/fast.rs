@@ -359,19 +359,16 @@ extern "C" fn fast_switch_stack(top: u64) {
 pub enum Verdict {
     /// Resume the user with the frame (changed or not).
     Resume = 0,
-    /// The process has ended (`syscall::dispatch_at_cpl3`'s answer to `exit`, or to a bad
-    /// argument): `kernel_event_cpl3` ends its thread at CPL 3 and never returns it.
-    Exit = 1,
-    /// Run the system call in the frame in ring 0 (`kernel_syscall_ring0`): one that may
-    /// block or switch threads, which kernel code at CPL 3 must not do.
-    Ring0 = 2,
+    /// Run the system call in the frame in ring 0 (`kernel_syscall_ring0`): `halt`, which
+    /// powers off from there.
+    Ring0 = 1,
 }
 
 // The kernel's entries at CPL 3, reached from the shim with rsp RING0_RESERVE bytes below
 // the user's frame (error code, rip, cs, rflags, rsp, ss): one per kind of event, each
 // copying that frame down and pushing its vector; then one common part completes a
 // TrapFrame (registers), calls the portable handler and asks the shim for what it
-// returned: resume the user, end the process, or run a system call in ring 0.
+// returned: resume the user, or run a system call in ring 0.
 global_asm!(
     ".pushsection .text.fast, \"ax\"",
     kernel_entry!("fast_pf_entry", "{pf}"),
@@ -424,7 +421,7 @@ global_asm!(
 //   #GP of the trampoline's `swapgs`, PVM) to the kernel at CPL 3; anything else to the
 //   ordinary path.
 // - `fast_request` (the int3 gate, reachable from CPL 3): from the kernel's entry, resume
-//   the user, end the process or run a system call in ring 0; a user's `int3` takes the
+//   the user, run a system call in ring 0 or switch threads; a user's `int3` takes the
 //   ordinary path; any other `int3` at CPL 3 is a kernel fault.
 // - `fast_exception_stubs`: every other exception, to the kernel-fault report if kernel
 //   code runs at CPL 3, to the ordinary path if not.
