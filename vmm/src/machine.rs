@@ -110,6 +110,13 @@ pub struct MachineConfig {
     pub seccomp_violation: bool,
 }
 
+impl MachineConfig {
+    /// The program the command line names (its first word), if any.
+    fn program_name(&self) -> Option<&str> {
+        self.cmdline.split(' ').next().filter(|p| !p.is_empty())
+    }
+}
+
 /// Why the machine could not be built or run. Each message says what went wrong and, where
 /// the user can act, what to do.
 #[derive(Debug, thiserror::Error)]
@@ -339,12 +346,7 @@ impl Machine {
                 Symbols::parse(&elf),
                 format!(
                     "{}, {} MiB, kernel mode {}, host {}",
-                    config
-                        .cmdline
-                        .split(' ')
-                        .next()
-                        .filter(|p| !p.is_empty())
-                        .unwrap_or("no program"),
+                    config.program_name().unwrap_or("no program"),
                     config.mem_mib,
                     params.kernel_mode.name(),
                     kvm_kind.name
@@ -604,7 +606,7 @@ fn trace_header(
     serde_json::json!({
         "trace": "faults",
         "version": abi::trace::TRACE_VERSION,
-        "program": config.cmdline.split(' ').next().filter(|p| !p.is_empty()),
+        "program": config.program_name(),
         "cmdline": config.cmdline,
         "mem_mib": config.mem_mib,
         "evict": config.evict.name(),

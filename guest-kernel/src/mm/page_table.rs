@@ -402,9 +402,8 @@ impl AddressSpace {
     /// Unmaps the user pages of `pages` (page-aligned) as [`unmap`](Self::unmap) would,
     /// calling `f(va, frame, note)` for each page that had a frame, after its entry is
     /// cleared, where `note = before(self, va)` ran first for every page (to read its dirty
-    /// bit, say). The mapped list
-    /// loses them in one pass at the end, not one search per page (a whole `munmap` of a
-    /// large mapping was quadratic in the process's pages).
+    /// bit, say). The mapped list loses them in one pass at the end, not one search per
+    /// page (a whole `munmap` of a large mapping was quadratic in the process's pages).
     pub fn unmap_range<T>(
         &mut self,
         pages: core::ops::Range<u64>,
